@@ -1,0 +1,1 @@
+"""Pure analysis functions, bluesky callbacks and plots; no devices, plans or beamline."""

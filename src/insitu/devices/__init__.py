@@ -1,0 +1,1 @@
+"""ophyd devices and their protocol drivers, one folder per instrument family."""

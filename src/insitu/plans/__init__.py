@@ -1,0 +1,1 @@
+"""bluesky plans and plan stubs for in-situ experiments."""

@@ -1,0 +1,1 @@
+"""Simulated instruments and the virtual sample: the far end of the wire."""
