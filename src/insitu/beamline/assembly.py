@@ -1,0 +1,158 @@
+"""Assemble a beamline from its config: devices, RunEngine, catalog writer, all closed together."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bluesky import RunEngine
+from bluesky.utils import PersistentDict, ProgressBarManager
+
+from insitu import clock
+from insitu.beamline.catalog import close_catalog, open_catalog
+from insitu.beamline.config import BeamlineConfig, load_config, parse_config
+from insitu.beamline.durable_writer import DurableTiledWriter
+
+__all__ = ["Beamline", "load", "DEVICE_BUILDERS"]
+
+logger = logging.getLogger(__name__)
+
+#: name -> builder(config, beamline) returning (device or None). Each instrument family registers
+#: its builder here (see ``insitu.beamline.instruments``); the order is the build order.
+DEVICE_BUILDERS: dict[str, Callable[[BeamlineConfig, Beamline], Any]] = {}
+
+
+@dataclass
+class Beamline:
+    """A built beamline: devices, a RunEngine writing to a catalog, and what must be closed.
+
+    Attributes
+    ----------
+    config : BeamlineConfig
+    RE : bluesky.RunEngine
+        Subscribed to the catalog writer; ``RE.md`` persists ``scan_id`` across restarts.
+    catalog : tiled client
+        The runs container (``catalog[uid]``, ``catalog[-1]``).
+    writer : DurableTiledWriter
+    bec : BestEffortCallback or None
+    devices : dict
+        Every device by name; each is also an attribute (``beamline.stage``).
+    """
+
+    config: BeamlineConfig
+    RE: RunEngine
+    catalog: Any
+    writer: DurableTiledWriter
+    bec: Any = None
+    devices: dict[str, Any] = field(default_factory=dict)
+    _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
+
+    def __getattr__(self, name: str) -> Any:
+        devices = self.__dict__.get("devices", {})
+        if name in devices:
+            return devices[name]
+        raise AttributeError(f"beamline has no attribute or device {name!r}")
+
+    def on_close(self, closer: Callable[[], None]) -> None:
+        """Register something to close with the beamline (emulators, connections)."""
+        self._closers.append(closer)
+
+    def close(self) -> None:
+        """Write what is pending, stop devices and emulators, close the catalog."""
+        self.writer.close()
+        for closer in reversed(self._closers):
+            try:
+                closer()
+            except Exception:  # keep closing the rest; the failure is reported, not hidden
+                logger.exception("closing %r failed", closer)
+        self._closers.clear()
+        close_catalog(self.catalog)
+        if self.config.simulated:
+            clock.set_speedup(1.0)
+
+    def __enter__(self) -> Beamline:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _headless() -> bool:
+    import matplotlib
+
+    return not os.environ.get("DISPLAY") or matplotlib.get_backend().lower() == "agg"
+
+
+def _best_effort_callback(headless: bool):
+    from bluesky.callbacks.best_effort import BestEffortCallback
+
+    bec = BestEffortCallback()
+    if headless:
+        bec.disable_plots()
+    return bec
+
+
+def load(
+    config: str | os.PathLike | dict | BeamlineConfig | None = None,
+    *,
+    catalog: str | None = None,
+    table: bool = True,
+) -> Beamline:
+    """Build the beamline described by ``config``.
+
+    Parameters
+    ----------
+    config : path, mapping or BeamlineConfig, optional
+        The YAML file (default: the shipped simulated beamline ``sim.yaml``), an already-parsed
+        mapping, or a validated model.
+    catalog : str, optional
+        Override ``config.catalog.location`` (a directory or an http(s) URI).
+    table : bool
+        Subscribe a BestEffortCallback (a live table; plots only with a display).
+
+    Returns
+    -------
+    Beamline
+        Close it (or use it as a context manager) to stop emulators and flush the catalog.
+    """
+    if isinstance(config, BeamlineConfig):
+        cfg = config
+    elif isinstance(config, dict):
+        cfg = parse_config(config)
+    else:
+        cfg = load_config(config)
+    if catalog is not None:
+        cfg = cfg.model_copy(
+            update={"catalog": cfg.catalog.model_copy(update={"location": catalog})}
+        )
+
+    if cfg.simulated:
+        clock.set_speedup(cfg.simulation.speedup)
+    runs = open_catalog(cfg.catalog.location, api_key=cfg.catalog.api_key)
+    writer = DurableTiledWriter(runs, max_delay=cfg.catalog.max_write_delay_s)
+
+    Path(cfg.metadata_dir).mkdir(parents=True, exist_ok=True)
+    engine = RunEngine({})
+    engine.md = PersistentDict(cfg.metadata_dir)
+    engine.md.setdefault("beamline", cfg.name)
+    engine.waiting_hook = ProgressBarManager()
+    engine.subscribe(writer)
+    bec = None
+    if table:
+        bec = _best_effort_callback(_headless())
+        engine.subscribe(bec)
+
+    beamline = Beamline(config=cfg, RE=engine, catalog=runs, writer=writer, bec=bec)
+    try:
+        for name, builder in DEVICE_BUILDERS.items():
+            device = builder(cfg, beamline)
+            if device is not None:
+                beamline.devices[name] = device
+    except BaseException:
+        beamline.close()
+        raise
+    return beamline

@@ -1,0 +1,139 @@
+"""Open the run catalog: an embedded tiled catalog in a directory, or a tiled server by URI."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import warnings
+from pathlib import Path
+
+from tiled.client import Context, from_context, from_uri
+from tiled.structures.core import Spec
+
+__all__ = ["DEFAULT_CATALOG_DIR", "RUNS_CONTAINER", "open_catalog", "broker", "close_catalog"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CATALOG_DIR = "insitu-data"
+#: Runs live in a container with the CatalogOfBlueskyRuns spec: that is what gives the client
+#: its bluesky-aware class (``catalog[-1]``, searches) and what databroker's ``Broker`` needs.
+RUNS_CONTAINER = "runs"
+_RUNS_SPEC = Spec("CatalogOfBlueskyRuns", version="3.0")
+
+_open_contexts: list[Context] = []
+_contexts_lock = threading.Lock()
+
+
+def _is_uri(location: str) -> bool:
+    return location.startswith(("http://", "https://"))
+
+
+def _embedded_context(directory: Path) -> Context:
+    # Imported here: the server-side modules are heavy and a remote catalog does not need them.
+    from tiled.catalog import from_uri as catalog_from_uri
+    from tiled.server.app import build_app
+
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "data").mkdir(exist_ok=True)
+    adapter = catalog_from_uri(
+        f"sqlite:///{directory / 'catalog.db'}",
+        writable_storage=[
+            f"file://{directory / 'data'}",
+            f"sqlite:///{directory / 'storage.sqlite'}",
+        ],
+        init_if_not_exists=True,
+    )
+    # The in-process server's start-up banner is noise in a user's session.
+    logging.getLogger("tiled.server.app").setLevel(logging.WARNING)
+    with warnings.catch_warnings():
+        # starlette's TestClient (the in-process transport tiled uses) warns about httpx.
+        warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+        return Context.from_app(build_app(adapter))
+
+
+def open_catalog(
+    location: str | os.PathLike | None = None,
+    *,
+    api_key: str | None = None,
+    container: str = RUNS_CONTAINER,
+    create: bool = True,
+):
+    """Open the catalog that runs are written to and read from.
+
+    Parameters
+    ----------
+    location : str or path-like, optional
+        A directory for an embedded, persistent catalog (SQLite files, no HTTP server; created if
+        missing; default ``./insitu-data``), or an ``http(s)://`` URI of a ``tiled serve`` server.
+    api_key : str, optional
+        API key for a remote server.
+    container : str
+        Name of the container that holds the runs (created with the CatalogOfBlueskyRuns spec
+        if missing and ``create`` is true).
+    create : bool
+        Create the runs container if it does not exist yet.
+
+    Returns
+    -------
+    tiled client
+        The runs container: ``catalog[uid]["primary"].read()``, ``catalog[-1]``,
+        ``catalog.search(...)``. Subscribe ``TiledWriter(catalog)`` (or
+        :class:`insitu.beamline.durable_writer.DurableTiledWriter`) to a RunEngine to fill it.
+
+    Raises
+    ------
+    ValueError
+        If ``location`` is neither an existing-or-creatable directory nor an http(s) URI.
+    """
+    location = os.fspath(location) if location is not None else DEFAULT_CATALOG_DIR
+    if _is_uri(location):
+        root = from_uri(location, api_key=api_key)
+    else:
+        if "://" in location:
+            raise ValueError(
+                f"catalog location {location!r} is not supported: give a directory path for an "
+                "embedded catalog or an http(s):// URI of a tiled server"
+            )
+        path = Path(location).expanduser().resolve()
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"catalog location {str(path)!r} exists and is not a directory")
+        context = _embedded_context(path)
+        with _contexts_lock:
+            _open_contexts.append(context)
+        root = from_context(context)
+    if container not in root:
+        if not create:
+            raise KeyError(f"catalog at {location!r} has no container {container!r}")
+        root.create_container(container, specs=[_RUNS_SPEC])
+    return root[container]
+
+
+def broker(catalog):
+    """Return a databroker v1 ``Broker`` over ``catalog`` for ``db[-1].table()`` habits."""
+    from databroker.v1 import Broker
+
+    return Broker(catalog)
+
+
+def close_catalog(catalog=None) -> None:
+    """Close an embedded catalog's in-process server (or all of them when ``catalog`` is None).
+
+    Embedded catalogs are closed at interpreter exit too; closing early frees the SQLite files.
+    """
+    with _contexts_lock:
+        if catalog is None:
+            targets, _open_contexts[:] = list(_open_contexts), []
+        else:
+            targets = [c for c in _open_contexts if c is catalog.context]
+            for c in targets:
+                _open_contexts.remove(c)
+    for context in targets:
+        try:
+            context.close()
+        except Exception:  # closing at exit must not mask the real error of a crashed session
+            logger.exception("closing the embedded catalog failed")
+
+
+atexit.register(close_catalog)

@@ -1,0 +1,117 @@
+"""The ``insitu`` command: run the demo, list and export runs, serve instrument emulators."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+
+def _add_catalog_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--catalog",
+        default=None,
+        help="catalog directory or http(s) URI (default: the config's, ./insitu-data)",
+    )
+
+
+def _open_runs(args):
+    from insitu.beamline.catalog import open_catalog
+    from insitu.beamline.config import load_config
+
+    location = args.catalog or load_config(args.config).catalog.location
+    return open_catalog(location, api_key=getattr(args, "api_key", None))
+
+
+def _cmd_demo(args) -> int:
+    from insitu.demo import run_demo
+
+    run_demo(config=args.config, catalog=args.catalog)
+    return 0
+
+
+def _cmd_runs(args) -> int:
+    from insitu.export import run_summary
+
+    runs = _open_runs(args)
+    rows = [run_summary(runs[uid]) for uid in list(runs)[-args.last :]]
+    if not rows:
+        print("no runs in the catalog")
+        return 0
+    print(f"{'uid':36}  {'scan':>4}  {'plan':16}  {'start':19}  {'exit status':17}  events")
+    for row in rows:
+        when = datetime.datetime.fromtimestamp(row["time"]).strftime("%Y-%m-%d %H:%M:%S")
+        print(
+            f"{row['uid']:36}  {row['scan_id'] or '':>4}  {row['plan'][:16]:16}  {when:19}  "
+            f"{row['exit_status'][:17]:17}  {row['events']}"
+        )
+    return 0
+
+
+def _cmd_export(args) -> int:
+    from insitu.export import export_run
+
+    runs = _open_runs(args)
+    key = int(args.uid) if args.uid.isdigit() else args.uid  # a scan id, else a uid (prefix)
+    try:
+        run = runs[key]
+    except KeyError:
+        print(f"insitu export: no run {args.uid!r} in the catalog", file=sys.stderr)
+        return 2
+    for path in export_run(run, args.output, args.format):
+        print(path.resolve())
+    return 0
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="insitu",
+        description="In-situ acquisition on bluesky: Linkam stage, Raman, Zahner impedance.",
+    )
+    parser.add_argument(
+        "--config", default=None, help="beamline YAML (default: the simulated beamline sim.yaml)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="run the simulated beamline into the embedded catalog")
+    _add_catalog_option(demo)
+    demo.set_defaults(func=_cmd_demo)
+
+    runs = sub.add_parser("runs", help="list runs: uid, plan, start time, exit status, events")
+    _add_catalog_option(runs)
+    runs.add_argument("--api-key", default=None, help="API key of a remote catalog")
+    runs.add_argument("--last", type=int, default=50, help="show the last N runs (default 50)")
+    runs.set_defaults(func=_cmd_runs)
+
+    export = sub.add_parser("export", help="export a run's streams to CSV or HDF5 files")
+    export.add_argument("uid", help="run uid (or a unique prefix, or a scan id)")
+    export.add_argument("--format", choices=("csv", "hdf5"), default="csv")
+    export.add_argument("--output", default="exports", help="output directory (default ./exports)")
+    _add_catalog_option(export)
+    export.add_argument("--api-key", default=None, help="API key of a remote catalog")
+    export.set_defaults(func=_cmd_export)
+
+    from insitu.sim.serve import add_sim_parser
+
+    add_sim_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``insitu`` console script."""
+    args = _build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except ValueError as error:  # bad input: say what and why, without a traceback
+        print(f"insitu {args.command}: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""The embedded catalog: round trips, persistence across processes, durability under SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import bluesky.plans as bp
+import numpy as np
+import pytest
+from bluesky import RunEngine
+from ophyd import Component, Device, Signal
+
+from insitu.beamline.catalog import broker, close_catalog, open_catalog
+from insitu.beamline.durable_writer import CatalogWriteError, DurableTiledWriter
+
+
+class SpectrumDetector(Device):
+    """A 1600-point spectrum and a scalar whose values differ per event."""
+
+    spectrum = Component(Signal, value=np.zeros(1600), kind="hinted")
+    temperature = Component(Signal, value=25.0, kind="hinted")
+
+    def trigger(self):
+        step = self.temperature.get() + 5.0
+        self.temperature.put(step)
+        self.spectrum.put(np.linspace(0.0, 1.0, 1600) * step)
+        return super().trigger()
+
+
+def _run_count(catalog, num=5):
+    writer = DurableTiledWriter(catalog)
+    engine = RunEngine({})
+    engine.subscribe(writer)
+    detector = SpectrumDetector(name="det")
+    (uid,) = engine(bp.count([detector], num=num))
+    assert writer.wait(30)
+    writer.close()
+    return uid
+
+
+def test_run_round_trips_scalars_and_1600_point_arrays(catalog):
+    uid = _run_count(catalog, num=5)
+    data = catalog[uid]["primary"].read()
+    np.testing.assert_allclose(data["det_temperature"].values, [30.0, 35.0, 40.0, 45.0, 50.0])
+    spectra = np.asarray(data["det_spectrum"].values)
+    assert spectra.shape == (5, 1600)
+    np.testing.assert_allclose(spectra[2], np.linspace(0.0, 1.0, 1600) * 40.0)
+    assert catalog[uid].stop["exit_status"] == "success"
+
+
+def test_databroker_v1_table(catalog):
+    uid = _run_count(catalog, num=3)
+    db = broker(catalog)
+    header = db[-1]
+    assert header.start["uid"] == uid
+    table = header.table()
+    assert list(table["det_temperature"]) == [30.0, 35.0, 40.0]
+
+
+def test_catalog_persists_across_processes(catalog_dir, catalog):
+    uid = _run_count(catalog, num=4)
+    close_catalog(catalog)
+    code = textwrap.dedent(
+        f"""
+        from insitu.beamline.catalog import open_catalog
+        runs = open_catalog({str(catalog_dir)!r})
+        data = runs[{uid!r}]["primary"].read()
+        print(len(data["det_temperature"]), data["det_spectrum"].shape[1])
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=90, check=True
+    )
+    assert result.stdout.split()[-2:] == ["4", "1600"]
+
+
+def test_writer_error_reaches_the_run_engine(catalog):
+    writer = DurableTiledWriter(catalog)
+    writer._writer.flush = _fail  # the storage under the catalog breaks mid-run
+    engine = RunEngine({})
+    engine.subscribe(writer)
+    with pytest.raises(CatalogWriteError, match="writing to the catalog failed"):
+        engine(bp.count([SpectrumDetector(name="det")], num=50, delay=0.05))
+    writer.close()
+
+
+def _fail():
+    raise OSError("disk full")
+
+
+def test_bad_max_delay_is_rejected(catalog):
+    with pytest.raises(ValueError, match=r"max_delay 5.0 s is outside the allowed range \(0, 1\]"):
+        DurableTiledWriter(catalog, max_delay=5.0)
+
+
+_KILLED_CHILD = """
+import sys, time
+import numpy as np
+import bluesky.plans as bp
+from bluesky import RunEngine
+from ophyd.sim import SynSignal
+from insitu.beamline.catalog import open_catalog
+from insitu.beamline.durable_writer import DurableTiledWriter
+
+runs = open_catalog(sys.argv[1])
+engine = RunEngine({})
+engine.subscribe(DurableTiledWriter(runs))
+def emitted(name, doc):
+    print(doc["seq_num"], time.time(), flush=True)
+engine.subscribe(emitted, "event")
+spectrum = SynSignal(func=lambda: np.random.default_rng().normal(100.0, 5.0, 1600), name="spectrum")
+temperature = SynSignal(func=lambda: time.time() % 1000, name="temperature")
+print("ready", flush=True)
+engine(bp.count([spectrum, temperature], num=100000, delay=0.02))
+"""
+
+
+@pytest.mark.slow
+def test_sigkill_mid_run_keeps_every_event_older_than_one_second(catalog_dir):
+    child = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_CHILD, str(catalog_dir)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    emitted: dict[int, float] = {}
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        first = None
+        for line in child.stdout:
+            seq, when = line.split()
+            emitted[int(seq)] = float(when)
+            first = first or time.time()
+            if time.time() - first > 4.0:  # a few seconds into the run, mid-write
+                break
+        os.kill(child.pid, signal.SIGKILL)
+        killed_at = time.time()
+    finally:
+        child.kill()
+        child.wait(10)
+        child.stdout.close()
+
+    runs = open_catalog(catalog_dir)
+    try:
+        run = runs[-1]
+        assert run.metadata.get("stop") is None  # cut off: no stop document
+        data = run["primary"].read()
+        stored = set(range(1, data.sizes["time"] + 1))  # events are appended in seq_num order
+        due = {seq for seq, when in emitted.items() if when < killed_at - 1.0}
+        assert len(due) > 50
+        missing = sorted(due - stored)
+        assert not missing, f"events emitted > 1 s before the kill are missing: {missing[:10]}"
+        assert np.asarray(data["spectrum"].values).shape[1] == 1600
+    finally:
+        close_catalog(runs)

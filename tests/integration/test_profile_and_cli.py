@@ -1,0 +1,88 @@
+"""The IPython profile starts the beamline; the insitu command runs the demo, lists and exports."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PROFILE = REPO / "profiles" / "profile_insitu"
+INSITU = [sys.executable, "-m", "insitu.cli"]
+
+
+def _config(tmp_path: Path) -> Path:
+    config = tmp_path / "beamline.yaml"
+    config.write_text(
+        f"catalog:\n  location: {tmp_path / 'data'}\nmetadata_dir: {tmp_path / 'md'}\n"
+        "simulation:\n  speedup: 200\n"
+    )
+    return config
+
+
+def _run(args, tmp_path, **env):
+    environment = {**os.environ, **env}
+    return subprocess.run(
+        args, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=180
+    )
+
+
+@pytest.mark.slow
+def test_ipython_profile_starts_and_counts(tmp_path):
+    profile = tmp_path / "profile_insitu"
+    shutil.copytree(PROFILE / "startup", profile / "startup")  # IPython writes into its profile
+    ipython = shutil.which("ipython", path=str(Path(sys.executable).parent))
+    result = _run(
+        [ipython, f"--profile-dir={profile}", "-c", "print('namespace', RE, catalog, bp, bps)"],
+        tmp_path,
+        INSITU_CONFIG=str(_config(tmp_path)),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "insitu: beamline 'insitu-sim'" in result.stdout
+    assert "namespace <bluesky.run_engine.RunEngine" in result.stdout
+
+
+@pytest.mark.slow
+def test_demo_then_runs_then_export(tmp_path):
+    config = str(_config(tmp_path))
+    demo = _run([*INSITU, "--config", config, "demo"], tmp_path)
+    assert demo.returncode == 0, demo.stderr
+    assert "written to the catalog at" in demo.stdout
+
+    runs = _run([*INSITU, "--config", config, "runs"], tmp_path)
+    assert runs.returncode == 0, runs.stderr
+    rows = [line for line in runs.stdout.splitlines() if "success" in line]
+    assert rows, runs.stdout
+    uid = rows[-1].split()[0]
+
+    exported = _run([*INSITU, "--config", config, "export", uid, "--format", "hdf5"], tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    with h5py.File(exported.stdout.split()[-1]) as h5:
+        assert h5.attrs["start"]
+
+    missing = _run([*INSITU, "--config", config, "export", "abcdef123"], tmp_path)
+    assert missing.returncode == 2
+    assert "no run 'abcdef123'" in missing.stderr
+
+
+def test_help_everywhere():
+    for args in ([], ["demo"], ["runs"], ["export"], ["sim"], ["sim", "linkam"]):
+        result = subprocess.run(
+            [*INSITU, *args, "--help"], capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 0, (args, result.stderr)
+        assert "usage: insitu" in result.stdout
+
+
+def test_bad_config_is_a_clear_error_not_a_traceback(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("stage:\n  model: TS9000\n")
+    result = _run([*INSITU, "--config", str(bad), "runs"], tmp_path)
+    assert result.returncode == 2
+    assert "stage.model: 'TS9000' is not allowed" in result.stderr
+    assert "Traceback" not in result.stderr
