@@ -6,16 +6,16 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from bluesky import RunEngine
-from bluesky.utils import PersistentDict, ProgressBarManager
+from bluesky.utils import ProgressBarManager
 
 from insitu import clock
 from insitu.beamline.catalog import close_catalog, open_catalog
 from insitu.beamline.config import BeamlineConfig, load_config, parse_config
 from insitu.beamline.durable_writer import DurableTiledWriter
+from insitu.beamline.persistent_metadata import PersistentMetadata
 
 __all__ = ["Beamline", "load", "DEVICE_BUILDERS"]
 
@@ -135,9 +135,8 @@ def load(
     runs = open_catalog(cfg.catalog.location, api_key=cfg.catalog.api_key)
     writer = DurableTiledWriter(runs, max_delay=cfg.catalog.max_write_delay_s)
 
-    Path(cfg.metadata_dir).mkdir(parents=True, exist_ok=True)
     engine = RunEngine({})
-    engine.md = PersistentDict(cfg.metadata_dir)
+    engine.md = PersistentMetadata(cfg.metadata_dir)
     engine.md.setdefault("beamline", cfg.name)
     engine.waiting_hook = ProgressBarManager()
     engine.subscribe(writer)
