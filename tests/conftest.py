@@ -9,9 +9,10 @@ from insitu import clock
 
 @pytest.fixture
 def real_time_clock():
-    """Make sure the experiment clock is back to real time after the test."""
+    """Make sure the experiment clock is back to real time, aligned with the wall, after the test."""
+    clock.reset()
     yield clock
-    clock.set_speedup(1.0)
+    clock.reset()
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ __all__ = [
     "sleep",
     "speedup",
     "set_speedup",
+    "reset",
     "to_wall",
     "wall_period",
 ]
@@ -71,6 +72,21 @@ def set_speedup(factor: float) -> None:
         _t0 = _t0 + _speedup * (wall - _wall0)
         _wall0 = wall
         _speedup = factor
+        _changed.notify_all()
+
+
+def reset() -> None:
+    """Return to real time *and* re-align experiment time with the wall clock.
+
+    ``set_speedup(1.0)`` keeps experiment time continuous, so after a sped-up simulation it stays
+    ahead of the wall clock. A simulated beamline calls this when it closes, after its emulators
+    (whose physics is anchored to experiment time) are gone.
+    """
+    global _speedup, _wall0, _t0
+    with _lock:
+        _wall0 = time.monotonic()
+        _t0 = time.time()
+        _speedup = 1.0
         _changed.notify_all()
 
 

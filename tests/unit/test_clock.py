@@ -47,6 +47,15 @@ def test_sleep_can_be_cancelled(real_time_clock):
     assert time.monotonic() - w0 < 1.0
 
 
+def test_reset_realigns_with_the_wall_clock(real_time_clock):
+    clock.set_speedup(10000.0)
+    time.sleep(0.01)
+    clock.set_speedup(1.0)
+    assert clock.now() - time.time() > 50.0  # continuity: still ahead after the fast stretch
+    clock.reset()
+    assert abs(clock.now() - time.time()) < 0.5 and clock.speedup() == 1.0
+
+
 def test_wall_period_has_a_floor(real_time_clock):
     clock.set_speedup(1000.0)
     assert clock.wall_period(0.5, floor=0.01) == 0.01

@@ -72,7 +72,7 @@ class Beamline:
         self._closers.clear()
         close_catalog(self.catalog)
         if self.config.simulated:
-            clock.set_speedup(1.0)
+            clock.reset()
 
     def __enter__(self) -> Beamline:
         return self

@@ -90,6 +90,8 @@ def open_catalog(
     location = os.fspath(location) if location is not None else DEFAULT_CATALOG_DIR
     if _is_uri(location):
         root = from_uri(location, api_key=api_key)
+        with _contexts_lock:
+            _open_contexts.append(root.context)
     else:
         if "://" in location:
             raise ValueError(
@@ -118,9 +120,10 @@ def broker(catalog):
 
 
 def close_catalog(catalog=None) -> None:
-    """Close an embedded catalog's in-process server (or all of them when ``catalog`` is None).
+    """Close a catalog's connection (all of them when ``catalog`` is None).
 
-    Embedded catalogs are closed at interpreter exit too; closing early frees the SQLite files.
+    For an embedded catalog this stops its in-process server and frees the SQLite files. Every
+    catalog opened here is closed at interpreter exit too.
     """
     with _contexts_lock:
         if catalog is None:
