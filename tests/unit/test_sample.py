@@ -228,7 +228,8 @@ def test_arrhenius_fit_of_100_to_500C_returns_the_activation_energy(anneal_C):
     film, state = post_annealed_film(anneal_C)
     temperatures = np.arange(100.0, 501.0, 50.0)
     sigma = film.conductivity(temperatures, state)
-    slope = np.polyfit(1.0 / (temperatures + 273.15), np.log(sigma), 1)[0]
+    kelvin = temperatures + 273.15
+    slope = np.polyfit(1.0 / kelvin, np.log(sigma * kelvin), 1)[0]  # the sigma*T form
     assert -slope * 8.617333262e-5 == pytest.approx(film.activation_energy_eV(state), rel=1e-6)
 
 

@@ -1,9 +1,11 @@
 """Electrical law of the garnet film: Li-ion conductivity from the film's phase state.
 
-Every law here is a plain Arrhenius law, ``sigma(T) = sigma_30 * exp(-Ea/k_B * (1/T - 1/T_30))``
-with ``T_30`` = 30 C, so fitting ``ln(sigma)`` against ``1/T`` returns ``Ea`` exactly (the law is
-written for sigma, not sigma*T). A law is therefore the pair ``(log10 sigma_30, Ea)``, and mixing
-laws in log-sigma is a weighted average of those pairs.
+Every law here is an Arrhenius law for ionic hopping,
+``sigma(T) * T = sigma_30 * T_30 * exp(-Ea/k_B * (1/T - 1/T_30))`` with ``T_30`` = 30 C, so fitting
+``ln(sigma*T)`` against ``1/T`` (the usual form for ion conductors, and the default of
+``insitu.analysis.arrhenius.fit_arrhenius``) returns ``Ea`` exactly. A law is therefore the pair
+``(log10 sigma_30, Ea)``; the ``T_30/T`` factor is common to all laws, so mixing laws in
+log-sigma is a weighted average of those pairs.
 
 Choice of interpolation (a model, calibrated to the paper, not a microscopic theory):
 
@@ -73,7 +75,7 @@ class ConductivityLaw:
     log10_sigma_30 : float
         log10 of the conductivity at 30 C (S/cm).
     activation_energy_eV : float
-        Activation energy (eV) of ``sigma = sigma_30 exp(-Ea/k (1/T - 1/T_30))``.
+        Activation energy (eV) of ``sigma T = sigma_30 T_30 exp(-Ea/k (1/T - 1/T_30))``.
     """
 
     log10_sigma_30: float
@@ -83,9 +85,11 @@ class ConductivityLaw:
         """Conductivity (S/cm) at ``temperature_C`` (array or scalar)."""
         inverse_t = 1.0 / (np.asarray(temperature_C, dtype=float) + KELVIN)
         inverse_ref = 1.0 / (REFERENCE_TEMPERATURE_C + KELVIN)
-        log_sigma = self.log10_sigma_30 * np.log(10.0) - self.activation_energy_eV / (
-            BOLTZMANN_EV
-        ) * (inverse_t - inverse_ref)
+        log_sigma = (
+            self.log10_sigma_30 * np.log(10.0)
+            + np.log(inverse_t / inverse_ref)
+            - self.activation_energy_eV / BOLTZMANN_EV * (inverse_t - inverse_ref)
+        )
         sigma = np.exp(log_sigma)
         return float(sigma) if np.ndim(sigma) == 0 else sigma
 
