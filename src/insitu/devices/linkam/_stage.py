@@ -1,0 +1,451 @@
+"""LinkamStage: the ophyd positioner for a Linkam heating stage, fed by one background poller."""
+
+from __future__ import annotations
+
+import functools
+import math
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from ophyd import Component as Cpt
+from ophyd import Device, PositionerBase
+from ophyd.status import DeviceStatus, MoveStatus
+
+from insitu import clock
+from insitu.devices.linkam._driver import LinkamT95
+from insitu.devices.linkam._errors import (
+    LinkamError,
+    LinkamMoveInterrupted,
+    LinkamMoveTimeout,
+    LinkamStageError,
+)
+from insitu.devices.linkam._protocol import LinkamReading, LinkamStatus
+from insitu.devices.linkam._settle import SettleTracker
+from insitu.devices.linkam._signals import CheckedSignal, ReadbackSignal
+
+__all__ = ["LinkamStage"]
+
+# Default move timeout: the ramp time stretched by this factor, plus the settle time, plus this
+# margin (experiment seconds) for the thermal lag and an overshoot to die out.
+_RAMP_TIME_FACTOR = 1.25
+_TIMEOUT_MARGIN_S = 120.0
+_POLL_FLOOR_S = 0.01
+_RAMPING = (LinkamStatus.HEATING.name, LinkamStatus.COOLING.name)
+
+
+def _finite(signal: CheckedSignal, value: Any, *, minimum: float, inclusive: bool) -> float:
+    if isinstance(value, bool):
+        raise TypeError(f"{signal.name} {value!r} is not a number")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{signal.name} {value!r} is not a number") from None
+    too_small = number < minimum if inclusive else number <= minimum
+    if not math.isfinite(number) or too_small:
+        bound = f"at least {minimum}" if inclusive else f"above {minimum}"
+        raise ValueError(f"{signal.name} {number} must be a finite number {bound}")
+    return number
+
+
+def _check_tolerance(signal: CheckedSignal, value: Any) -> float:
+    return _finite(signal, value, minimum=0.0, inclusive=False)
+
+
+def _check_settle_time(signal: CheckedSignal, value: Any) -> float:
+    return _finite(signal, value, minimum=0.0, inclusive=True)
+
+
+def _check_rate(signal: CheckedSignal, value: Any) -> float:
+    # Stored at the controller's resolution (0.01 C/min) so the Signal says what was sent.
+    return round(signal.parent.driver.check_rate(value), 2)
+
+
+def _apply_rate(signal: CheckedSignal, value: float) -> None:
+    signal.parent._apply_rate(value)
+
+
+@dataclass
+class _Move:
+    status: MoveStatus
+    tracker: SettleTracker
+    started_at: float
+
+
+class LinkamStage(Device, PositionerBase):
+    """A Linkam heating stage as a bluesky Movable: ``RE(bps.mv(stage, 150))``.
+
+    ``set(T)`` checks ``T`` against the stage limits, sends rate, limit and start, and returns a
+    Status that finishes only once the temperature has stayed within ``tolerance`` of ``T``
+    continuously for ``settle_time`` (experiment seconds, through ``insitu.clock``); a reading
+    outside the band restarts that wait, so an overshoot through the target does not count. The
+    Status fails on a stage error flag, a communication failure, or when the move takes longer
+    than its timeout.
+
+    One background thread polls the controller every ``poll_period`` experiment seconds (never
+    faster than every 0.01 wall seconds) and shares each reading: Signals, the pending move, and
+    ``trigger()``. The driver's lock keeps other threads (``set``, ``stop``) off the port while
+    it polls.
+
+    Parameters
+    ----------
+    address_or_driver : str or LinkamT95
+        A VISA resource string (the stage opens and owns a ``LinkamT95``) or a driver.
+    name : str
+        Device name; prefixes the Signal names and the error messages.
+    stage_model : str, optional
+        ``"TS1500"`` (default) or ``"HFS600E"``; must match the driver's if one is given.
+    tolerance : float, optional
+        Half-width of the arrival band in degC.
+    settle_time : float, optional
+        Experiment seconds the temperature must stay in the band.
+    poll_period : float, optional
+        Experiment seconds between polls.
+    timeout : float, optional
+        Experiment seconds a move may take; default |distance| / rate x 1.25 + settle_time +
+        120 s.
+    rate : float, optional
+        Initial ramp rate in degC/min (sent with every ``set``).
+    min_command_interval, reply_timeout : float, optional
+        Wall seconds, passed to the driver the stage opens.
+
+    Attributes
+    ----------
+    driver : LinkamT95
+        The protocol driver, for lower-level use (``stage.driver.set_pump("auto")``).
+    """
+
+    temperature = Cpt(ReadbackSignal, value=math.nan, kind="hinted")
+    setpoint = Cpt(ReadbackSignal, value=math.nan, kind="normal")
+    status = Cpt(ReadbackSignal, value="", kind="normal")
+    errors = Cpt(ReadbackSignal, value="", kind="normal")
+    pump = Cpt(ReadbackSignal, value=-1, kind="normal")
+    rate = Cpt(CheckedSignal, value=10.0, kind="config", check=_check_rate, apply=_apply_rate)
+    tolerance = Cpt(CheckedSignal, value=1.0, kind="config", check=_check_tolerance)
+    settle_time = Cpt(CheckedSignal, value=10.0, kind="config", check=_check_settle_time)
+
+    def __init__(
+        self,
+        address_or_driver: str | LinkamT95,
+        *,
+        name: str,
+        stage_model: str | None = None,
+        tolerance: float = 1.0,
+        settle_time: float = 10.0,
+        poll_period: float = 0.5,
+        timeout: float | None = None,
+        rate: float = 10.0,
+        min_command_interval: float = 0.3,
+        reply_timeout: float = 1.0,
+        **kwargs: Any,
+    ) -> None:
+        if not (isinstance(poll_period, (int, float)) and 0 < poll_period < math.inf):
+            raise ValueError(f"{name}.poll_period {poll_period!r} s must be a positive number")
+        if timeout is not None and not (0 < timeout < math.inf):
+            raise ValueError(f"{name}.timeout {timeout!r} s must be a positive number or None")
+        if isinstance(address_or_driver, LinkamT95):
+            driver = address_or_driver
+            if stage_model is not None and stage_model != driver.stage_model:
+                raise ValueError(
+                    f"{name}: stage_model {stage_model!r} differs from the driver's "
+                    f"{driver.stage_model!r}"
+                )
+            self._owns_driver = False
+        else:
+            driver = LinkamT95(
+                address_or_driver,
+                stage_model=stage_model or "TS1500",
+                min_command_interval=min_command_interval,
+                timeout=reply_timeout,
+                name=name,
+            )
+            self._owns_driver = True
+        self.driver = driver
+        self._poll_period = float(poll_period)
+        self._move_lock = threading.Lock()
+        self._move: _Move | None = None
+        self._triggers: list[tuple[float, DeviceStatus]] = []
+        self._poll_error: BaseException | None = None
+        self._stopping = threading.Event()
+        self._poller: threading.Thread | None = None
+        try:
+            super().__init__(name=name, timeout=timeout, **kwargs)
+            # Config values are checked like any later put, but not sent: rate goes with each set.
+            self.tolerance.put(tolerance, force=False)
+            self.settle_time.put(settle_time, force=False)
+            self.rate.put(_check_rate(self.rate, rate), force=True)
+            now = clock.now()
+            self.setpoint._update(math.nan, now, force=True)
+            self._store_reading(self.driver.status(check_errors=False), now, force=True)
+        except BaseException:
+            if self._owns_driver:
+                driver.close()
+            raise
+        self._poller = threading.Thread(target=self._poll_loop, name=f"{name}-poller", daemon=True)
+        self._poller.start()
+
+    # -- positioner API -----------------------------------------------------------------------
+
+    @property
+    def position(self) -> float:
+        """The latest polled temperature in degC."""
+        return self.temperature.get()
+
+    @property
+    def egu(self) -> str:
+        """Engineering units of the position."""
+        return "degC"
+
+    @property
+    def limits(self) -> tuple[float, float]:
+        """(lowest, highest) setpoint the stage model accepts, in degC."""
+        return (self.driver.limits.min_temperature, self.driver.limits.max_temperature)
+
+    @property
+    def moving(self) -> bool:
+        """True while a move is pending (ramping or settling)."""
+        return self._move is not None
+
+    def check_value(self, value: float) -> None:
+        """Raise ValueError/TypeError if ``value`` is not a setpoint the stage accepts."""
+        self.driver.check_limit(value)
+
+    def move(
+        self,
+        position: float,
+        wait: bool = False,
+        timeout: float | None = None,
+        moved_cb: Any = None,
+    ) -> MoveStatus:
+        """Ramp to ``position`` degC; the Status finishes once settled (see the class doc).
+
+        Parameters
+        ----------
+        position : float
+            Target temperature in degC, checked against the stage limits before anything is
+            sent.
+        wait : bool, optional
+            Block until the Status is done.
+        timeout : float, optional
+            Experiment seconds for this move instead of the default.
+        moved_cb : callable, optional
+            Called as ``moved_cb(status, obj=self)`` when the Status is done.
+
+        Returns
+        -------
+        MoveStatus
+
+        Raises
+        ------
+        ValueError, TypeError
+            If the target or the timeout is not acceptable; nothing was sent.
+        LinkamError
+            If sending rate, limit or start failed.
+        """
+        target = self.driver.check_limit(position)
+        if timeout is not None and not (0 < timeout < math.inf):
+            raise ValueError(f"{self.name}.timeout {timeout!r} s must be a positive number")
+        if self._stopping.is_set():
+            raise LinkamMoveInterrupted(f"{self.name}: the device is destroyed")
+        self._interrupt_move(f"superseded by a move to {target} C")
+        rate = self.rate.get()
+        self.driver.set_rate(rate)
+        self.driver.set_limit(target)
+        self.driver.start()
+        started_at = clock.now()
+        self.setpoint._update(target, started_at)
+        status = MoveStatus(self, target)
+        if moved_cb is not None:
+            status.add_callback(functools.partial(moved_cb, obj=self))
+        if timeout is None:
+            timeout = self.timeout  # the constructor's, or None
+        duration = timeout if timeout is not None else self._default_timeout(target, rate)
+        tracker = SettleTracker(
+            target=target,
+            tolerance=self.tolerance.get(),
+            settle_time=self.settle_time.get(),
+            deadline=started_at + duration,
+        )
+        with self._move_lock:
+            self._move = _Move(status, tracker, started_at)
+        self._run_subs(sub_type=self.SUB_START, timestamp=started_at)
+        if wait:
+            status.wait()
+        return status
+
+    def stop(self, *, success: bool = False) -> None:
+        """Hold the current temperature (``O``) and end the pending move.
+
+        Only a stage that is moving (a move pending, or the controller ramping: HEATING or
+        COOLING) is told to hold. The RunEngine calls ``stop()`` on every device a plan has set,
+        at the end of every plan, so a stage resting at its limit, holding, or stopped with the
+        heater off is left as it is (holding would switch the heater on).
+
+        Parameters
+        ----------
+        success : bool, optional
+            Finish the pending Status successfully instead of failing it with
+            LinkamMoveInterrupted.
+        """
+        move = self._take_move()
+        try:
+            if move is not None or self.status.get() in _RAMPING:
+                self.driver.hold()
+        finally:
+            if move is not None:
+                if success:
+                    move.status.set_finished()
+                else:
+                    move.status.set_exception(
+                        LinkamMoveInterrupted(
+                            f"{self.name}: move to {move.tracker.target} C stopped; holding at "
+                            f"{self.position} C"
+                        )
+                    )
+
+    # -- readable API ---------------------------------------------------------------------------
+
+    def trigger(self) -> DeviceStatus:
+        """Return a Status that finishes at the next reading requested after this call."""
+        status = DeviceStatus(self)
+        if self._stopping.is_set():
+            status.set_exception(LinkamMoveInterrupted(f"{self.name}: the device is destroyed"))
+            return status
+        with self._move_lock:
+            self._triggers.append((clock.now(), status))
+        return status
+
+    def read(self) -> dict[str, dict[str, Any]]:
+        """The latest reading; raises the poll error if the latest poll failed."""
+        error = self._poll_error
+        if error is not None:
+            raise error
+        return super().read()
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def destroy(self) -> None:
+        """Stop the poller, fail anything pending and close the driver if the stage opened it."""
+        self._stopping.set()
+        poller = self._poller
+        if poller is not None and poller is not threading.current_thread():
+            poller.join()
+        ended = LinkamMoveInterrupted(f"{self.name}: the device is destroyed")
+        self._interrupt_move("the device is destroyed")
+        for _, status in self._take_triggers(None):
+            status.set_exception(ended)
+        try:
+            if self._owns_driver:
+                self.driver.close()
+        finally:
+            super().destroy()
+
+    close = destroy
+
+    # -- poller -----------------------------------------------------------------------------
+
+    def _poll_loop(self) -> None:
+        while not self._stopping.wait(clock.wall_period(self._poll_period, floor=_POLL_FLOOR_S)):
+            self._poll_once()
+
+    def _poll_once(self) -> None:
+        requested_at = clock.now()
+        try:
+            reading = self.driver.status(check_errors=False)
+        except Exception as exc:  # every failure goes to whoever waits; the poller lives on
+            self._poll_failed(exc, requested_at)
+            return
+        received_at = clock.now()
+        self._poll_error = None
+        self._store_reading(reading, received_at)
+        for _, status in self._take_triggers(requested_at):
+            status.set_finished()
+        self._judge_move(reading, requested_at, received_at)
+
+    def _store_reading(self, reading: LinkamReading, t: float, *, force: bool = False) -> None:
+        self.temperature._update(reading.temperature, t, force=force)
+        self.status._update(reading.status.name, t, force=force)
+        self.errors._update("|".join(reading.errors.names), t, force=force)
+        pump = -1 if reading.pump_speed is None else reading.pump_speed
+        self.pump._update(pump, t, force=force)
+        self._set_position(reading.temperature, timestamp=t)
+
+    def _judge_move(self, reading: LinkamReading, requested_at: float, t: float) -> None:
+        error: LinkamError | None = None
+        with self._move_lock:
+            move = self._move
+            # A reading asked for before the move's commands went out says nothing about it.
+            if move is None or requested_at < move.started_at:
+                return
+            if reading.errors:
+                error = LinkamStageError.from_reading(
+                    reading, f"{self.name} at {self.driver.address}"
+                )
+            else:
+                verdict = move.tracker.update(t, reading.temperature)
+                if verdict is None:
+                    return
+                if verdict == "timed out":
+                    error = LinkamMoveTimeout(
+                        f"{self.name}: not settled within {move.tracker.tolerance} C of "
+                        f"{move.tracker.target} C for {move.tracker.settle_time} s by the "
+                        f"deadline ({move.tracker.deadline - move.started_at:.0f} s after the "
+                        f"start); now {reading.temperature} C, {reading.status.name}"
+                    )
+            self._move = None
+        if error is None:
+            # SUB_DONE first, as ophyd positioners do: a waiter woken by the Status sees it run.
+            self._run_subs(sub_type=self.SUB_DONE, timestamp=t, value=reading.temperature)
+            move.status.set_finished()
+        else:
+            move.status.set_exception(error)
+
+    def _poll_failed(self, exc: Exception, requested_at: float) -> None:
+        self._poll_error = exc
+        for _, status in self._take_triggers(requested_at):
+            status.set_exception(exc)
+        with self._move_lock:
+            move = self._move
+            if move is None or requested_at < move.started_at:
+                return
+            self._move = None
+        move.status.set_exception(exc)
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _take_move(self) -> _Move | None:
+        with self._move_lock:
+            move, self._move = self._move, None
+        return move
+
+    def _take_triggers(self, requested_at: float | None) -> list[tuple[float, DeviceStatus]]:
+        """Remove and return the triggers a reading requested at ``requested_at`` answers."""
+        with self._move_lock:
+            if requested_at is None:
+                taken, self._triggers = self._triggers, []
+            else:
+                taken = [item for item in self._triggers if item[0] <= requested_at]
+                self._triggers = [item for item in self._triggers if item[0] > requested_at]
+        return taken
+
+    def _interrupt_move(self, why: str) -> None:
+        move = self._take_move()
+        if move is not None:
+            move.status.set_exception(
+                LinkamMoveInterrupted(f"{self.name}: move to {move.tracker.target} C {why}")
+            )
+
+    def _default_timeout(self, target: float, rate: float) -> float:
+        ramp_seconds = abs(target - self.position) / rate * 60.0
+        return ramp_seconds * _RAMP_TIME_FACTOR + self.settle_time.get() + _TIMEOUT_MARGIN_S
+
+    def _apply_rate(self, rate: float) -> None:
+        """Send a new rate; a pending move gets a deadline recomputed for the new rate."""
+        self.driver.set_rate(rate)
+        with self._move_lock:
+            move = self._move
+            if move is not None:
+                move.tracker.deadline = max(
+                    move.tracker.deadline,
+                    clock.now() + self._default_timeout(move.tracker.target, rate),
+                )
