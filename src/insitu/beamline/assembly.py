@@ -15,15 +15,12 @@ from insitu import clock
 from insitu.beamline.catalog import close_catalog, open_catalog
 from insitu.beamline.config import BeamlineConfig, load_config, parse_config
 from insitu.beamline.durable_writer import DurableTiledWriter
+from insitu.beamline.instruments import DEVICE_BUILDERS
 from insitu.beamline.persistent_metadata import PersistentMetadata
 
-__all__ = ["Beamline", "load", "DEVICE_BUILDERS"]
+__all__ = ["Beamline", "load"]
 
 logger = logging.getLogger(__name__)
-
-#: name -> builder(config, beamline) returning (device or None). Each instrument family registers
-#: its builder here (see ``insitu.beamline.instruments``); the order is the build order.
-DEVICE_BUILDERS: dict[str, Callable[[BeamlineConfig, Beamline], Any]] = {}
 
 
 @dataclass
@@ -41,6 +38,8 @@ class Beamline:
     bec : BestEffortCallback or None
     devices : dict
         Every device by name; each is also an attribute (``beamline.stage``).
+    simulation : SimulatedLab or None
+        On a simulated beamline: the emulators and the virtual film (``simulation.film``).
     """
 
     config: BeamlineConfig
@@ -49,6 +48,7 @@ class Beamline:
     writer: DurableTiledWriter
     bec: Any = None
     devices: dict[str, Any] = field(default_factory=dict)
+    simulation: Any = None
     _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     def __getattr__(self, name: str) -> Any:

@@ -1,0 +1,129 @@
+"""Build the beamline's instruments from its config: real addresses, or emulators for ``sim``.
+
+For a simulated instrument the emulator is started on loopback first and the *same* device class
+then connects to it by address, exactly as it would to the real instrument: simulation replaces
+the far end of the wire, never the driver.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from insitu import clock
+from insitu.beamline.config import SIMULATED, BeamlineConfig
+
+if TYPE_CHECKING:
+    from insitu.beamline.assembly import Beamline
+
+__all__ = ["DEVICE_BUILDERS", "SimulatedLab", "build_raman", "build_stage"]
+
+#: Wall-time spacing of Linkam commands: the real controller needs ~0.3 s, an emulator none.
+_REAL_LINKAM_COMMAND_INTERVAL_S = 0.3
+
+
+@dataclass
+class SimulatedLab:
+    """The far end of the wires on a simulated beamline: emulators and the virtual film."""
+
+    film: Any = None
+    linkam: Any = None
+    labspec: Any = None
+    term: Any = None
+    seed: int | None = None
+    films_loaded: int = field(default=0)
+
+    def stage_temperature(self) -> float:
+        """The true stage temperature (C) now, or room temperature without a stage emulator."""
+        return self.linkam.temperature() if self.linkam is not None else 25.0
+
+    def load_new_film(self):
+        """Put a fresh, as-deposited film on the stage (the simulated sample change)."""
+        from insitu.sim.sample import GarnetFilm
+
+        temperature_at = self.linkam.temperature_at if self.linkam is not None else None
+        self.film = GarnetFilm(temperature_at, start_time=clock.now())
+        self.films_loaded += 1
+        if self.labspec is not None:
+            self.labspec.sample = self.film
+        if self.term is not None:
+            self.term.impedance_model.sample = self.film
+        return self.film
+
+
+def _lab(beamline: Beamline) -> SimulatedLab:
+    if beamline.simulation is None:
+        beamline.simulation = SimulatedLab(seed=beamline.config.simulation.seed)
+    return beamline.simulation
+
+
+def build_stage(config: BeamlineConfig, beamline: Beamline):
+    """The Linkam stage (``stage``), on an emulator when its address is ``sim``."""
+    from insitu.devices.linkam import LinkamStage
+
+    settings = config.stage
+    address, interval = settings.address, _REAL_LINKAM_COMMAND_INTERVAL_S
+    if address == SIMULATED:
+        from insitu.sim.linkam_t95 import LinkamT95Emulator
+
+        lab = _lab(beamline)
+        lab.linkam = LinkamT95Emulator(stage_model=settings.model, seed=lab.seed)
+        beamline.on_close(lab.linkam.close)
+        address = f"TCPIP::127.0.0.1::{lab.linkam.serve_tcp()}::SOCKET"
+        interval = 0.0
+        lab.load_new_film()
+    stage = LinkamStage(
+        address,
+        name="stage",
+        stage_model=settings.model,
+        tolerance=settings.tolerance_C,
+        settle_time=settings.settle_time_s,
+        poll_period=settings.poll_period_s,
+        min_command_interval=interval,
+    )
+    beamline.on_close(stage.destroy)
+    return stage
+
+
+def build_raman(config: BeamlineConfig, beamline: Beamline):
+    """The Raman spectrometer (``raman``): LabSpec 6 (emulated for ``sim``) or WITec."""
+    from insitu.devices.raman import LabSpec6Backend, RamanSpectrometer, WitecBackend
+
+    settings = config.raman
+    if settings.backend == "witec":
+        backend = WitecBackend(laser_wavelength_nm=settings.laser_wavelength_nm)
+    else:
+        address = settings.address
+        if address == SIMULATED:
+            from insitu.sim.labspec6 import LabSpec6Emulator
+
+            lab = _lab(beamline)
+            if lab.film is None:
+                lab.load_new_film()
+            lab.labspec = LabSpec6Emulator(
+                lab.film,
+                lab.stage_temperature,
+                laser_wavelength_nm=settings.laser_wavelength_nm,
+                seed=lab.seed,
+            )
+            beamline.on_close(lab.labspec.close)
+            address = f"TCPIP::127.0.0.1::{lab.labspec.serve_tcp()}::SOCKET"
+        backend = LabSpec6Backend.from_address(
+            address, laser_wavelength_nm=settings.laser_wavelength_nm
+        )
+    raman = RamanSpectrometer(
+        backend,
+        name="raman",
+        laser_wavelength_nm=settings.laser_wavelength_nm,
+        max_laser_power_mW=settings.max_laser_power_mW,
+    )
+    beamline.on_close(raman.close)
+    return raman
+
+
+#: Device name -> builder(config, beamline) returning the device; the order is the build order.
+DEVICE_BUILDERS: dict[str, Callable[[BeamlineConfig, Beamline], Any]] = {
+    "stage": build_stage,
+    "raman": build_raman,
+}
