@@ -9,7 +9,7 @@ import threading
 import warnings
 from pathlib import Path
 
-from tiled.client import Context, from_context, from_uri
+from tiled.client import Context, from_context
 from tiled.structures.core import Spec
 
 __all__ = ["DEFAULT_CATALOG_DIR", "RUNS_CONTAINER", "open_catalog", "broker", "close_catalog"]
@@ -88,10 +88,9 @@ def open_catalog(
         If ``location`` is neither an existing-or-creatable directory nor an http(s) URI.
     """
     location = os.fspath(location) if location is not None else DEFAULT_CATALOG_DIR
+    node_path: list[str] = []
     if _is_uri(location):
-        root = from_uri(location, api_key=api_key)
-        with _contexts_lock:
-            _open_contexts.append(root.context)
+        context, node_path = Context.from_any_uri(location, api_key=api_key)
     else:
         if "://" in location:
             raise ValueError(
@@ -102,14 +101,19 @@ def open_catalog(
         if path.exists() and not path.is_dir():
             raise ValueError(f"catalog location {str(path)!r} exists and is not a directory")
         context = _embedded_context(path)
-        with _contexts_lock:
-            _open_contexts.append(context)
-        root = from_context(context)
-    if container not in root:
-        if not create:
-            raise KeyError(f"catalog at {location!r} has no container {container!r}")
-        root.create_container(container, specs=[_RUNS_SPEC])
-    return root[container]
+    try:
+        root = from_context(context, node_path_parts=node_path)
+        if container not in root:
+            if not create:
+                raise KeyError(f"catalog at {location!r} has no container {container!r}")
+            root.create_container(container, specs=[_RUNS_SPEC])
+        runs = root[container]
+    except BaseException:
+        context.close()  # e.g. a refused API key: leave no connection behind
+        raise
+    with _contexts_lock:
+        _open_contexts.append(context)
+    return runs
 
 
 def broker(catalog):
