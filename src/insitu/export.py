@@ -76,6 +76,8 @@ def export_run(run, directory: str | Path, fmt: str = "csv") -> list[Path]:
             for stream_name, columns in streams.items():
                 group = h5.create_group(stream_name)
                 for key, values in columns.items():
+                    if values.dtype.kind in "UO":  # text (e.g. a stage status) as HDF5 strings
+                        values = values.astype(str).astype(h5py.string_dtype())
                     group.create_dataset(key, data=values)
         return [path]
 

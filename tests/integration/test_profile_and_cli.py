@@ -64,6 +64,14 @@ def test_demo_then_runs_then_export(tmp_path):
     assert exported.returncode == 0, exported.stderr
     with h5py.File(exported.stdout.split()[-1]) as h5:
         assert h5.attrs["start"]
+        assert h5["primary/stage_temperature"].shape == (3,)
+        assert h5["primary/raman_spectrum"].shape == (3, 1600)
+
+    as_csv = _run([*INSITU, "--config", config, "export", uid, "--format", "csv"], tmp_path)
+    assert as_csv.returncode == 0, as_csv.stderr
+    files = as_csv.stdout.split()
+    assert any(f.endswith("_primary.csv") for f in files)
+    assert any(f.endswith("_primary_raman_spectrum.csv") for f in files)
 
     missing = _run([*INSITU, "--config", config, "export", "abcdef123"], tmp_path)
     assert missing.returncode == 2
