@@ -107,3 +107,19 @@ def test_remote_catalog_by_uri_with_api_key(tiled_server):
     with pytest.raises(Exception, match="401|[Uu]nauthori|API key"):
         open_catalog(uri, api_key="wrong-key")[uid]
     close_catalog()
+
+
+def test_simulated_beamline_stage_obeys_the_configured_hard_limits(tmp_path, real_time_clock):
+    import bluesky.plan_stubs as bps
+
+    config = {**_config(tmp_path), "stage": {"max_temperature_C": 300, "max_rate_C_per_min": 20}}
+    with insitu.beamline.load(config, table=False) as beamline:
+        sent_before = len(beamline.simulation.linkam.received_commands)
+        with pytest.raises(ValueError, match=r"stage.setpoint 350.0 C is above .* 300.0 C"):
+            beamline.stage.set(350.0)
+        with pytest.raises(ValueError, match=r"stage.rate 30.0 C/min is above .* 20.0"):
+            beamline.stage.rate.put(30.0)
+        sent = list(beamline.simulation.linkam.received_commands)[sent_before:]
+        assert all(command == b"T" for command in sent)  # only status polls went out
+        beamline.RE(bps.mv(beamline.stage, 40.0))
+        assert abs(beamline.stage.position - 40.0) <= 1.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -38,13 +39,20 @@ def test_ipython_profile_starts_and_counts(tmp_path):
     shutil.copytree(PROFILE / "startup", profile / "startup")  # IPython writes into its profile
     ipython = shutil.which("ipython", path=str(Path(sys.executable).parent))
     result = _run(
-        [ipython, f"--profile-dir={profile}", "-c", "print('namespace', RE, catalog, bp, bps)"],
+        [
+            ipython,
+            f"--profile-dir={profile}",
+            "-c",
+            "RE(bps.mv(stage, 30)); print('namespace', RE, catalog, bp, bps, raman.name); "
+            "print('stage at', round(stage.position))",
+        ],
         tmp_path,
         INSITU_CONFIG=str(_config(tmp_path)),
     )
     assert result.returncode == 0, result.stderr
     assert "insitu: beamline 'insitu-sim'" in result.stdout
     assert "namespace <bluesky.run_engine.RunEngine" in result.stdout
+    assert "stage at 30" in result.stdout
 
 
 @pytest.mark.slow
@@ -94,3 +102,25 @@ def test_bad_config_is_a_clear_error_not_a_traceback(tmp_path):
     assert result.returncode == 2
     assert "stage.model: 'TS9000' is not allowed" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("where", [["--port", "0"], ["--pty"]])
+def test_sim_linkam_serves_an_emulator_another_process_can_drive(where):
+    from insitu.devices.linkam import LinkamT95
+
+    server = subprocess.Popen(
+        [*INSITU, "sim", "linkam", *where, "--speedup", "50"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        banner = server.stdout.readline()
+        address = banner.split("connect with ")[-1].strip()
+        assert address.startswith(("TCPIP::127.0.0.1::", "ASRL/dev/pts/")), banner
+        driver = LinkamT95(address, min_command_interval=0.0)
+        try:
+            assert 20.0 < driver.status().temperature < 30.0
+        finally:
+            driver.close()
+    finally:
+        server.send_signal(signal.SIGINT)
+        assert server.wait(20) == 0
+        server.stdout.close()

@@ -60,7 +60,7 @@ def _lab(beamline: Beamline) -> SimulatedLab:
 
 def build_stage(config: BeamlineConfig, beamline: Beamline):
     """The Linkam stage (``stage``), on an emulator when its address is ``sim``."""
-    from insitu.devices.linkam import LinkamStage
+    from insitu.devices.linkam import STAGE_LIMITS, LinkamStage, LinkamT95, StageLimits
 
     settings = config.stage
     address, interval = settings.address, _REAL_LINKAM_COMMAND_INTERVAL_S
@@ -73,15 +73,30 @@ def build_stage(config: BeamlineConfig, beamline: Beamline):
         address = f"TCPIP::127.0.0.1::{lab.linkam.serve_tcp()}::SOCKET"
         interval = 0.0
         lab.load_new_film()
-    stage = LinkamStage(
+    model = STAGE_LIMITS[settings.model]
+    # The beamline's hard limits narrow the stage model's range: nothing above them is ever sent.
+    limits = StageLimits(
+        f"{settings.model}, beamline limit",
+        min_temperature=model.min_temperature,
+        max_temperature=min(model.max_temperature, settings.max_temperature_C),
+        min_rate=model.min_rate,
+        max_rate=min(model.max_rate, settings.max_rate_C_per_min),
+    )
+    driver = LinkamT95(
         address,
-        name="stage",
         stage_model=settings.model,
+        limits=limits,
+        min_command_interval=interval,
+        name="stage",
+    )
+    stage = LinkamStage(
+        driver,
+        name="stage",
         tolerance=settings.tolerance_C,
         settle_time=settings.settle_time_s,
         poll_period=settings.poll_period_s,
-        min_command_interval=interval,
     )
+    beamline.on_close(driver.close)
     beamline.on_close(stage.destroy)
     return stage
 
