@@ -9,7 +9,7 @@ from insitu import clock
 
 @pytest.fixture
 def real_time_clock():
-    """Make sure the experiment clock is back to real time, aligned with the wall, after the test."""
+    """Real time, aligned with the wall clock, before and after the test."""
     clock.reset()
     yield clock
     clock.reset()
@@ -29,3 +29,22 @@ def catalog(catalog_dir):
     runs = open_catalog(catalog_dir)
     yield runs
     close_catalog(runs)
+
+
+@pytest.fixture
+def sim_beamline(tmp_path):
+    """The simulated beamline (stage, Raman, impedance on emulators) at a 200x clock."""
+    import insitu.beamline
+
+    config = {
+        "catalog": {"location": str(tmp_path / "data")},
+        "metadata_dir": str(tmp_path / "md"),
+        "simulation": {"speedup": 200, "seed": 1},
+    }
+    beamline = insitu.beamline.load(config, table=False)
+    messages = []
+    beamline.RE.msg_hook = messages.append
+    beamline.messages = messages
+    yield beamline
+    beamline.close()
+    clock.reset()

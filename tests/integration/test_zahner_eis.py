@@ -14,7 +14,8 @@ from scipy.optimize import least_squares
 
 from insitu import clock
 from insitu.devices.zahner import ZahnerEIS
-from insitu.sim.film_impedance import BOLTZMANN_EV, FILM_750C, KELVIN, FilmImpedance
+from insitu.sim.film_impedance import FILM_750C, FilmImpedance
+from insitu.sim.sample_conductivity import BOLTZMANN_EV, KELVIN
 from insitu.sim.thales_term import TermEmulator
 
 SPEEDUP = 1000.0
@@ -107,9 +108,10 @@ def test_count_stores_spectra_and_follows_the_activation_energy(eis, term, stage
         fitted[celsius] = fit_film_resistance(frequency, z)
     assert not term.potentiostat_on
 
-    # R100/R300 = exp(Ea/k (1/T100 - 1/T300)) = 41.4 for Ea = 0.343 eV.
+    # sigma*T is Arrhenius: R100/R300 = (T100/T300) exp(Ea/k (1/T100 - 1/T300)) = 26.9 for 0.343 eV.
     ea = FILM_750C.activation_energy_eV
-    expected = math.exp(ea / BOLTZMANN_EV * (1 / (100 + KELVIN) - 1 / (300 + KELVIN)))
+    t100, t300 = 100 + KELVIN, 300 + KELVIN
+    expected = t100 / t300 * math.exp(ea / BOLTZMANN_EV * (1 / t100 - 1 / t300))
     assert fitted[100.0] / fitted[300.0] == pytest.approx(expected, rel=0.05)
     model = term.impedance_model
     assert fitted[300.0] == pytest.approx(model.film_resistance_ohm(300.0), rel=0.05)

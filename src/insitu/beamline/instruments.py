@@ -17,7 +17,7 @@ from insitu.beamline.config import SIMULATED, BeamlineConfig
 if TYPE_CHECKING:
     from insitu.beamline.assembly import Beamline
 
-__all__ = ["DEVICE_BUILDERS", "SimulatedLab", "build_raman", "build_stage"]
+__all__ = ["DEVICE_BUILDERS", "SimulatedLab", "build_eis", "build_raman", "build_stage"]
 
 #: Wall-time spacing of Linkam commands: the real controller needs ~0.3 s, an emulator none.
 _REAL_LINKAM_COMMAND_INTERVAL_S = 0.3
@@ -137,8 +137,31 @@ def build_raman(config: BeamlineConfig, beamline: Beamline):
     return raman
 
 
+def build_eis(config: BeamlineConfig, beamline: Beamline):
+    """The Zahner impedance analyzer (``eis``), on a Term emulator when its address is ``sim``."""
+    from insitu.devices.zahner import ZahnerEIS
+
+    address = config.eis.address
+    if address == SIMULATED:
+        from insitu.sim.film_impedance import FilmImpedance
+        from insitu.sim.thales_term import TermEmulator
+
+        lab = _lab(beamline)
+        if lab.film is None:
+            lab.load_new_film()
+        model = FilmImpedance(lab.film, lab.stage_temperature, config.film, seed=lab.seed)
+        lab.term = TermEmulator(model, seed=lab.seed)
+        beamline.on_close(lab.term.close)
+        # Any free port, not Term's 260: several simulated beamlines may run on one machine.
+        address = f"127.0.0.1:{lab.term.serve_tcp(port=0)}"
+    eis = ZahnerEIS(address, name="eis")
+    beamline.on_close(eis.destroy)
+    return eis
+
+
 #: Device name -> builder(config, beamline) returning the device; the order is the build order.
 DEVICE_BUILDERS: dict[str, Callable[[BeamlineConfig, Beamline], Any]] = {
     "stage": build_stage,
     "raman": build_raman,
+    "eis": build_eis,
 }

@@ -21,23 +21,20 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import ArrayLike
 
+from insitu.sim.sample_conductivity import ConductivityLaw
+
 __all__ = [
-    "ArrheniusConductivity",
     "ConductivityModel",
     "DEFAULT_GEOMETRY",
     "FILM_750C",
     "FilmImpedance",
 ]
 
-BOLTZMANN_EV = 8.617333262e-5  # eV/K
-KELVIN = 273.15
-REFERENCE_TEMPERATURE_C = 30.0
 DEFAULT_GEOMETRY = (0.25, 3.0, 2.0)  # gap mm, electrode length mm, film thickness um
 
 
@@ -48,40 +45,8 @@ class ConductivityModel(Protocol):
         """Conductivity in S/cm at ``temperature_C``."""
 
 
-@dataclass(frozen=True)
-class ArrheniusConductivity:
-    """A plain Arrhenius law ``sigma = sigma_30 exp(-Ea/k_B (1/T - 1/T_30))``, T_30 = 30 C.
-
-    Written for sigma (not sigma*T), like :mod:`insitu.sim.sample_conductivity`, so that a fit of
-    ``ln(sigma)`` against ``1/T`` returns ``Ea`` exactly.
-
-    Attributes
-    ----------
-    sigma_30_S_per_cm : float
-        Conductivity at 30 C in S/cm.
-    activation_energy_eV : float
-        Activation energy in eV.
-    """
-
-    sigma_30_S_per_cm: float = 2.51e-6
-    activation_energy_eV: float = 0.343
-
-    def conductivity(self, temperature_C: ArrayLike) -> Any:
-        """Conductivity (S/cm) at ``temperature_C`` (float or array, above -273.15 C)."""
-        kelvin = np.asarray(temperature_C, dtype=float) + KELVIN
-        if np.any(kelvin <= 0) or not np.all(np.isfinite(kelvin)):
-            raise ValueError(f"temperature {temperature_C} C is not above -273.15 C")
-        exponent = (
-            -self.activation_energy_eV
-            / BOLTZMANN_EV
-            * (1.0 / kelvin - 1.0 / (REFERENCE_TEMPERATURE_C + KELVIN))
-        )
-        sigma = self.sigma_30_S_per_cm * np.exp(exponent)
-        return float(sigma) if np.ndim(sigma) == 0 else sigma
-
-
 #: The 750 C-annealed, cubic film of the paper (Table S5): 2.51e-6 S/cm at 30 C, 0.343 eV.
-FILM_750C = ArrheniusConductivity()
+FILM_750C = ConductivityLaw(math.log10(2.51e-6), 0.343)  # the shared sigma*T law
 
 
 def _room_temperature() -> float:

@@ -1,0 +1,94 @@
+"""``anneal``: a post-anneal in the stage (ramp, dwell, cool), optionally monitored."""
+
+from __future__ import annotations
+
+import bluesky.plan_stubs as bps
+import bluesky.preprocessors as bpp
+
+from insitu.plans import stubs
+from insitu.plans.arguments import as_number, as_positive, check_readable
+from insitu.plans.heat_ramp import (
+    RampSignals,
+    acquire_with_temperatures,
+    check_stage_rate,
+    ramp_acquisition,
+)
+
+__all__ = ["anneal"]
+
+
+def anneal(
+    stage,
+    *,
+    temperature: float,
+    rate: float = 5.0,
+    dwell_s: float = 900.0,
+    cool_to: float = 30.0,
+    detectors=(),
+    every_C: float = 5.0,
+    md: dict | None = None,
+):
+    """Ramp to ``temperature`` at ``rate``, dwell ``dwell_s``, cool to ``cool_to`` at ``rate``.
+
+    With ``detectors`` (e.g. ``[raman]``) they are acquired every ``every_C`` degrees on the
+    way up, without stopping the ramp (as in ``heat_ramp``), and once at the end of the dwell.
+    One run; its metadata says ``anneal_temperature_C`` so campaigns can find it.
+
+    The stage is always left with a safe program: after the dwell it is told to ramp to
+    ``cool_to``, so if this process dies the controller still ends cold.
+    """
+    temperature = as_number(temperature, "anneal temperature")
+    cool_to = as_number(cool_to, "anneal cool_to")
+    stage.check_value(temperature)
+    stage.check_value(cool_to)
+    if cool_to >= temperature:
+        raise ValueError(
+            f"anneal cool_to {cool_to} C must be below the anneal temperature {temperature} C"
+        )
+    rate = check_stage_rate(stage, rate)
+    dwell_s = as_positive(dwell_s, "anneal dwell_s", "s", allow_zero=True)
+    every_C = as_positive(every_C, "anneal every_C", "C")
+    detectors = check_readable(detectors, "anneal detectors")
+
+    signals = RampSignals(stage.name)
+    _md = {
+        "plan_name": "anneal",
+        "plan_args": {
+            "stage": stage.name,
+            "temperature": temperature,
+            "rate": rate,
+            "dwell_s": dwell_s,
+            "cool_to": cool_to,
+            "detectors": [d.name for d in detectors],
+            "every_C": every_C,
+        },
+        "anneal_temperature_C": temperature,
+        "ramp_rate_C_per_min": rate,
+        "dwell_s": dwell_s,
+        "hints": {"dimensions": [([f"{stage.name}_temperature_mean"], "primary")]},
+        **(md or {}),
+    }
+
+    @bpp.stage_decorator([*detectors, stage])
+    @bpp.run_decorator(md=_md)
+    def inner():
+        if detectors:
+            yield from ramp_acquisition(
+                stage,
+                detectors,
+                stop=temperature,
+                rate=rate,
+                every_C=every_C,
+                every_s=None,
+                signals=signals,
+            )
+            yield from bps.wait(group="ramp")
+        else:
+            yield from bps.mv(stage.rate, rate)
+            yield from bps.mv(stage, temperature)
+        yield from stubs.sleep(dwell_s)
+        if detectors:
+            yield from acquire_with_temperatures(stage, detectors, signals)
+        yield from bps.mv(stage, cool_to)
+
+    return (yield from inner())

@@ -1,0 +1,215 @@
+"""``heat_ramp``: acquire while the stage ramps continuously, never stopping the ramp."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import bluesky.plan_stubs as bps
+import bluesky.preprocessors as bpp
+from ophyd import Signal
+
+from insitu import clock
+from insitu.plans import stubs
+from insitu.plans.arguments import as_number, as_positive, check_readable
+
+__all__ = ["heat_ramp", "ramp_acquisition", "check_stage_rate", "RampSignals"]
+
+
+def check_stage_rate(stage: Any, rate: float) -> float:
+    """Check a ramp rate (C/min) against the stage's limits without sending anything."""
+    rate = as_positive(rate, f"{stage.name}.rate", "C/min")
+    driver = getattr(stage, "driver", None)
+    if driver is not None and hasattr(driver, "check_rate"):
+        driver.check_rate(rate)
+    return rate
+
+
+class RampSignals:
+    """Soft signals for the stage temperature at the start and end of each acquisition."""
+
+    def __init__(self, stage_name: str):
+        self.start = Signal(name=f"{stage_name}_temperature_start", value=math.nan)
+        self.end = Signal(name=f"{stage_name}_temperature_end", value=math.nan)
+        self.mean = Signal(name=f"{stage_name}_temperature_mean", value=math.nan)
+
+    def all(self) -> list[Signal]:
+        """The three signals, in the order they are read into events."""
+        return [self.start, self.end, self.mean]
+
+
+def _temperature(stage) -> Any:
+    reading = yield from bps.rd(stage.temperature)
+    return float(reading)
+
+
+def acquire_with_temperatures(stage, detectors, signals: RampSignals, stream: str = "primary"):
+    """Trigger ``detectors`` and save one event with the stage temperature before and after."""
+    t_start = yield from _temperature(stage)
+    group = f"acquire-{id(signals)}"
+    for detector in detectors:
+        yield from bps.trigger(detector, group=group)
+    yield from bps.wait(group=group)
+    t_end = yield from _temperature(stage)
+    yield from bps.mv(
+        signals.start, t_start, signals.end, t_end, signals.mean, (t_start + t_end) / 2
+    )
+    yield from bps.create(stream)
+    for device in [*detectors, stage, *signals.all()]:
+        yield from bps.read(device)
+    yield from bps.save()
+
+
+def ramp_acquisition(
+    stage,
+    detectors,
+    *,
+    stop: float,
+    rate: float,
+    every_C: float | None,
+    every_s: float | None,
+    signals: RampSignals,
+    should_stop=None,
+):
+    """Plan stub: ramp to ``stop`` and acquire at each step; return the ramp's Status.
+
+    The ramp is started once and never waited on while acquiring. ``should_stop`` (an optional
+    plan returning True) is asked after each acquisition, for closed-loop plans.
+    """
+    current = yield from _temperature(stage)
+    direction = 1.0 if stop >= current else -1.0
+    yield from bps.mv(stage.rate, rate)
+    ramp = yield from bps.abs_set(stage, stop, group="ramp")
+    experiment_s_per_C = 60.0 / rate
+    next_temperature = current + direction * every_C if every_C else None
+    next_time = None
+    if every_s:
+        next_time = clock.now() + every_s
+    poll_s = max(0.5, getattr(stage, "_poll_period", 0.5))
+    while True:
+        temperature = yield from _temperature(stage)
+        ramp_done = ramp is not None and ramp.done
+        if ramp_done and not ramp.success:
+            raise RuntimeError(f"{stage.name}: the ramp to {stop} C failed: {ramp.exception()}")
+        due = False
+        if next_temperature is not None:
+            due = direction * (temperature - next_temperature) >= 0
+        elif next_time is not None:
+            due = clock.now() >= next_time
+        if due:
+            yield from acquire_with_temperatures(stage, detectors, signals)
+            if next_temperature is not None:
+                while direction * (temperature - next_temperature) >= 0:
+                    next_temperature += direction * every_C
+            else:
+                next_time += every_s
+            if should_stop is not None and (yield from should_stop()):
+                return ramp
+            continue
+        if ramp_done:
+            return ramp
+        if next_temperature is not None:
+            remaining = abs(next_temperature - temperature) * experiment_s_per_C
+        else:
+            remaining = next_time - clock.now()
+        # Sleep most of the way to the next step, then poll: few messages, no overshoot.
+        yield from stubs.sleep(max(poll_s, 0.5 * remaining))
+
+
+def heat_ramp(
+    stage,
+    detectors,
+    *,
+    start: float,
+    stop: float,
+    rate: float,
+    every_C: float | None = None,
+    every_s: float | None = None,
+    end_at: float | None = None,
+    md: dict | None = None,
+):
+    """Settle at ``start``, ramp continuously to ``stop`` at ``rate``, acquiring on the way.
+
+    Each time the temperature passes the next step (every ``every_C`` degrees, or every
+    ``every_s`` experiment seconds) all ``detectors`` are triggered together, without stopping
+    the ramp. Each event records the stage temperature at the start and end of the acquisition
+    (``<stage>_temperature_start``, ``_end``) and their mean (``_mean``): a 30 s spectrum at
+    5 C/min spans 2.5 C. The plan ends holding at ``stop`` (or after moving to ``end_at``).
+
+    Parameters
+    ----------
+    stage : LinkamStage
+    detectors : list of readable devices
+    start, stop : float
+        Temperatures in C; ``stop`` below ``start`` makes a cooling ramp.
+    rate : float
+        C/min, within the stage's limits.
+    every_C, every_s : float
+        Exactly one: the temperature step or the time step between acquisitions.
+    end_at : float, optional
+        Move here (at the same rate) after the ramp instead of holding at ``stop``.
+    md : dict, optional
+        Extra run metadata (e.g. ``{"sample": "LLZO-3"}``).
+
+    Raises
+    ------
+    ValueError, TypeError
+        On any bad argument, before anything moves.
+    """
+    detectors = check_readable(detectors, "heat_ramp detectors")
+    start = as_number(start, "heat_ramp start")
+    stop = as_number(stop, "heat_ramp stop")
+    if start == stop:
+        raise ValueError(f"heat_ramp start {start} C equals stop {stop} C: nothing to ramp")
+    for value in (start, stop) + ((end_at,) if end_at is not None else ()):
+        stage.check_value(value)
+    rate = check_stage_rate(stage, rate)
+    if (every_C is None) == (every_s is None):
+        raise ValueError("heat_ramp: give exactly one of every_C (C) or every_s (s)")
+    if every_C is not None:
+        every_C = as_positive(every_C, "heat_ramp every_C", "C")
+        if every_C > abs(stop - start):
+            raise ValueError(
+                f"heat_ramp every_C {every_C} C is larger than the ramp ({abs(stop - start)} C)"
+            )
+    else:
+        every_s = as_positive(every_s, "heat_ramp every_s", "s")
+
+    signals = RampSignals(stage.name)
+    _md = {
+        "plan_name": "heat_ramp",
+        "plan_args": {
+            "stage": repr(stage.name),
+            "detectors": [d.name for d in detectors],
+            "start": start,
+            "stop": stop,
+            "rate": rate,
+            "every_C": every_C,
+            "every_s": every_s,
+            "end_at": end_at,
+        },
+        "ramp_rate_C_per_min": rate,
+        "ramp_start_C": start,
+        "ramp_stop_C": stop,
+        "hints": {"dimensions": [([f"{stage.name}_temperature_mean"], "primary")]},
+        **(md or {}),
+    }
+
+    @bpp.stage_decorator([*detectors, stage])
+    @bpp.run_decorator(md=_md)
+    def inner():
+        yield from bps.mv(stage, start)
+        yield from ramp_acquisition(
+            stage,
+            detectors,
+            stop=stop,
+            rate=rate,
+            every_C=every_C,
+            every_s=every_s,
+            signals=signals,
+        )
+        yield from bps.wait(group="ramp")
+        if end_at is not None:
+            yield from bps.mv(stage, end_at)
+
+    return (yield from inner())

@@ -1,0 +1,81 @@
+"""heat_ramp and anneal on the simulated beamline: ordering, temperatures, validation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from insitu.plans.anneal import anneal
+from insitu.plans.heat_ramp import heat_ramp
+
+
+def _commands(messages, obj_name=None):
+    return [
+        (m.command, getattr(m.obj, "name", None))
+        for m in messages
+        if obj_name is None or getattr(m.obj, "name", None) == obj_name
+    ]
+
+
+def test_heat_ramp_acquires_each_step_without_stopping_the_ramp(sim_beamline):
+    bl = sim_beamline
+    bl.raman.exposure.put(6.0)
+    (uid,) = bl.RE(heat_ramp(bl.stage, [bl.raman], start=30, stop=90, rate=10, every_C=10))
+    messages = bl.messages
+    stage_sets = [i for i, m in enumerate(messages) if m.command == "set" and m.obj is bl.stage]
+    assert len(stage_sets) == 2  # settle at start, then the one continuous ramp
+    first_trigger = next(
+        i for i, m in enumerate(messages) if m.command == "trigger" and m.obj is bl.raman
+    )
+    waits = [i for i, m in enumerate(messages) if m.command == "wait"]
+    assert any(stage_sets[0] < w < stage_sets[1] for w in waits)  # settled before the ramp
+    assert stage_sets[1] < first_trigger  # nothing acquired before settling at start
+    between = messages[stage_sets[1] + 1 :]
+    assert not any(m.command == "stop" for m in between), [
+        m for m in between if m.command == "stop"
+    ]
+    assert not any(m.command == "set" and m.obj is bl.stage for m in between)
+
+    bl.writer.wait()
+    data = bl.catalog[uid]["primary"].read()
+    start = np.asarray(data["stage_temperature_start"])
+    end = np.asarray(data["stage_temperature_end"])
+    mean = np.asarray(data["stage_temperature_mean"])
+    assert len(start) >= 5
+    assert np.all(np.diff(start) > 0)
+    assert np.all(end >= start)  # heating during each 6 s exposure
+    np.testing.assert_allclose(mean, (start + end) / 2)
+    assert start[0] >= 40.0 - 1.0
+    assert np.asarray(data["raman_spectrum"]).shape[1] == 1600
+    run = bl.catalog[uid]
+    assert run.start["plan_name"] == "heat_ramp" and run.start["ramp_rate_C_per_min"] == 10
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"start": 30, "stop": 2000, "rate": 5, "every_C": 5}, "above the stage limit"),
+        ({"start": 30, "stop": 90, "rate": 500, "every_C": 5}, r"rate 500.0 C/min is above"),
+        ({"start": 30, "stop": 90, "rate": 5}, "exactly one of every_C"),
+        ({"start": 30, "stop": 90, "rate": 5, "every_C": -5}, r"every_C -5.0 C is not allowed"),
+        ({"start": 30, "stop": 30, "rate": 5, "every_C": 5}, "nothing to ramp"),
+        ({"start": 30, "stop": 90, "rate": float("nan"), "every_C": 5}, "finite"),
+    ],
+)
+def test_heat_ramp_rejects_bad_arguments_before_any_message(sim_beamline, kwargs, match):
+    bl = sim_beamline
+    with pytest.raises(ValueError, match=match):
+        bl.RE(heat_ramp(bl.stage, [bl.raman], **kwargs))
+    assert not any(m.command in ("set", "trigger", "open_run") for m in bl.messages)
+
+
+def test_anneal_ramps_dwells_and_cools(sim_beamline):
+    bl = sim_beamline
+    (uid,) = bl.RE(anneal(bl.stage, temperature=120, rate=20, dwell_s=60, cool_to=60))
+    run = bl.catalog[uid]
+    assert run.start["anneal_temperature_C"] == 120
+    assert abs(bl.stage.position - 60) <= 1.0
+    sets = [m.args[0] for m in bl.messages if m.command == "set" and m.obj is bl.stage]
+    assert sets == [120.0, 60.0]
+    with pytest.raises(ValueError, match="cool_to 130.0 C must be below"):
+        bl.RE(anneal(bl.stage, temperature=120, cool_to=130))
