@@ -66,6 +66,21 @@ def _cmd_export(args) -> int:
     return 0
 
 
+def _cmd_report(args) -> int:
+    from insitu.analysis.campaign import summarize
+    from insitu.analysis.report import write_report
+
+    runs = _open_runs(args)
+    try:
+        path = write_report(runs, args.campaign_id, args.output)
+    except KeyError as error:
+        print(f"insitu report: {error.args[0]}", file=sys.stderr)
+        return 2
+    print(summarize(runs, args.campaign_id))
+    print(f"report: {path.resolve()}")
+    return 0
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="insitu",
@@ -93,6 +108,13 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_catalog_option(export)
     export.add_argument("--api-key", default=None, help="API key of a remote catalog")
     export.set_defaults(func=_cmd_export)
+
+    report = sub.add_parser("report", help="write a campaign's HTML report and print its table")
+    report.add_argument("campaign_id", help="the campaign id (in every run's metadata)")
+    report.add_argument("--output", default="insitu-report/index.html", help="HTML file to write")
+    _add_catalog_option(report)
+    report.add_argument("--api-key", default=None, help="API key of a remote catalog")
+    report.set_defaults(func=_cmd_report)
 
     from insitu.sim.serve import add_sim_parser
 

@@ -1,45 +1,129 @@
-"""``insitu demo``: the simulated beamline runs a short measurement into the embedded catalog."""
+"""``insitu demo``: the simulated beamline runs an in-situ ramp and a campaign, then a report."""
 
 from __future__ import annotations
 
+import logging
+import time
 from pathlib import Path
 
-import bluesky.plan_stubs as bps
-import bluesky.plans as bp
+from tqdm import tqdm
 
+from insitu.analysis.campaign import summarize
+from insitu.analysis.report import write_report
 from insitu.beamline import load
-from insitu.export import run_summary
+from insitu.plans.campaign import anneal_and_measure
+from insitu.plans.heat_ramp import heat_ramp
 
-__all__ = ["run_demo"]
+__all__ = ["run_demo", "DEMO_SPEEDUP"]
 
-
-def _demo_plan(beamline):
-    stage = beamline.devices.get("stage")
-    detectors = [d for name, d in beamline.devices.items() if name != "stage"]
-    if stage is None:
-        yield from bp.count(detectors, num=3, md={"purpose": "insitu demo"})
-        return
-    yield from bps.mv(stage, 40.0)
-    yield from bp.count([stage, *detectors], num=3, md={"purpose": "insitu demo"})
+#: Experiment seconds per wall second for the demo: ~45 h of experiment in about two minutes.
+DEMO_SPEEDUP = 2000.0
+#: A shortened campaign: the paper's four anneals, impedance every 100 C over one cycle.
+DEMO_EIS_TEMPERATURES = (100.0, 200.0, 300.0, 400.0, 500.0)
 
 
-def run_demo(config=None, catalog: str | None = None) -> list[str]:
-    """Build the simulated beamline, run the demo plan, print where the data went.
+class _RunProgress:
+    """A tqdm bar that advances at each finished run (a RunEngine subscriber)."""
+
+    def __init__(self, total: int, description: str):
+        self.bar = tqdm(total=total, desc=description, unit="run")
+
+    def __call__(self, name: str, doc: dict) -> None:
+        if name == "start":
+            self.bar.set_postfix_str(f"{doc.get('plan_name')} {doc.get('sample_name', '')}")
+        elif name == "stop":
+            self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def run_demo(
+    config=None,
+    catalog: str | None = None,
+    *,
+    speedup: float = DEMO_SPEEDUP,
+    report_path: str | Path = "insitu-report/index.html",
+) -> dict:
+    """Run the demo on the simulated beamline and write the report.
+
+    1. An in-situ Raman heat ramp, room temperature to 850 C at 5 C/min, a spectrum every 5 C,
+       with the transition flags raised live.
+    2. The anneal-and-measure campaign for the paper's four post-anneal temperatures
+       (shortened: impedance every 100 C, one cycle), one fresh virtual film per sample.
+    3. The campaign report (HTML) and the results table beside the paper's.
 
     Returns
     -------
-    list of str
-        The uids of the runs written.
+    dict
+        ``ramp_uid``, ``campaign_id``, ``report`` (path) and ``summary``.
     """
-    with load(config, catalog=catalog) as beamline:
-        print(f"beamline {beamline.config.name!r}: devices {sorted(beamline.devices) or 'none'}")
-        uids = beamline.RE(_demo_plan(beamline))
-        beamline.writer.wait()
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    with load(config, catalog=catalog, table=False, speedup=speedup) as beamline:
+        print(f"beamline {beamline.config.name!r}: devices {sorted(beamline.devices)}")
+        print(f"simulated at {speedup:.0f}x: experiment hours pass in wall seconds\n")
+        stage, raman, eis = beamline.stage, beamline.raman, beamline.eis
+        beamline.RE.waiting_hook = None  # one progress bar per run below, not one per move
+        raman.exposure.put(30.0)
+        started = time.monotonic()
+
+        progress = _RunProgress(1, "in-situ Raman ramp to 850 C")
+        token = beamline.RE.subscribe(progress)
+        try:
+            (ramp_uid,) = beamline.RE(
+                heat_ramp(
+                    stage,
+                    [raman],
+                    start=30,
+                    stop=850,
+                    rate=5,
+                    every_C=5,
+                    end_at=30,
+                    md={"purpose": "insitu demo: in-situ crystallization ramp"},
+                )  # fmt: skip
+            )
+        finally:
+            beamline.RE.unsubscribe(token)
+            progress.close()
+
+        anneal_temperatures = (500.0, 600.0, 650.0, 750.0)
+        progress = _RunProgress(3 * len(anneal_temperatures), "anneal-and-measure campaign")
+        token = beamline.RE.subscribe(progress)
+        try:
+            uids = beamline.RE(
+                anneal_and_measure(
+                    stage,
+                    raman,
+                    eis,
+                    anneal_temperatures=anneal_temperatures,
+                    eis_temperatures=DEMO_EIS_TEMPERATURES,
+                    cycles=1,
+                    change_sample=beamline.simulation.change_sample,
+                    md={"purpose": "insitu demo"},
+                )  # fmt: skip
+            )
+        finally:
+            beamline.RE.unsubscribe(token)
+            progress.close()
+        beamline.flush()
+        campaign_id = beamline.catalog[uids[0]].start["campaign_id"]
+        report = write_report(
+            beamline.catalog,
+            campaign_id,
+            report_path,
+            extra_raman_runs=[("in-situ ramp to 850 C", ramp_uid)],
+        )
+        summary = summarize(beamline.catalog, campaign_id)
         location = beamline.config.catalog.location
         where = location if "://" in location else str(Path(location).resolve())
-        print(f"\n{len(uids)} run(s) written to the catalog at {where}")
-        for uid in uids:
-            row = run_summary(beamline.catalog[uid])
-            print(f"  {row['uid']}  {row['plan']}  {row['exit_status']}  {row['events']} events")
-        print("list them with: insitu runs")
-    return list(uids)
+        print(f"\n{summary}\n")
+        print(f"in-situ ramp run: {ramp_uid}")
+        print(f"catalog: {where}   (list the runs with: insitu runs)")
+        print(f"report:  {report.resolve()}")
+        print(f"wall time: {time.monotonic() - started:.0f} s")
+    return {
+        "ramp_uid": ramp_uid,
+        "campaign_id": campaign_id,
+        "report": report,
+        "summary": summary,
+    }

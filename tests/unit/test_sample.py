@@ -8,7 +8,16 @@ import time
 import numpy as np
 import pytest
 
+from insitu.plans.campaign import PAPER_EIS_TEMPERATURES
+from insitu.plans.step_eis import step_eis_schedule
+from insitu.sim import conductivity_calibration as calibration
 from insitu.sim.sample import FILM_GEOMETRY, FilmState, GarnetFilm, post_annealed_film
+from insitu.sim.sample_conductivity import (
+    END_MEMBER_NAMES,
+    end_member_laws,
+    end_member_weights,
+    film_law,
+)
 from insitu.sim.thermal_profile import ThermalProfile
 
 
@@ -215,12 +224,81 @@ PAPER_TABLE = {  # post-anneal C: (sigma at 30 C in S/cm, Ea in eV; 500/600 C Ea
 }
 
 
+@pytest.fixture(scope="module")
+def measured_films() -> dict[float, calibration.MeasuredFilm]:
+    """Each paper film as the EIS protocol measures it, after the campaign's anneal."""
+    return {anneal_C: calibration.measure_film(anneal_C) for anneal_C in PAPER_TABLE}
+
+
 @pytest.mark.parametrize("anneal_C", sorted(PAPER_TABLE))
-def test_post_anneal_conductivity_matches_table_s5(anneal_C):
+def test_measured_after_the_eis_protocol_matches_table_s5(anneal_C, measured_films):
+    # The paper measured Table S5 by EIS after the anneal (100-500 C, two cycles): the target is
+    # the Arrhenius fit over the protocol, not the film right after the anneal.
     sigma_30, activation = PAPER_TABLE[anneal_C]
-    film, state = post_annealed_film(anneal_C)
-    assert film.conductivity(30.0, state) == pytest.approx(sigma_30, rel=0.03)
-    assert film.activation_energy_eV(state) == pytest.approx(activation, rel=0.03)
+    measured = measured_films[anneal_C]
+    assert measured.sigma_30 == pytest.approx(sigma_30, rel=0.03)
+    assert measured.activation_energy_eV == pytest.approx(activation, rel=0.03)
+
+
+def test_calibration_measurement_matches_within_its_tolerance(measured_films):
+    for anneal_C, (sigma_30, activation) in PAPER_TABLE.items():
+        measured = measured_films[anneal_C]
+        assert measured.sigma_30 == pytest.approx(sigma_30, rel=0.01), anneal_C
+        assert measured.activation_energy_eV == pytest.approx(activation, abs=0.002), anneal_C
+        assert len(measured.states) == 34  # 2 cycles x (9 heating + 8 cooling)
+
+
+def test_installed_laws_are_the_calibration_solution():
+    solved = calibration.solve_end_members()
+    installed = dict(zip(END_MEMBER_NAMES, end_member_laws(), strict=True))
+    for name, law in solved.items():
+        assert installed[name].log10_sigma_30 == pytest.approx(law.log10_sigma_30, abs=1e-4)
+        assert installed[name].activation_energy_eV == pytest.approx(
+            law.activation_energy_eV, abs=1e-4
+        )
+
+
+def test_film_law_is_the_weighted_sum_of_the_end_members():
+    weights = end_member_weights(0.4, 0.2, 0.3, 0.1)
+    assert weights.sum() == pytest.approx(1.0)
+    law = film_law(0.4, 0.2, 0.3, 0.1)
+    laws = end_member_laws()
+    assert law.log10_sigma_30 == pytest.approx(
+        sum(w * m.log10_sigma_30 for w, m in zip(weights, laws, strict=True))
+    )
+    assert law.activation_energy_eV == pytest.approx(
+        sum(w * m.activation_energy_eV for w, m in zip(weights, laws, strict=True))
+    )
+
+
+def test_calibration_schedule_is_step_eis_schedule():
+    temperatures = calibration.EIS_TEMPERATURES_C
+    assert calibration.eis_schedule(temperatures, 2) == step_eis_schedule(temperatures, 2)
+    assert temperatures == PAPER_EIS_TEMPERATURES
+
+
+def test_calibration_history_follows_the_protocol():
+    history = calibration.campaign_history(650.0)
+    profile = history.profile
+    assert profile.temperatures_C[0] == 30.0 and profile.temperatures_C[-1] == 30.0
+    assert profile.peak_C == 650.0
+    # 5 C/min up, settle, 15 min dwell, 5 C/min down, settle
+    assert history.anneal_end_s == pytest.approx(2 * 620.0 / 5.0 * 60.0 + 900.0 + 20.0)
+    first = history.measurements[0]
+    # 30 -> 100 C at 10 C/min, settle 10 s, stabilize 120 s, half a sweep
+    assert first[3] - history.anneal_end_s == pytest.approx(
+        420.0 + 10.0 + 120.0 + 0.5 * calibration.sweep_duration_s()
+    )
+    assert 100.0 < calibration.sweep_duration_s() < 300.0
+    for _, _, temperature, t in history.measurements:
+        assert profile(t) == temperature
+
+
+def test_the_500C_film_keeps_rearranging_during_the_eis(measured_films):
+    film_500 = measured_films[500.0]
+    assert film_500.after_protocol.rearranged_share > film_500.after_anneal.rearranged_share + 0.2
+    film_650 = measured_films[650.0]
+    assert film_650.after_protocol.cubic == pytest.approx(film_650.after_anneal.cubic, abs=1e-3)
 
 
 @pytest.mark.parametrize("anneal_C", sorted(PAPER_TABLE))
@@ -233,8 +311,9 @@ def test_arrhenius_fit_of_100_to_500C_returns_the_activation_energy(anneal_C):
     assert -slope * 8.617333262e-5 == pytest.approx(film.activation_energy_eV(state), rel=1e-6)
 
 
-def test_500_and_600C_activation_energies_are_in_the_papers_range():
+def test_500_and_600C_activation_energies_are_in_the_papers_range(measured_films):
     for anneal_C in (500.0, 600.0):
+        assert 0.6 <= measured_films[anneal_C].activation_energy_eV <= 0.78
         film, state = post_annealed_film(anneal_C)
         assert 0.6 <= film.activation_energy_eV(state) <= 0.78
 

@@ -40,6 +40,9 @@ class Beamline:
         Every device by name; each is also an attribute (``beamline.stage``).
     simulation : SimulatedLab or None
         On a simulated beamline: the emulators and the virtual film (``simulation.film``).
+    analysis : list
+        The live analysis callbacks, in document order (``analysis[0]`` is subscribed to RE);
+        ``beamline.raman_flags`` is the Raman transition callback.
     """
 
     config: BeamlineConfig
@@ -49,6 +52,7 @@ class Beamline:
     bec: Any = None
     devices: dict[str, Any] = field(default_factory=dict)
     simulation: Any = None
+    analysis: list[Any] = field(default_factory=list)
     _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     def __getattr__(self, name: str) -> Any:
@@ -61,8 +65,25 @@ class Beamline:
         """Register something to close with the beamline (emulators, connections)."""
         self._closers.append(closer)
 
+    @property
+    def raman_flags(self):
+        """The live Raman transition callback (its ``transition`` Signal drives plans)."""
+        return self.analysis[0] if self.analysis else None
+
+    def flush(self, timeout: float = 120.0) -> None:
+        """Wait until live analysis and the catalog writer have handled every document."""
+        for callback in self.analysis:
+            callback.flush(timeout)
+        if not self.writer.wait(timeout):
+            raise TimeoutError(f"the catalog writer did not finish within {timeout} s")
+
     def close(self) -> None:
         """Write what is pending, stop devices and emulators, close the catalog."""
+        for callback in self.analysis:
+            try:
+                callback.close()
+            except Exception:  # still close the writer: no measured data is lost
+                logger.exception("closing the analysis callback %r failed", callback)
         self.writer.close()
         for closer in reversed(self._closers):
             try:
@@ -96,11 +117,33 @@ def _best_effort_callback(headless: bool):
     return bec
 
 
+def _analysis_chain(cfg: BeamlineConfig, writer: DurableTiledWriter) -> list:
+    """RunEngine -> Raman transitions -> impedance fits -> catalog writer: each callback forwards
+    every document, with its derived streams, to the next (and holds a run's stop document
+    until its analysis of that run is done)."""
+    from insitu.analysis.callbacks import EISFitCallback, RamanTransitionCallback
+    from insitu.analysis.eis import FilmGeometry
+
+    film = cfg.film
+    geometry = FilmGeometry(
+        gap=film.gap_mm * 1e-3,
+        electrode_length=film.electrode_length_mm * 1e-3,
+        thickness=film.thickness_um * 1e-6,
+    )
+    raman = RamanTransitionCallback()
+    impedance = EISFitCallback(geometry=geometry, cycle_key="cycle")
+    raman.subscribe(impedance)
+    impedance.subscribe(writer)
+    return [raman, impedance]
+
+
 def load(
     config: str | os.PathLike | dict | BeamlineConfig | None = None,
     *,
     catalog: str | None = None,
     table: bool = True,
+    analysis: bool = True,
+    speedup: float | None = None,
 ) -> Beamline:
     """Build the beamline described by ``config``.
 
@@ -113,6 +156,11 @@ def load(
         Override ``config.catalog.location`` (a directory or an http(s) URI).
     table : bool
         Subscribe a BestEffortCallback (a live table; plots only with a display).
+    analysis : bool
+        Run the live analysis callbacks (Raman transition flags, impedance fits) between the
+        RunEngine and the catalog, so their derived streams are stored beside the raw data.
+    speedup : float, optional
+        Override ``simulation.speedup`` (only used when an instrument is simulated).
 
     Returns
     -------
@@ -129,6 +177,11 @@ def load(
         cfg = cfg.model_copy(
             update={"catalog": cfg.catalog.model_copy(update={"location": catalog})}
         )
+    if speedup is not None:
+        simulation = parse_config({"simulation": {"speedup": speedup}}).simulation
+        cfg = cfg.model_copy(
+            update={"simulation": cfg.simulation.model_copy(update={"speedup": simulation.speedup})}
+        )
 
     if cfg.simulated:
         clock.set_speedup(cfg.simulation.speedup)
@@ -139,13 +192,16 @@ def load(
     engine.md = PersistentMetadata(cfg.metadata_dir)
     engine.md.setdefault("beamline", cfg.name)
     engine.waiting_hook = ProgressBarManager()
-    engine.subscribe(writer)
+    callbacks = _analysis_chain(cfg, writer) if analysis else []
+    engine.subscribe(callbacks[0] if callbacks else writer)
     bec = None
     if table:
         bec = _best_effort_callback(_headless())
         engine.subscribe(bec)
 
-    beamline = Beamline(config=cfg, RE=engine, catalog=runs, writer=writer, bec=bec)
+    beamline = Beamline(
+        config=cfg, RE=engine, catalog=runs, writer=writer, bec=bec, analysis=callbacks
+    )
     try:
         for name, builder in DEVICE_BUILDERS.items():
             device = builder(cfg, beamline)

@@ -51,6 +51,13 @@ class SimulatedLab:
             self.term.impedance_model.sample = self.film
         return self.film
 
+    def change_sample(self, index: int, anneal_temperature: float):
+        """Plan: the simulated sample change of a campaign (a fresh film, no pause)."""
+        import bluesky.plan_stubs as bps
+
+        self.load_new_film()
+        yield from bps.null()
+
 
 def _lab(beamline: Beamline) -> SimulatedLab:
     if beamline.simulation is None:

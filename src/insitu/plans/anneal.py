@@ -5,6 +5,7 @@ from __future__ import annotations
 import bluesky.plan_stubs as bps
 import bluesky.preprocessors as bpp
 
+from insitu import clock
 from insitu.plans import stubs
 from insitu.plans.arguments import as_number, as_positive, check_readable
 from insitu.plans.heat_ramp import (
@@ -31,7 +32,8 @@ def anneal(
     """Ramp to ``temperature`` at ``rate``, dwell ``dwell_s``, cool to ``cool_to`` at ``rate``.
 
     With ``detectors`` (e.g. ``[raman]``) they are acquired every ``every_C`` degrees on the
-    way up, without stopping the ramp (as in ``heat_ramp``), and once at the end of the dwell.
+    way up, without stopping the ramp (as in ``heat_ramp``), and once at the start of the dwell
+    (inside it: the dwell is timed from arrival).
     One run; its metadata says ``anneal_temperature_C`` so campaigns can find it.
 
     The stage is always left with a safe program: after the dwell it is told to ramp to
@@ -86,9 +88,12 @@ def anneal(
         else:
             yield from bps.mv(stage.rate, rate)
             yield from bps.mv(stage, temperature)
-        yield from stubs.sleep(dwell_s)
+        # The dwell is timed from arrival; a spectrum at the top is taken inside it, so a long
+        # exposure does not lengthen the anneal (a 650 C film is sensitive to every minute).
+        dwell_started = clock.now()
         if detectors:
             yield from acquire_with_temperatures(stage, detectors, signals)
+        yield from stubs.sleep(max(0.0, dwell_s - (clock.now() - dwell_started)))
         yield from bps.mv(stage, cool_to)
 
     return (yield from inner())

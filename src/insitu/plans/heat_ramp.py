@@ -70,16 +70,18 @@ def ramp_acquisition(
     every_s: float | None,
     signals: RampSignals,
     should_stop=None,
+    group: str = "ramp",
 ):
     """Plan stub: ramp to ``stop`` and acquire at each step; return the ramp's Status.
 
     The ramp is started once and never waited on while acquiring. ``should_stop`` (an optional
-    plan returning True) is asked after each acquisition, for closed-loop plans.
+    plan returning True) is asked after each acquisition, for closed-loop plans. The ramp's
+    Status is in ``group`` (wait on it with ``bps.wait(group=group)``).
     """
     current = yield from _temperature(stage)
     direction = 1.0 if stop >= current else -1.0
     yield from bps.mv(stage.rate, rate)
-    ramp = yield from bps.abs_set(stage, stop, group="ramp")
+    ramp = yield from bps.abs_set(stage, stop, group=group)
     experiment_s_per_C = 60.0 / rate
     next_temperature = current + direction * every_C if every_C else None
     next_time = None

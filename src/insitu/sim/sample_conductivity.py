@@ -11,8 +11,12 @@ Choice of interpolation (a model, calibrated to the paper, not a microscopic the
 
 1. Amorphous matrix: linear in the rearranged share ``r`` of the matrix between the as-deposited
    law and the rearranged law. We chose Ea = 0.74 eV for the 500 C film and 0.70 eV for the
-   600 C film (the paper says only "high, up to 0.78 eV"); the as-deposited matrix then comes
-   out at 0.778 eV, just under that bound.
+   600 C film (the paper says only "high, up to 0.78 eV"). The 500 C film is half rearranged
+   after its anneal and keeps rearranging during the hours of EIS at 400-500 C, so its measured
+   Ea is an average over a matrix turning from as deposited to rearranged; matching 0.74 eV
+   puts the as-deposited end member at 0.837 eV, above the paper's 0.78 eV. No measured film
+   is that end member (all were annealed at 500 C or more), but a 500 C target of 0.72 eV or
+   less would keep it under the bound.
 2. Garnet crystals: linear in the cubic share ``c`` of the crystals between a tetragonal law
    (Li-ordered, low conductivity) and the cubic law (2.51e-6 S/cm, 0.343 eV).
 3. The crystals take over the transport once they percolate: weight
@@ -20,14 +24,22 @@ Choice of interpolation (a model, calibrated to the paper, not a microscopic the
    (continuum percolation of spheres in 3-D) and m = 6. The 650 C film (about 40 %
    crystalline, mostly tetragonal, Li-depleted matrix) is past the threshold, which is why its
    Ea has already dropped to 0.36 eV while sigma stays low; the 500 and 600 C films are not.
-   Resulting end members: as deposited 1.13e-9 S/cm, 0.778 eV; rearranged 1.85e-9, 0.700;
-   tetragonal 5.9e-10, 0.365; cubic 2.51e-6, 0.343 (sigma at 30 C, Ea).
+   Resulting end members: as deposited 7.65e-10 S/cm, 0.837 eV; rearranged 1.85e-9, 0.700;
+   tetragonal 5.69e-10, 0.365; cubic 2.51e-6, 0.343 (sigma at 30 C, Ea).
 4. La2Zr2O7 (Li lost) is an insulator; it blocks transport once it percolates (same form,
    threshold 0.5).
 
-``log10 sigma_30`` and ``Ea`` of the four end-member laws were solved (two linear 4 x 4 systems)
-so that films post-annealed with the paper's program (5 C/min up, 15 min dwell, 5 C/min down)
-at 500, 600, 650 and 750 C give the paper's Table S5, then rounded:
+Calibration target: what the paper's impedance protocol *measures*, not the film right after its
+anneal. The paper measured Table S5 after the post-anneal, heating the film again (one spectrum
+every 50 C from 100 to 500 C, 2 min stabilization before each, two heating and cooling cycles),
+and the film keeps evolving meanwhile (mostly the rearranged share of the 500 C film's matrix:
+about 0.49 after the anneal, 0.86 after the protocol). ``log10 sigma_30`` and ``Ea`` of the four
+end-member laws were solved (an 8 x 8 affine system, see
+:mod:`insitu.sim.conductivity_calibration`; run ``python -m insitu.sim.conductivity_calibration``)
+so that the Arrhenius fit (``ln(sigma T)`` against ``1/T``) over all spectra of the campaign as our
+plans run it (anneal at 5 C/min, 15 min dwell, 5 C/min down to 30 C, then ``step_eis`` at
+10 C/min with the stage's settle time and the default sweep) gives the paper's Table S5, then
+rounded; the rounded laws match within 0.1 %:
 
 ===========  ===================  =============
 post-anneal  sigma(30 C) S/cm     Ea eV
@@ -37,6 +49,10 @@ post-anneal  sigma(30 C) S/cm     Ea eV
 650 C        5.59e-9              0.360
 750 C        2.51e-6              0.343
 ===========  ===================  =============
+
+A film straight after the anneal (``insitu.sim.sample.post_annealed_film``) therefore does not
+give these numbers: the 500 C film is at 1.18e-9 S/cm, 0.770 eV before its EIS (the 650 C
+film, at 5.47e-9 S/cm, differs only by the stage's settle time at the top of the anneal).
 """
 
 from __future__ import annotations
@@ -54,6 +70,9 @@ __all__ = [
     "CUBIC_LAW",
     "PYROCHLORE_LAW",
     "percolation_weight",
+    "end_member_weights",
+    "end_member_laws",
+    "END_MEMBER_NAMES",
     "film_law",
     "REFERENCE_TEMPERATURE_C",
 ]
@@ -64,6 +83,7 @@ REFERENCE_TEMPERATURE_C = 30.0
 CRYSTAL_PERCOLATION_THRESHOLD = 0.15
 PYROCHLORE_PERCOLATION_THRESHOLD = 0.5
 PERCOLATION_SHARPNESS = 6.0
+END_MEMBER_NAMES = ("as_deposited", "rearranged", "tetragonal", "cubic", "pyrochlore")
 
 
 @dataclass(frozen=True)
@@ -102,10 +122,11 @@ class ConductivityLaw:
         )
 
 
-# Solved from the four post-anneal films (see the module docstring), rounded.
-AS_DEPOSITED_LAW = ConductivityLaw(-8.9457, 0.7783)
+# Solved by insitu.sim.conductivity_calibration (the four films as measured after the EIS
+# protocol, see the module docstring), rounded.
+AS_DEPOSITED_LAW = ConductivityLaw(-9.1161, 0.8366)
 REARRANGED_LAW = ConductivityLaw(-8.7328, 0.7000)
-TETRAGONAL_LAW = ConductivityLaw(-9.2323, 0.3653)
+TETRAGONAL_LAW = ConductivityLaw(-9.2449, 0.3654)
 CUBIC_LAW = ConductivityLaw(-5.6003, 0.3430)
 # La2Zr2O7 pyrochlore without Li: an insulator (assumed, not in the paper).
 PYROCHLORE_LAW = ConductivityLaw(-13.0, 1.10)
@@ -119,6 +140,42 @@ def percolation_weight(fraction: float, threshold: float) -> float:
     return 1.0 / (1.0 + (threshold / f) ** PERCOLATION_SHARPNESS)
 
 
+def end_member_weights(
+    rearranged_share: float,
+    crystalline_fraction: float,
+    cubic_share: float,
+    pyrochlore_fraction: float,
+) -> np.ndarray:
+    """Weights of the five end-member laws in the film's law (they sum to 1).
+
+    Order: as deposited, rearranged, tetragonal, cubic, pyrochlore (:data:`END_MEMBER_NAMES`).
+    :func:`film_law` is the weighted sum of the end-member pairs ``(log10 sigma_30, Ea)``.
+
+    Parameters
+    ----------
+    rearranged_share, crystalline_fraction, cubic_share, pyrochlore_fraction : float
+        As for :func:`film_law`.
+    """
+    r, c = float(rearranged_share), float(cubic_share)
+    crystals = percolation_weight(crystalline_fraction, CRYSTAL_PERCOLATION_THRESHOLD)
+    pyrochlore = percolation_weight(pyrochlore_fraction, PYROCHLORE_PERCOLATION_THRESHOLD)
+    garnet = 1.0 - pyrochlore
+    return np.array(
+        [
+            garnet * (1.0 - crystals) * (1.0 - r),
+            garnet * (1.0 - crystals) * r,
+            garnet * crystals * (1.0 - c),
+            garnet * crystals * c,
+            pyrochlore,
+        ]
+    )
+
+
+def end_member_laws() -> tuple[ConductivityLaw, ...]:
+    """The five end-member laws in the order of :func:`end_member_weights`."""
+    return (AS_DEPOSITED_LAW, REARRANGED_LAW, TETRAGONAL_LAW, CUBIC_LAW, PYROCHLORE_LAW)
+
+
 def film_law(
     rearranged_share: float,
     crystalline_fraction: float,
@@ -126,6 +183,9 @@ def film_law(
     pyrochlore_fraction: float,
 ) -> ConductivityLaw:
     """The film's Arrhenius law for a phase state.
+
+    Nested log-sigma mixing (matrix, crystals, percolation, pyrochlore), written out as the
+    weighted sum of the end-member laws (:func:`end_member_weights`).
 
     Parameters
     ----------
@@ -138,12 +198,11 @@ def film_law(
     pyrochlore_fraction : float
         La2Zr2O7 fraction of the film (0-1).
     """
-    matrix = AS_DEPOSITED_LAW.mixed(REARRANGED_LAW, rearranged_share)
-    crystals = TETRAGONAL_LAW.mixed(CUBIC_LAW, cubic_share)
-    garnet = matrix.mixed(
-        crystals, percolation_weight(crystalline_fraction, CRYSTAL_PERCOLATION_THRESHOLD)
+    weights = end_member_weights(
+        rearranged_share, crystalline_fraction, cubic_share, pyrochlore_fraction
     )
-    return garnet.mixed(
-        PYROCHLORE_LAW,
-        percolation_weight(pyrochlore_fraction, PYROCHLORE_PERCOLATION_THRESHOLD),
+    laws = end_member_laws()
+    return ConductivityLaw(
+        float(sum(w * law.log10_sigma_30 for w, law in zip(weights, laws, strict=True))),
+        float(sum(w * law.activation_energy_eV for w, law in zip(weights, laws, strict=True))),
     )

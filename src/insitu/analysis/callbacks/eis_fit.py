@@ -15,31 +15,38 @@ The RunEngine's call only puts the document on a queue; one worker thread fits a
 the RunEngine is never held up by a fit and subscribers receive every document from that one
 thread, in order. The stop document is forwarded after the run's queue is drained and the
 Arrhenius summary emitted, so a writer stores the derived streams before it closes the run; its
-``num_events`` gains the counts of the derived streams.
+``num_events`` gains the counts of the derived streams. The queue, worker, forwarding and
+``flush()``/``close()`` come from the shared base
+:class:`~insitu.analysis.callbacks._derived_stream.DerivedStreamCallback`; ``flush()`` raises
+for a failing subscriber or a bug in the callback, while a spectrum that fails to fit is not such
+an error: it gives an ``eis_fit`` event with ``success`` False.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import queue
-import threading
-import time
 import traceback
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import event_model
 import numpy as np
 
 from insitu.analysis.arrhenius import CELSIUS_ZERO_K, fit_arrhenius
+from insitu.analysis.callbacks._derived_stream import (
+    DerivedRun,
+    DerivedStreamCallback,
+    Subscriber,
+    data_key,
+    plain,
+)
 from insitu.analysis.eis_film import FilmGeometry, fit_film
 from insitu.analysis.kramers_kronig import kramers_kronig
 
 logger = logging.getLogger(__name__)
 
-Subscriber = Callable[[str, dict], Any]
+__all__ = ["EISFitCallback", "FIT_DATA_KEYS", "ARRHENIUS_DATA_KEYS", "Subscriber"]
+
 ROOM_TEMPERATURE_K = CELSIUS_ZERO_K + 30.0  # the paper reports conductivity at 30 C
 _SOURCE = "insitu.analysis.callbacks.EISFitCallback"
 _KELVIN_UNITS = {"k", "kelvin"}
@@ -47,7 +54,7 @@ _CELSIUS_UNITS = {"c", "degc", "\u00b0c", "celsius", "deg c", "degrees c"}
 
 
 def _key(dtype: str, units: str | None = None) -> dict:
-    return {"dtype": dtype, "shape": [], "source": _SOURCE, "units": units}
+    return data_key(dtype, units, source=_SOURCE)
 
 
 FIT_DATA_KEYS = {
@@ -81,21 +88,15 @@ ARRHENIUS_DATA_KEYS = {
 
 
 @dataclass
-class _Run:
+class _EISRun(DerivedRun):
     """What the worker knows about one open run."""
 
-    start: dict
-    descriptors: dict[str, dict] = field(default_factory=dict)
-    streams: dict[str, Any] = field(default_factory=dict)
-    event_counters: dict[str, int] = field(default_factory=dict)
-    composers: dict[str, Any] = field(default_factory=dict)
-    emitted: dict[str, int] = field(default_factory=dict)  # events per derived stream
     latest_temperature_K: float = float("nan")
     latest_cycle: Any = None
     points: list[tuple[float, float, Any]] = field(default_factory=list)  # (T_K, sigma, cycle)
 
 
-class EISFitCallback:
+class EISFitCallback(DerivedStreamCallback):
     """Fit impedance events in a worker thread and emit ``eis_fit`` / ``eis_arrhenius`` streams.
 
     Parameters
@@ -149,134 +150,18 @@ class EISFitCallback:
         self.arrhenius_stream_name = arrhenius_stream_name
         self.arrhenius_form = arrhenius_form
 
-        self._subscribers: dict[int, Subscriber] = {}
-        self._next_token = 0
-        self._subscribers_lock = threading.Lock()
-        self._queue: queue.Queue[tuple[str, dict] | None] = queue.Queue()
-        self._pending = 0
-        self._pending_condition = threading.Condition()
-        self._runs: dict[str, _Run] = {}
-        self._descriptor_run: dict[str, str] = {}
-        self._errors: list[BaseException] = []
-        self._worker = threading.Thread(target=self._work, name="EISFitCallback", daemon=True)
-        self._worker.start()
+        super().__init__(name="EISFitCallback")
 
-    # ------------------------------------------------------------------ RunEngine-facing side
+    @property
+    def derived_streams(self) -> tuple[str, ...]:
+        """The ``eis_fit`` and ``eis_arrhenius`` stream names."""
+        return (self.stream_name, self.arrhenius_stream_name)
 
-    def __call__(self, name: str, doc: dict) -> None:
-        """Queue a document (called by the RunEngine; returns at once)."""
-        if not self._worker.is_alive():
-            raise RuntimeError("EISFitCallback is closed; create a new one")
-        with self._pending_condition:
-            self._pending += 1
-        self._queue.put((name, doc))
+    def _new_run(self, start: dict) -> _EISRun:
+        return _EISRun(start=start)
 
-    def subscribe(self, callback: Subscriber) -> int:
-        """Forward every document (raw and derived) to ``callback(name, doc)``; returns a token."""
-        if not callable(callback):
-            raise ValueError(f"subscribe: {callback!r} is not callable")
-        with self._subscribers_lock:
-            token = self._next_token
-            self._next_token += 1
-            self._subscribers[token] = callback
-        return token
-
-    def unsubscribe(self, token: int) -> None:
-        """Stop forwarding to the subscriber registered under ``token``."""
-        with self._subscribers_lock:
-            self._subscribers.pop(token, None)
-
-    def flush(self, timeout: float | None = 60.0) -> None:
-        """Wait until every queued document has been processed and forwarded.
-
-        Raises
-        ------
-        TimeoutError
-            When documents are still pending after ``timeout`` seconds.
-        RuntimeError
-            When a subscriber raised while receiving a document, or the callback itself failed
-            on one, since the last flush (each traceback was logged when it happened). A
-            spectrum that fails to fit is not such an error: it gives an ``eis_fit`` event with
-            ``success`` False.
-        """
-        with self._pending_condition:
-            done = self._pending_condition.wait_for(lambda: self._pending == 0, timeout)
-        if not done:
-            raise TimeoutError(f"EISFitCallback: {self._pending} documents still pending")
-        if self._errors:
-            errors, self._errors = self._errors, []
-            raise RuntimeError(
-                f"EISFitCallback: {len(errors)} error(s) in the worker or a subscriber since the"
-                f" last flush; first: {errors[0]!r}"
-            ) from errors[0]
-
-    wait = flush
-
-    def close(self, timeout: float | None = 60.0) -> None:
-        """Process what is queued, then stop the worker thread."""
-        if self._worker.is_alive():
-            self._queue.put(None)
-            self._worker.join(timeout)
-
-    # ------------------------------------------------------------------ worker side
-
-    def _work(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            name, doc = item
-            try:
-                self._handle(name, doc)
-            except Exception as error:  # a bug here must not kill the worker and hang flush()
-                logger.exception("EISFitCallback failed on a %r document", name)
-                self._errors.append(error)
-                if name == "stop":
-                    self._emit(name, doc)
-            finally:
-                with self._pending_condition:
-                    self._pending -= 1
-                    self._pending_condition.notify_all()
-
-    def _emit(self, name: str, doc: dict) -> None:
-        with self._subscribers_lock:
-            subscribers = list(self._subscribers.values())
-        for subscriber in subscribers:
-            try:
-                subscriber(name, doc)
-            except Exception as error:
-                logger.exception("EISFitCallback subscriber %r failed on %r", subscriber, name)
-                self._errors.append(error)
-
-    def _handle(self, name: str, doc: dict) -> None:
-        if name == "start":
-            self._runs[doc["uid"]] = _Run(start=doc)
-            self._emit(name, doc)
-        elif name == "descriptor":
-            run = self._runs.get(doc["run_start"])
-            if run is not None:
-                run.descriptors[doc["uid"]] = doc
-                self._descriptor_run[doc["uid"]] = doc["run_start"]
-            self._emit(name, doc)
-        elif name == "event":
-            self._emit(name, doc)
-            self._process_event(doc)
-        elif name == "event_page":
-            self._emit(name, doc)
-            for event in event_model.unpack_event_page(doc):
-                self._process_event(event)
-        elif name == "stop":
-            run = self._runs.pop(doc["run_start"], None)
-            if run is not None:
-                for uid in run.descriptors:
-                    self._descriptor_run.pop(uid, None)
-                self._emit_arrhenius(run)
-                num_events = dict(doc.get("num_events") or {})
-                num_events.update(run.emitted)
-                doc = {**doc, "num_events": num_events}
-            self._emit(name, doc)
-        else:
-            self._emit(name, doc)
+    def _finish_run(self, run: _EISRun, stop: dict) -> None:
+        self._emit_arrhenius(run)
 
     def _temperature_in_kelvin(self, descriptor: dict, value: Any) -> float:
         units = (descriptor.get("data_keys", {}).get(self.temperature_key, {}).get("units")) or ""
@@ -286,14 +171,7 @@ class EISFitCallback:
         temperature = float(value)
         return temperature if kelvin else temperature + CELSIUS_ZERO_K
 
-    def _process_event(self, event: dict) -> None:
-        run_uid = self._descriptor_run.get(event["descriptor"])
-        if run_uid is None:
-            return
-        run = self._runs[run_uid]
-        descriptor = run.descriptors[event["descriptor"]]
-        if descriptor.get("name") in (self.stream_name, self.arrhenius_stream_name):
-            return
+    def _process_event(self, run: _EISRun, descriptor: dict, event: dict) -> None:
         data = event["data"]
         if self.temperature_key is not None and self.temperature_key in data:
             try:
@@ -357,9 +235,9 @@ class EISFitCallback:
         except Exception as error:
             logger.exception("EISFitCallback: fitting an impedance event failed")
             result["error"] = "".join(traceback.format_exception_only(error)).strip()
-        return {key: _plain(value) for key, value in result.items()}
+        return _plain_dict(result)
 
-    def _emit_arrhenius(self, run: _Run) -> None:
+    def _emit_arrhenius(self, run: _EISRun) -> None:
         if self.stream_name not in run.emitted:
             return  # no impedance in this run
         if self.temperature_key is None:
@@ -399,30 +277,6 @@ class EISFitCallback:
                 run, self.arrhenius_stream_name, ARRHENIUS_DATA_KEYS, _plain_dict(data)
             )
 
-    def _emit_event(self, run: _Run, stream: str, data_keys: dict, data: dict) -> None:
-        if stream not in run.composers:
-            bundle = event_model.compose_descriptor(
-                start=run.start,
-                streams=run.streams,
-                event_counters=run.event_counters,
-                name=stream,
-                data_keys={key: dict(value) for key, value in data_keys.items()},
-                object_keys={stream: list(data_keys)},
-            )
-            run.composers[stream] = bundle.compose_event
-            self._emit("descriptor", bundle.descriptor_doc)
-        now = time.time()
-        event = run.composers[stream](data=data, timestamps=dict.fromkeys(data, now), time=now)
-        run.emitted[stream] = run.emitted.get(stream, 0) + 1
-        self._emit("event", event)
-
-
-def _plain(value: Any) -> Any:
-    """numpy scalars to Python ones, so documents serialize as JSON."""
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
 
 def _plain_dict(data: dict) -> dict:
-    return {key: _plain(value) for key, value in data.items()}
+    return {key: plain(value) for key, value in data.items()}

@@ -1,0 +1,281 @@
+"""Raman analysis: baseline candidates, per-spectrum analysis time, and the callback's overhead.
+
+1. Baseline methods (pybaselines, through ``estimate_baseline``): RMS error against the true
+   smooth background, relative to the shot noise, away from the first 40 cm-1, and median time,
+   on seeded synthetic spectra (1600 points, 50-1000 cm-1): LLZO phase mixtures with random
+   shifts and widths on a sloped fluorescence, the amorphous hump, a laser-edge tail and thermal
+   emission, with shot and read noise.
+2. Per-spectrum analysis (issue 7 target: median <= 5 ms for 1600 points): preprocessing, features
+   and detector update, i.e. ``RamanTransitionDetector.update`` (despiking, pybaselines baseline,
+   peaks, unmixing, CUSUM), on the simulated 5 C/min ramp (166 spectra, 30 s at 10 mW, cosmic
+   rays), with the parts timed separately.
+3. Callback overhead (target: < 1 % of a simulated ramp's wall time): the same RunEngine ramp
+   over a test spectrometer whose exposure (30 s) runs on ``insitu.clock`` at a speed-up, with and
+   without ``RamanTransitionCallback`` subscribed, alternated in one run. The ramp's wall time is
+   ``RE(plan)``; the time until the callback has also analysed everything (``flush``) is printed
+   too.
+
+Usage: python benchmarks/bench_raman.py [--spectra N] [--speedup K] [--repeats R] [--seed S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import threading
+import time
+
+import bluesky.plan_stubs as bps
+import numpy as np
+from bluesky import RunEngine
+from ophyd import Component, Device, Signal
+from ophyd.status import DeviceStatus
+
+from insitu import clock
+from insitu.analysis.callbacks import RamanTransitionCallback
+from insitu.analysis.raman import (
+    BASELINE_METHODS,
+    DEFAULT_BASELINE_METHOD,
+    LLZO,
+    RamanTransitionDetector,
+    describe_spectrum,
+    estimate_baseline,
+    pseudo_voigt,
+    remove_spikes,
+    unmix_phases,
+)
+from insitu.sim import raman_model
+from insitu.sim.sample import GarnetFilm
+from insitu.sim.thermal_profile import ThermalProfile
+
+AXIS = raman_model.default_axis()
+TARGET_MEDIAN_S = 0.005
+TARGET_OVERHEAD = 0.01
+EXPOSURE_S = 30.0
+
+
+# --- 1. baselines --------------------------------------------------------------------------------
+def synthetic_spectrum(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    temperature = rng.uniform(25.0, 850.0)
+    fractions = rng.dirichlet(np.full(len(LLZO.phases), 0.5))
+    bands = sum(
+        share
+        * LLZO.render(
+            name, AXIS, temperature, shift=rng.normal(0, 1), broadening=rng.uniform(-2, 5)
+        ).shape
+        for share, name in zip(fractions, LLZO.phase_names, strict=True)
+    )
+    seconds = rng.uniform(5.0, 60.0)
+    amorphous = sum(
+        share
+        for share, phase in zip(fractions, LLZO.phases, strict=True)
+        if phase.phase_class == "amorphous"
+    )
+    hump = 45.0 * amorphous * pseudo_voigt(AXIS, 480.0, rng.uniform(520.0, 660.0), 0.0)
+    fluorescence = rng.uniform(20, 300) * (1 + rng.uniform(0, 1.5) * (AXIS - 50) / 950)
+    edge = rng.uniform(100, 600) * np.exp(-(AXIS - 50) / rng.uniform(5, 12))
+    thermal = rng.uniform(0, 150) * np.exp((AXIS - 1000) / rng.uniform(150, 400))
+    background = (hump + fluorescence + edge + thermal) * seconds
+    counts = rng.poisson(bands * seconds + background).astype(float)
+    counts += rng.normal(0.0, 5.0, AXIS.size)
+    return counts, background, np.sqrt(np.maximum(background, 1.0) + 25.0)
+
+
+def bench_baselines(n: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    spectra = [synthetic_spectrum(rng) for _ in range(n)]
+    inside = AXIS >= 90.0
+    print(f"1. baselines on {n} synthetic spectra (RMS error / noise above 90 cm-1):")
+    print("   method     median  p90    median ms")
+    for method in BASELINE_METHODS:
+        errors, seconds = [], []
+        for counts, background, noise in spectra:
+            started = time.perf_counter()
+            baseline = estimate_baseline(AXIS, counts, method)
+            seconds.append(time.perf_counter() - started)
+            errors.append(float(np.sqrt(np.mean(((baseline - background) / noise)[inside] ** 2))))
+        chosen = "  <- default" if method == DEFAULT_BASELINE_METHOD else ""
+        print(
+            f"   {method:9s} {np.median(errors):6.2f} {np.percentile(errors, 90):6.2f} "
+            f"{np.median(seconds) * 1e3:8.2f}{chosen}"
+        )
+
+
+# --- 2. per-spectrum analysis --------------------------------------------------------------------
+def simulated_ramp(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    profile = ThermalProfile.ramp(25.0, 850.0, 5.0)
+    film = GarnetFilm(profile, start_time=0.0)
+    temperatures = np.arange(25.0, 850.01, 5.0)
+    rng = np.random.default_rng(seed)
+    spectra = np.array(
+        [
+            raman_model.spectrum(
+                film.state(profile.time_at_temperature(t)), t, exposure_s=EXPOSURE_S, rng=rng
+            )
+            for t in temperatures
+        ]
+    )
+    return temperatures, spectra
+
+
+def median_ms(function, items, passes: int) -> float:
+    durations = []
+    for _ in range(passes):
+        for item in items:
+            started = time.perf_counter()
+            function(*item)
+            durations.append(time.perf_counter() - started)
+    return statistics.median(durations) * 1e3
+
+
+def bench_per_spectrum(seed: int, passes: int) -> bool:
+    temperatures, spectra = simulated_ramp(seed)
+    items = list(zip(temperatures, spectra, strict=True))
+    for t, y in items[:20]:  # warm-up: caches of the axis (background basis, pybaselines)
+        describe_spectrum(AXIS, y, temperature=t)
+    parts = {
+        "spike removal": lambda t, y: remove_spikes(y),
+        f"baseline ({DEFAULT_BASELINE_METHOD})": lambda t, y: estimate_baseline(AXIS, y),
+        "phase unmixing": lambda t, y: unmix_phases(AXIS, y, temperature=t),
+        "describe_spectrum": lambda t, y: describe_spectrum(AXIS, y, temperature=t),
+    }
+    print(f"\n2. per-spectrum analysis, 1600 points, {len(items)} spectra x {passes} passes:")
+    for label, function in parts.items():
+        print(f"   {label:28s} median {median_ms(function, items, passes):6.2f} ms")
+    durations = []
+    for _ in range(passes):
+        detector = RamanTransitionDetector()
+        for t, y in items:
+            started = time.perf_counter()
+            detector.update(AXIS, y, t)
+            durations.append(time.perf_counter() - started)
+    median = statistics.median(durations)
+    p90 = float(np.percentile(durations, 90))
+    met = median <= TARGET_MEDIAN_S
+    print(
+        f"   detector.update (all of it)  median {median * 1e3:6.2f} ms, p90 {p90 * 1e3:.2f} ms, "
+        f"flags {[f.kind for f in detector.flags]}"
+    )
+    print(
+        f"   target median <= {TARGET_MEDIAN_S * 1e3:g} ms: {'MET' if met else 'NOT MET'} "
+        f"({median * 1e3:.2f} ms)"
+    )
+    return met
+
+
+# --- 3. callback overhead ------------------------------------------------------------------------
+class Stage(Device):
+    """The sample temperature, set by the plan."""
+
+    temperature = Component(Signal, value=25.0, kind="hinted")
+
+
+class ExposingRaman(Device):
+    """Exposes for 30 s of experiment time (insitu.clock), then serves the film's spectrum."""
+
+    spectrum = Component(Signal, value=np.zeros(AXIS.size), kind="normal")
+    wavenumber = Component(Signal, value=AXIS, kind="config")
+
+    def __init__(self, *args, stage: Stage, seed: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._stage = stage
+        self._profile = ThermalProfile.ramp(25.0, 850.0, 5.0)
+        self._film = GarnetFilm(self._profile, start_time=0.0)
+        self._rng = np.random.default_rng(seed)
+
+    def trigger(self) -> DeviceStatus:
+        status = DeviceStatus(self)
+        temperature = float(self._stage.temperature.get())
+
+        def expose() -> None:
+            clock.sleep(EXPOSURE_S)
+            state = self._film.state(self._profile.time_at_temperature(temperature))
+            self.spectrum.put(
+                raman_model.spectrum(state, temperature, exposure_s=EXPOSURE_S, rng=self._rng)
+            )
+            status.set_finished()
+
+        threading.Thread(target=expose, daemon=True).start()
+        return status
+
+
+def ramp_plan(stage: Stage, raman: ExposingRaman, temperatures: np.ndarray):
+    yield from bps.open_run()
+    for temperature in temperatures:
+        yield from bps.mv(stage.temperature, float(temperature))
+        yield from bps.trigger_and_read([raman, stage])
+    yield from bps.close_run()
+
+
+def bench_callback(n_spectra: int, speedup: float, repeats: int, seed: int) -> bool:
+    temperatures = np.linspace(25.0, 850.0, n_spectra)
+    stage = Stage(name="stage")
+    raman = ExposingRaman(name="raman", stage=stage, seed=seed)
+    without, with_callback, with_flush = [], [], []
+    flags = []
+    clock.set_speedup(speedup)
+    try:
+        for _ in range(repeats):
+            engine = RunEngine({})
+            started = time.perf_counter()
+            engine(ramp_plan(stage, raman, temperatures))
+            without.append(time.perf_counter() - started)
+
+            engine = RunEngine({})
+            callback = RamanTransitionCallback()
+            engine.subscribe(callback)
+            started = time.perf_counter()
+            engine(ramp_plan(stage, raman, temperatures))
+            with_callback.append(time.perf_counter() - started)
+            callback.flush(timeout=600)
+            with_flush.append(time.perf_counter() - started)
+            flags = [flag.kind for flag in callback.flags]
+            callback.close()
+    finally:
+        clock.reset()
+    base, loaded, drained = (statistics.median(v) for v in (without, with_callback, with_flush))
+    overhead = loaded / base - 1.0
+    met = overhead < TARGET_OVERHEAD
+    print(
+        f"\n3. callback overhead: RunEngine ramp of {n_spectra} spectra, {EXPOSURE_S:g} s exposure "
+        f"on insitu.clock at {speedup:g}x ({EXPOSURE_S / speedup * 1e3:.0f} ms wall each), "
+        f"median of {repeats} alternated pairs"
+    )
+    print(f"   without callback   {base:7.3f} s   (runs: {', '.join(f'{v:.3f}' for v in without)})")
+    print(
+        f"   with callback      {loaded:7.3f} s   "
+        f"(runs: {', '.join(f'{v:.3f}' for v in with_callback)})"
+    )
+    print(f"   with callback + analysis drained (flush) {drained:7.3f} s")
+    print(f"   ratio with/without {loaded / base:.4f}  ->  overhead {overhead * 100:+.2f} %")
+    print(f"   flags raised live: {flags}")
+    print(
+        f"   target overhead < {TARGET_OVERHEAD * 100:g} %: {'MET' if met else 'NOT MET'} "
+        f"({overhead * 100:+.2f} %)"
+    )
+    return met
+
+
+def main() -> None:
+    # The callback logs each flag at WARNING; here only the numbers are of interest.
+    logging.getLogger("insitu.analysis.callbacks.raman_transitions").setLevel(logging.ERROR)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--baseline-spectra", type=int, default=160)
+    parser.add_argument("--passes", type=int, default=3)
+    parser.add_argument("--spectra", type=int, default=166, help="spectra in the callback ramp")
+    parser.add_argument("--speedup", type=float, default=300.0)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    bench_baselines(args.baseline_spectra, args.seed)
+    per_spectrum = bench_per_spectrum(args.seed, args.passes)
+    overhead = bench_callback(args.spectra, args.speedup, args.repeats, args.seed)
+    print(
+        f"\nsummary: per-spectrum target {'MET' if per_spectrum else 'NOT MET'}, "
+        f"callback overhead target {'MET' if overhead else 'NOT MET'}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""The paper end to end: simulated raw data -> plans -> catalog -> analysis -> the paper's numbers.
+
+Everything asserted here is read back from the catalog alone (``summarize``), after the live
+analysis callbacks ran between the RunEngine and the catalog as they do at the instrument.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from insitu import clock
+from insitu.analysis.campaign import summarize
+from insitu.plans import anneal_and_measure, heat_ramp, ramp_until
+
+PAPER = {650.0: (5.59e-9, 0.360), 750.0: (2.51e-6, 0.343)}
+
+
+@pytest.fixture
+def fast_beamline(tmp_path):
+    import insitu.beamline
+
+    config = {
+        "catalog": {"location": str(tmp_path / "data")},
+        "metadata_dir": str(tmp_path / "md"),
+        "simulation": {"speedup": 800, "seed": 7},
+    }
+    beamline = insitu.beamline.load(config, table=False)
+    beamline.RE.waiting_hook = None
+    beamline.raman.exposure.put(30.0)
+    yield beamline
+    beamline.close()
+    clock.reset()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_full_campaign_recovers_the_papers_numbers(fast_beamline):
+    bl = fast_beamline
+    (ramp_uid,) = bl.RE(heat_ramp(bl.stage, [bl.raman], start=30, stop=850, rate=5, every_C=5))
+    uids = bl.RE(
+        anneal_and_measure(bl.stage, bl.raman, bl.eis, change_sample=bl.simulation.change_sample)
+    )
+    bl.flush()
+
+    ramp = bl.catalog[ramp_uid]
+    flags = ramp["transitions"].read()
+    found = dict(zip(flags["kind"].values, flags["temperature"].values, strict=True))
+    assert set(found) == {"crystallization_onset", "crystallized", "decomposition"}
+    assert 630 <= found["crystallization_onset"] <= 690
+    assert 700 <= found["crystallized"] <= 780
+    assert found["decomposition"] > 780
+
+    campaign_id = bl.catalog[uids[0]].start["campaign_id"]
+    summary = summarize(bl.catalog, campaign_id)
+    print(summary)
+    by_anneal = {s.anneal_temperature_C: s for s in summary.samples}
+    assert sorted(by_anneal) == [500.0, 600.0, 650.0, 750.0]
+    for anneal_C, (sigma_30, activation) in PAPER.items():
+        sample = by_anneal[anneal_C]
+        assert sample.Ea_eV == pytest.approx(activation, abs=0.02), anneal_C
+        assert sample.sigma_30C == pytest.approx(sigma_30, rel=0.15), anneal_C
+        assert len(sample.Ea_per_cycle()) == 2  # two heating/cooling cycles, fitted apart
+    sigmas = [by_anneal[t].sigma_30C for t in (500.0, 600.0, 650.0, 750.0)]
+    assert sigmas == sorted(sigmas)  # the paper's ordering of all four
+    assert 0.6 <= by_anneal[500.0].Ea_eV <= 0.78 and 0.6 <= by_anneal[600.0].Ea_eV <= 0.78
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_ramp_until_holds_at_the_edge_of_crystallization(fast_beamline):
+    bl = fast_beamline
+    lab = bl.simulation
+    (uid,) = bl.RE(
+        ramp_until(bl.stage, bl.raman, monitor=bl.raman_flags, stop=800, rate=5, action="hold")
+    )
+    plan_ended = clock.now()
+    held_at = bl.stage.position
+    bl.flush()
+    flags = bl.catalog[uid]["transitions"].read()
+    assert list(flags["kind"].values) == ["crystallization_onset"]
+    assert bl.RE.state == "idle"
+    film = lab.film
+    now = film.state(plan_ended)
+    # The true onset: the first moment the film's crystalline fraction passed 5 %.
+    times = np.arange(film.start_time, now.time, 20.0)
+    crystalline = np.array([film.state(t).crystalline_fraction for t in times])
+    onset_time = times[np.argmax(crystalline > 0.05)]
+    true_onset = lab.linkam.temperature_at(onset_time)
+    assert held_at - true_onset <= 15.0  # held within 15 C above the true onset
+    assert held_at < 800.0 - 50.0  # and did not ramp on
+    assert now.crystalline_fraction < 0.30  # when the plan hands the held film back
+    assert bl.stage.status.get() == "HOLDING_CURRENT"

@@ -1,0 +1,279 @@
+"""Transition flags on the simulated 5 C/min ramp: streaming detector and offline report.
+
+The ramp is the paper's in-situ Raman ramp: 25 to 850 C at 5 C/min, one spectrum every 5 C
+(one a minute), 30 s exposure at 10 mW (the paper's laser power), one accumulation, cosmic rays
+on. The film state of spectrum k is the simulated film at the moment the stage passes its
+temperature. The crossing index of a level is the first spectrum whose true fraction exceeds it;
+a flag must come at that spectrum or at most 2 spectra later (never before).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from insitu.analysis.raman import (
+    TRANSITION_KINDS,
+    RamanTransitionDetector,
+    analyze_ramp,
+    describe_spectrum,
+)
+from insitu.sim import raman_model
+from insitu.sim.sample import GarnetFilm
+from insitu.sim.thermal_profile import ThermalProfile
+
+AXIS = raman_model.default_axis()
+LEVELS = {"crystallization_onset": 0.05, "crystallized": 0.95, "decomposition": 0.10}
+
+
+@dataclass
+class Ramp:
+    temperatures: np.ndarray
+    spectra: np.ndarray
+    crystalline: np.ndarray
+    pyrochlore: np.ndarray
+    film: GarnetFilm
+    profile: ThermalProfile
+
+    def truth(self, kind: str) -> np.ndarray:
+        return self.pyrochlore if kind == "decomposition" else self.crystalline
+
+    def crossing_index(self, kind: str) -> int | None:
+        above = np.flatnonzero(self.truth(kind) > LEVELS[kind])
+        return int(above[0]) if above.size else None
+
+    def crossing_temperature(self, kind: str) -> float:
+        """True temperature of the level crossing, on a 0.25 C grid."""
+        grid = np.arange(600.0, float(self.temperatures[-1]) + 0.01, 0.25)
+        states = [self.film.state(self.profile.time_at_temperature(t)) for t in grid]
+        values = np.array(
+            [s.pyrochlore if kind == "decomposition" else s.crystalline_fraction for s in states]
+        )
+        return float(grid[np.argmax(values > LEVELS[kind])])
+
+
+def simulate_ramp(end_C: float = 850.0, rate: float = 5.0, seed: int = 2024) -> Ramp:
+    profile = ThermalProfile.ramp(25.0, end_C, rate)
+    film = GarnetFilm(profile, start_time=0.0)
+    temperatures = np.arange(25.0, end_C + 0.01, 5.0)
+    rng = np.random.default_rng(seed)
+    spectra, crystalline, pyrochlore = [], [], []
+    for temperature in temperatures:
+        state = film.state(profile.time_at_temperature(temperature))
+        spectra.append(
+            raman_model.spectrum(
+                state, temperature, exposure_s=30.0, laser_power_mW=10.0, rng=rng, cosmic_rays=True
+            )
+        )
+        crystalline.append(state.crystalline_fraction)
+        pyrochlore.append(state.pyrochlore)
+    return Ramp(
+        temperatures,
+        np.array(spectra),
+        np.array(crystalline),
+        np.array(pyrochlore),
+        film,
+        profile,
+    )
+
+
+@pytest.fixture(scope="module")
+def ramp() -> Ramp:
+    return simulate_ramp()
+
+
+@pytest.fixture(scope="module")
+def features(ramp):
+    return [
+        describe_spectrum(AXIS, counts, temperature=t)
+        for t, counts in zip(ramp.temperatures, ramp.spectra, strict=True)
+    ]
+
+
+def run_detector(ramp: Ramp, detector: RamanTransitionDetector | None = None):
+    detector = detector or RamanTransitionDetector()
+    flags = []
+    for temperature, counts in zip(ramp.temperatures, ramp.spectra, strict=True):
+        flags += detector.update(AXIS, counts, temperature)
+    return detector, flags
+
+
+# --- the issue's acceptance test -----------------------------------------------------------------
+def test_5C_per_min_ramp_flags_each_transition_within_two_spectra_and_nothing_else(ramp):
+    _, flags = run_detector(ramp)
+    print("\nkind                   crossing (index, C)   flag (index, C)   latency")
+    for flag in flags:
+        crossing = ramp.crossing_index(flag.kind)
+        print(
+            f"{flag.kind:22s} {crossing:4d} {ramp.temperatures[crossing]:6.0f} C       "
+            f"{flag.index:4d} {flag.temperature:6.0f} C   {flag.index - crossing} spectra"
+        )
+    assert [flag.kind for flag in flags] == list(TRANSITION_KINDS)
+    for flag in flags:
+        crossing = ramp.crossing_index(flag.kind)
+        assert crossing <= flag.index <= crossing + 2, (flag.kind, crossing, flag.index)
+        assert flag.temperature == ramp.temperatures[flag.index]
+        assert 0.5 < flag.confidence <= 1.0
+        assert flag.kind in flag.message() and f"{flag.temperature:.1f} C" in flag.message()
+    onset, crystallized, decomposition = flags
+    assert set(onset.bands) == {"tetragonal"} and set(onset.bands["tetragonal"]) == {389.0, 656.0}
+    assert "cubic" in crystallized.bands
+    assert "pyrochlore" in decomposition.evidence
+
+
+def test_the_features_path_gives_the_same_flags(ramp, features):
+    _, flags = run_detector(ramp)
+    detector = RamanTransitionDetector()
+    replayed = []
+    for temperature, described in zip(ramp.temperatures, features, strict=True):
+        replayed += detector.update_features(described, temperature)
+    assert [(f.kind, f.index) for f in replayed] == [(f.kind, f.index) for f in flags]
+    assert detector.last_features is features[-1]
+
+
+def test_each_kind_is_raised_once_and_reset_starts_a_new_ramp(ramp):
+    detector, flags = run_detector(ramp)
+    more = []
+    for temperature, counts in zip(ramp.temperatures[-10:], ramp.spectra[-10:], strict=True):
+        more += detector.update(AXIS, counts, temperature)
+    assert more == []
+    assert detector.index == ramp.temperatures.size + 10
+    detector.reset()
+    assert detector.index == 0 and detector.flags == [] and not detector.calibrated
+    _, again = run_detector(ramp, detector)
+    assert [(f.kind, f.index) for f in again] == [(f.kind, f.index) for f in flags]
+
+
+# --- what must never raise a flag ----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def amorphous_ramp() -> Ramp:
+    return simulate_ramp(end_C=600.0, seed=7)
+
+
+def test_a_ramp_to_600C_raises_nothing_through_the_noisy_rearrangement(amorphous_ramp):
+    detector, flags = run_detector(amorphous_ramp)
+    assert flags == []
+    assert max(detector.cusum().values()) < detector.threshold
+    noise = [f.noise for f in detector.history]
+    assert max(noise[-20:]) > 2.0 * min(noise[:60])  # the stage is noisy, yet no flag
+
+
+def test_one_outlier_spectrum_cannot_raise_a_flag(amorphous_ramp):
+    # a fully crystalline spectrum dropped into the amorphous ramp (a glitch, a wrong spot)
+    state = GarnetFilm(ThermalProfile.ramp(25.0, 800.0, 5.0), start_time=0.0).state(
+        ThermalProfile.ramp(25.0, 800.0, 5.0).time_at_temperature(760.0)
+    )
+    outlier = raman_model.spectrum(state, 500.0, exposure_s=30.0, rng=1)
+    spectra = amorphous_ramp.spectra.copy()
+    spectra[80] = outlier
+    detector = RamanTransitionDetector()
+    flags = []
+    for temperature, counts in zip(amorphous_ramp.temperatures, spectra, strict=True):
+        flags += detector.update(AXIS, counts, temperature)
+    assert detector.history[80].crystalline_fraction > 0.9
+    assert flags == []
+
+
+def test_a_cosmic_ray_storm_in_one_spectrum_raises_nothing(amorphous_ramp):
+    spectra = amorphous_ramp.spectra.copy()
+    rng = np.random.default_rng(3)
+    for start in rng.integers(20, AXIS.size - 20, 40):  # 40 spikes, many on top of each other
+        spectra[100, start : start + int(rng.integers(1, 4))] += rng.uniform(500.0, 5000.0)
+    detector = RamanTransitionDetector()
+    flags = []
+    for temperature, counts in zip(amorphous_ramp.temperatures, spectra, strict=True):
+        flags += detector.update(AXIS, counts, temperature)
+    assert detector.history[100].n_spikes > 20
+    assert flags == []
+
+
+def test_a_film_already_crystalline_at_the_start_raises_no_crystallization_flag():
+    profile = ThermalProfile.ramp(25.0, 750.0, 5.0)
+    state = GarnetFilm(profile, start_time=0.0).state(profile.time_at_temperature(750.0))
+    detector = RamanTransitionDetector()
+    flags = []
+    for i, temperature in enumerate(np.arange(25.0, 200.0, 5.0)):
+        counts = raman_model.spectrum(state, temperature, exposure_s=30.0, rng=i)
+        flags += detector.update(AXIS, counts, temperature)
+    assert detector.calibrated and flags == []
+
+
+# --- inputs --------------------------------------------------------------------------------------
+def test_bad_spectra_and_temperatures_raise_and_leave_the_detector_unchanged(ramp):
+    detector = RamanTransitionDetector()
+    detector.update(AXIS, ramp.spectra[0], 25.0)
+    bad = ramp.spectra[1].copy()
+    bad[5] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        detector.update(AXIS, bad, 30.0)
+    with pytest.raises(ValueError, match="temperature"):
+        detector.update(AXIS, ramp.spectra[1], math.nan)
+    with pytest.raises(ValueError, match="1600 points but counts has 10"):
+        detector.update(AXIS, ramp.spectra[1][:10], 30.0)
+    assert detector.index == 1
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"onset_level": 0.0}, "onset_level"),
+        ({"crystallized_level": 1.5}, "crystallized_level"),
+        ({"onset_level": 0.5, "crystallized_level": 0.4}, "below"),
+        ({"calibration_spectra": 1}, "calibration_spectra"),
+        ({"threshold": 3.0, "max_step": 3.0}, "max_step"),
+        ({"drift": -1.0}, "drift"),
+    ],
+)
+def test_invalid_detector_options_are_rejected(options, message):
+    with pytest.raises(ValueError, match=message):
+        RamanTransitionDetector(**options)
+
+
+# --- offline report ------------------------------------------------------------------------------
+def test_analyze_ramp_finds_the_transition_temperatures_with_honest_uncertainties(ramp):
+    report = analyze_ramp(ramp.temperatures, ramp.spectra, AXIS)
+    _, flags = run_detector(ramp)
+    assert [(f.kind, f.index) for f in report.flags] == [(f.kind, f.index) for f in flags]
+    print()
+    for kind in TRANSITION_KINDS:
+        estimate = report.transitions[kind]
+        truth = ramp.crossing_temperature(kind)
+        print(
+            f"{kind:22s} {estimate.temperature:6.1f} +/- {estimate.uncertainty:.1f} C "
+            f"(simulated {truth:.1f} C)"
+        )
+        assert 0.5 < estimate.uncertainty < 5.0
+        assert abs(estimate.temperature - truth) < max(3.0 * estimate.uncertainty, 3.0)
+        assert ramp.temperatures[estimate.index] >= estimate.temperature
+        assert estimate.change_points  # PELT found the regimes of the trace
+    assert report.change_points["crystalline"]
+    assert "crystallized" in report.summary()
+    assert report.trace("crystalline").shape == ramp.temperatures.shape
+    assert report.trace("cubic")[-1] > 0.1
+    assert report.trace("noise").max() > report.trace("noise").min()
+
+
+def test_analyze_ramp_accepts_pairs_and_per_spectrum_axes(amorphous_ramp):
+    pairs = [(AXIS, counts) for counts in amorphous_ramp.spectra]
+    report = analyze_ramp(amorphous_ramp.temperatures, pairs)
+    assert report.flags == () and report.transitions == {}
+    axes = np.tile(AXIS, (amorphous_ramp.temperatures.size, 1))
+    report = analyze_ramp(amorphous_ramp.temperatures, amorphous_ramp.spectra, axes)
+    assert report.transitions == {}
+    assert "not reached" in report.summary()
+
+
+def test_analyze_ramp_rejects_bad_input(ramp):
+    with pytest.raises(ValueError, match="at least 3"):
+        analyze_ramp([25.0, 30.0], ramp.spectra[:2], AXIS)
+    with pytest.raises(ValueError, match="spectra for"):
+        analyze_ramp(ramp.temperatures, ramp.spectra[:-1], AXIS)
+    with pytest.raises(ValueError, match="pairs"):
+        analyze_ramp(ramp.temperatures[:3], ramp.spectra[:3])
+    temperatures = ramp.temperatures[:5].copy()
+    temperatures[2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        analyze_ramp(temperatures, ramp.spectra[:5], AXIS)
