@@ -131,3 +131,26 @@ def test_sim_linkam_serves_an_emulator_another_process_can_drive(where):
         server.send_signal(signal.SIGINT)
         assert server.wait(20) == 0
         server.stdout.close()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_demo_prints_the_table_and_writes_the_report_then_report_rewrites_it(tmp_path):
+    config = str(_config(tmp_path))
+    demo = _run([*INSITU, "--config", config, "demo"], tmp_path)
+    assert demo.returncode == 0, demo.stderr[-3000:]
+    for text in ("LLZO-500C", "LLZO-750C", "paper_sigma_30C_S_cm", "report:"):
+        assert text in demo.stdout
+    report = Path(demo.stdout.split("report:")[1].split()[0])
+    page = report.read_text()
+    assert page.count("<img") >= 1 + 4 + 5  # Arrhenius, four Nyquist, five Raman waterfalls
+    assert "Table S5" in page
+
+    campaign_id = demo.stdout.split("campaign ")[1].split()[0]
+    again = _run(
+        [*INSITU, "--config", config, "report", campaign_id, "--output", "again/report.html"],
+        tmp_path,
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (tmp_path / "again" / "report.html").is_file()
+    assert "LLZO-650C" in again.stdout

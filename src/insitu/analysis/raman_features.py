@@ -4,9 +4,10 @@
 
 * **Peaks** (:func:`find_peaks`): on the despiked, baseline-removed spectrum (pybaselines, see
   :mod:`insitu.analysis.raman_preprocess`), every local maximum at least 3 pixels wide whose
-  prominence is at least ``min_snr`` times the noise; position (parabolic vertex), height, FWHM
-  and prominence relative to the noise. Each peak is matched to the nearest band of the reference
-  (:func:`match_peaks`) within ``max(8 cm-1, 0.3 FWHM)``, preferring phases the unmixing found.
+  prominence is at least ``min_snr`` times the local noise; position (parabolic vertex),
+  height, FWHM and prominence relative to the noise. Each peak is matched to the nearest band of
+  the reference (:func:`match_peaks`) within ``max(8 cm-1, 0.3 FWHM)``, preferring phases the
+  unmixing found.
 * **Phase fractions** (:func:`unmix_phases`): weighted linear least squares of the despiked
   counts on the reference shape of each phase (its bands at the measurement temperature, for a
   unit fraction) plus a smooth background (cubic B-splines every 250 cm-1 and four exponential
@@ -17,12 +18,15 @@
   is not significant (t < ``significance``, default 3) are dropped one at a time and the fit is
   redone, so absent phases neither take negative amounts nor add their degeneracy to the others'
   noise. The fraction of a phase is its amount over the sum; the uncertainty comes from the fit's
-  covariance (scaled by the reduced chi-square).
+  covariance (scaled by the reduced chi-square). A class found absent is not taken as an exact 0:
+  its error is a detection limit (each of its phases put back alone into the final fit bounds
+  what could hide there by its estimate plus one standard error; the tightest bound counts), and
+  the other classes' errors grow accordingly.
 * **Crystallinity index**: the Raman area of the crystalline and decomposed (sharp-banded) phases
   over the total, from the fitted amounts and each phase's integrated reference intensity
   (broad amorphous hump included).
 * **Noise**: robust standard deviation of the counts in 150-550 cm-1 (where the rearranging
-  amorphous film is noisy), from the median absolute first difference.
+  amorphous film is noisy), from the median absolute second difference.
 """
 
 from __future__ import annotations
@@ -313,11 +317,14 @@ def _pruned_least_squares(
     owners: list[int],
     n_phases: int,
     significance: float,
+    *,
+    bounds: bool = True,
 ) -> _Fit:
     """Weighted least squares, dropping the least significant phase until all have t >= level.
 
     ``owners[j]`` is the phase index a column belongs to (``-1`` for background columns, never
-    dropped); a phase's significance is the t-value of its first (amount) column.
+    dropped); a phase's significance is the t-value of its first (amount) column. With
+    ``bounds``, each dropped phase is also put back alone to see what it could still hold.
     """
     a = columns * weights[:, None]
     scale = np.linalg.norm(a, axis=0)
@@ -360,7 +367,7 @@ def _pruned_least_squares(
     # Each dropped phase put back alone into the final model: what it could still hold.
     readded: dict[int, tuple[float, float]] = {}
     for phase, column in amount_column.items():
-        if kept[column]:
+        if kept[column] or not bounds:
             continue
         trial = np.flatnonzero(kept | (owners_arr == phase))
         trial_coef, trial_inverse, trial_s2 = solve(trial)
@@ -446,7 +453,7 @@ def unmix_phases(
                 owners += [i, i]
         design = np.column_stack(columns + [background])
         owners += [-1] * background.shape[1]
-        fit = _pruned_least_squares(design, y, weights, owners, n, significance)
+        fit = _pruned_least_squares(design, y, weights, owners, n, significance, bounds=False)
         for i in adaptable:
             amount = fit.coefficients[owners.index(i)]
             if amount <= 0:

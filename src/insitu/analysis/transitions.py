@@ -145,6 +145,12 @@ def _class_statistic(phase_class: str) -> Callable[[SpectrumFeatures], tuple[flo
     return statistic
 
 
+def _fraction_sigma(value: float, error: float, sigma0: float, relative_error: float) -> float:
+    """Uncertainty of a class fraction: fit error, in-control noise, reference intensities."""
+    model = relative_error * value * (1.0 - value)
+    return math.sqrt(error**2 + sigma0**2 + model**2)
+
+
 def _normal_cdf(z: float) -> float:
     return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
 
@@ -355,7 +361,7 @@ class RamanTransitionDetector:
             value, error = watch.statistic(features)
             if not (math.isfinite(value) and math.isfinite(error)):
                 continue  # nothing fitted in this spectrum: no evidence either way
-            sigma = self._sigma(value, error, watch.sigma0)
+            sigma = _fraction_sigma(value, error, watch.sigma0, self.relative_error)
             if watch.level > 0.5 and math.isfinite(watch.previous):
                 # Completion: the remainder 1 - value cannot vanish faster than the kinetics
                 # allow; an abrupt drop (a remainder the fit could no longer resolve) is doubt.
@@ -376,10 +382,6 @@ class RamanTransitionDetector:
                 raised.append(flag)
         self.flags.extend(raised)
         return raised
-
-    def _sigma(self, value: float, error: float, sigma0: float) -> float:
-        model = self.relative_error * value * (1.0 - value)
-        return math.sqrt(error**2 + sigma0**2 + model**2)
 
     def _calibrate(self, features: SpectrumFeatures, *, last: bool) -> None:
         for watch in self._watches:
@@ -652,7 +654,6 @@ def analyze_ramp(
 
     change_points: dict[str, tuple[float, ...]] = {}
     transitions: dict[str, TransitionEstimate] = {}
-    knots_of: dict[str, list[float]] = {}
     for trace in ("crystalline", "decomposed"):
         values = np.array([f.class_fractions[trace] for f in features])
         errors = np.array([f.class_fraction_errors[trace] for f in features])
@@ -661,10 +662,12 @@ def analyze_ramp(
         noise = _trace_noise(values, detector.min_noise)
         ends = _change_points(values, noise, penalty)
         knots = [float(temps[end - 1]) for end in ends]
-        knots_of[trace] = knots
         change_points[trace] = tuple(knots)
         sigmas = np.array(
-            [detector._sigma(v, e, noise) for v, e in zip(values, errors, strict=True)]
+            [
+                _fraction_sigma(v, e, noise, detector.relative_error)
+                for v, e in zip(values, errors, strict=True)
+            ]
         )
         after = -math.inf
         for kind in TRANSITION_KINDS:

@@ -30,6 +30,9 @@ __all__ = ["LinkamStage"]
 # margin (experiment seconds) for the thermal lag and an overshoot to die out.
 _RAMP_TIME_FACTOR = 1.25
 _TIMEOUT_MARGIN_S = 120.0
+# A timeout is experiment time with a floor in wall time: on a sped-up simulation a stall of
+# the machine (seconds of wall time are hours of experiment) must not fail a healthy move.
+_MIN_WALL_TIMEOUT_S = 30.0
 _POLL_FLOOR_S = 0.01
 _RAMPING = (LinkamStatus.HEATING.name, LinkamStatus.COOLING.name)
 
@@ -437,7 +440,8 @@ class LinkamStage(Device, PositionerBase):
 
     def _default_timeout(self, target: float, rate: float) -> float:
         ramp_seconds = abs(target - self.position) / rate * 60.0
-        return ramp_seconds * _RAMP_TIME_FACTOR + self.settle_time.get() + _TIMEOUT_MARGIN_S
+        expected = ramp_seconds * _RAMP_TIME_FACTOR + self.settle_time.get() + _TIMEOUT_MARGIN_S
+        return max(expected, _MIN_WALL_TIMEOUT_S * clock.speedup())
 
     def _apply_rate(self, rate: float) -> None:
         """Send a new rate; a pending move gets a deadline recomputed for the new rate."""
