@@ -144,7 +144,7 @@ class RenderedPhase:
     d_broadening: np.ndarray | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class RamanReference:
     """Phases and bands of one material, with its anharmonic temperature coefficients.
 
@@ -167,6 +167,9 @@ class RamanReference:
     thermal_shift_per_C: float = 0.0
     thermal_broadening_per_C: float = 0.0
     source: str = ""
+
+    def __repr__(self) -> str:
+        return f"RamanReference({self.material!r}, phases={self.phase_names})"
 
     @property
     def phase_names(self) -> tuple[str, ...]:

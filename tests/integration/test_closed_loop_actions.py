@@ -1,0 +1,83 @@
+"""ramp_until's other actions (stop: back down; fine: finer steps), and the campaign's pause."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from insitu.plans import pause_for_sample_change, ramp_until
+
+
+@pytest.fixture
+def fast_beamline(tmp_path):
+    import insitu.beamline
+    from insitu import clock
+
+    config = {
+        "catalog": {"location": str(tmp_path / "data")},
+        "metadata_dir": str(tmp_path / "md"),
+        "simulation": {"speedup": 1500, "seed": 11},
+    }
+    beamline = insitu.beamline.load(config, table=False)
+    beamline.RE.waiting_hook = None
+    beamline.raman.exposure.put(30.0)
+    yield beamline
+    beamline.close()
+    clock.reset()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_stop_action_ramps_back_down_after_the_flag(fast_beamline):
+    bl = fast_beamline
+    bl.RE(ramp_until(bl.stage, bl.raman, monitor=bl.raman_flags, stop=800, rate=10, action="stop"))
+    assert bl.stage.position < 40.0  # back at the start temperature
+    assert bl.raman_flags.transition.get() == "crystallization_onset"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_fine_action_switches_to_finer_steps_after_the_flag(fast_beamline):
+    from insitu import clock
+
+    bl = fast_beamline
+    clock.set_speedup(300)  # 2 C steps at 5 C/min are 24 s apart: keep them many ms of wall time
+    bl.raman.exposure.put(5.0)
+    (uid,) = bl.RE(
+        ramp_until(
+            bl.stage,
+            bl.raman,
+            monitor=bl.raman_flags,
+            stop=700,
+            rate=10,
+            action="fine",
+            every_C=10,
+            fine_every_C=2,
+            fine_rate=5,
+        )  # fmt: skip
+    )
+    bl.flush()
+    temperatures = np.asarray(bl.catalog[uid]["primary"].read()["stage_temperature_start"])
+    onset = float(bl.catalog[uid]["transitions"].read()["temperature"].values[0])
+    before = np.diff(temperatures[temperatures < onset - 1])
+    after = np.diff(temperatures[temperatures > onset + 1])
+    assert np.median(before) == pytest.approx(10, abs=1.5)
+    assert np.median(after) == pytest.approx(2, abs=1.0)
+    assert abs(bl.stage.position - 700) <= 1.0
+
+
+def test_ramp_until_rejects_bad_arguments():
+    class Monitor:
+        analysed = transition = None
+
+    with pytest.raises(ValueError, match="on='melting' is not a transition"):
+        next(ramp_until(None, None, monitor=Monitor(), stop=800, rate=5, on="melting"))
+    with pytest.raises(ValueError, match="action='explode' is not allowed"):
+        next(ramp_until(None, None, monitor=Monitor(), stop=800, rate=5, action="explode"))
+    with pytest.raises(TypeError, match="must be the live RamanTransitionCallback"):
+        next(ramp_until(None, None, monitor=object(), stop=800, rate=5))
+
+
+def test_real_sample_change_pauses_for_a_person():
+    commands = [msg.command for msg in pause_for_sample_change(1, 600.0)]
+    assert commands == ["checkpoint", "pause"]
