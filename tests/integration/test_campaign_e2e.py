@@ -71,6 +71,9 @@ def test_full_campaign_recovers_the_papers_numbers(fast_beamline):
 def test_ramp_until_holds_at_the_edge_of_crystallization(fast_beamline):
     bl = fast_beamline
     lab = bl.simulation
+    # A closed loop reacts in wall time: at 1500x every 10 ms of reaction is 1.2 C of ramp.
+    # 300x keeps the plan's reaction time a realistic few seconds of experiment time.
+    clock.set_speedup(300)
     (uid,) = bl.RE(
         ramp_until(bl.stage, bl.raman, monitor=bl.raman_flags, stop=800, rate=5, action="hold")
     )
