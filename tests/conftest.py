@@ -48,3 +48,21 @@ def sim_beamline(tmp_path):
     yield beamline
     beamline.close()
     clock.reset()
+
+
+@pytest.fixture
+def fast_beamline(tmp_path):
+    """The simulated beamline with live analysis at 1500x, 30 s Raman exposures, no move bars."""
+    import insitu.beamline
+
+    config = {
+        "catalog": {"location": str(tmp_path / "data")},
+        "metadata_dir": str(tmp_path / "md"),
+        "simulation": {"speedup": 1500, "seed": 7},
+    }
+    beamline = insitu.beamline.load(config, table=False)
+    beamline.RE.waiting_hook = None
+    beamline.raman.exposure.put(30.0)
+    yield beamline
+    beamline.close()
+    clock.reset()

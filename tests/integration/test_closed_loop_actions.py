@@ -8,24 +8,6 @@ import pytest
 from insitu.plans import pause_for_sample_change, ramp_until
 
 
-@pytest.fixture
-def fast_beamline(tmp_path):
-    import insitu.beamline
-    from insitu import clock
-
-    config = {
-        "catalog": {"location": str(tmp_path / "data")},
-        "metadata_dir": str(tmp_path / "md"),
-        "simulation": {"speedup": 1500, "seed": 11},
-    }
-    beamline = insitu.beamline.load(config, table=False)
-    beamline.RE.waiting_hook = None
-    beamline.raman.exposure.put(30.0)
-    yield beamline
-    beamline.close()
-    clock.reset()
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_stop_action_ramps_back_down_after_the_flag(fast_beamline):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import math
 import random
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -167,19 +168,19 @@ class _LaggedResponse:
         return self._pieces[-1].u0
 
 
-class Segment:
+class Segment(ABC):
     """Stage behaviour from ``t0`` until the next command; times are experiment seconds."""
 
     t0: float
     regulated: bool = False
 
+    @abstractmethod
     def temperature(self, t: float) -> float:
         """Smooth (noise-free) stage temperature at ``t`` >= t0."""
-        raise NotImplementedError
 
+    @abstractmethod
     def status(self, t: float) -> int:
         """SB1 status byte at ``t``."""
-        raise NotImplementedError
 
     def errors(self, t: float) -> int:
         """EB1 error bits (without bit 7) at ``t``."""
