@@ -181,7 +181,7 @@ def heat_ramp(
     _md = {
         "plan_name": "heat_ramp",
         "plan_args": {
-            "stage": repr(stage.name),
+            "stage": stage.name,
             "detectors": [d.name for d in detectors],
             "start": start,
             "stop": stop,
