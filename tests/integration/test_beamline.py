@@ -37,7 +37,7 @@ def test_scan_id_persists_across_restarts(tmp_path, real_time_clock):
         assert beamline.RE.md["scan_id"] == 2
     with insitu.beamline.load(_config(tmp_path), table=False) as beamline:
         (uid,) = beamline.RE(bp.count([signal]))
-        beamline.writer.wait()
+        beamline.flush()
         assert beamline.catalog[uid].start["scan_id"] == 3
         assert beamline.catalog[uid].start["beamline"] == "insitu-sim"
 

@@ -26,7 +26,7 @@ def test_count_eis_lands_in_the_catalog_with_the_films_activation_energy(sim_bea
     for temperature in (100.0, 300.0):
         bl.RE(bps.mv(bl.stage.rate, 50.0, bl.stage, temperature))
         (uid,) = bl.RE(bp.count([bl.eis, bl.stage]))
-        bl.writer.wait()
+        bl.flush()  # live analysis first, then the catalog writer
         data = bl.catalog[uid]["primary"].read()
         frequency = np.asarray(data["eis_frequency"])[0]
         impedance = np.asarray(data["eis_z_real"])[0] + 1j * np.asarray(data["eis_z_imag"])[0]
@@ -57,7 +57,7 @@ def test_step_eis_settles_before_measuring_and_switches_the_potentiostat_off(sim
     states = [on for _, on in bl.simulation.term.potentiostat_log]
     assert states == [True, False] * 6  # on, and off again, for each of the six sweeps
 
-    bl.writer.wait()
+    bl.flush()  # live analysis first, then the catalog writer
     data = bl.catalog[uid]["primary"].read()
     assert list(data["cycle"].values) == [1, 1, 1, 2, 2, 2]
     assert list(data["direction"].values) == ["heating", "heating", "cooling"] * 2
@@ -70,7 +70,7 @@ def test_step_eis_resume_skips_stored_measurements(sim_beamline):
     (uid,) = bl.RE(
         step_eis(bl.stage, bl.eis, temperatures=[100, 150], cycles=1, stabilize_s=0, skip=skip)
     )
-    bl.writer.wait()
+    bl.flush()  # live analysis first, then the catalog writer
     assert list(bl.catalog[uid]["primary"].read()["direction"].values) == ["heating", "cooling"]
 
 

@@ -36,7 +36,7 @@ def test_heat_ramp_acquires_each_step_without_stopping_the_ramp(sim_beamline):
     ]
     assert not any(m.command == "set" and m.obj is bl.stage for m in between)
 
-    bl.writer.wait()
+    bl.flush()  # live analysis first, then the catalog writer
     data = bl.catalog[uid]["primary"].read()
     start = np.asarray(data["stage_temperature_start"])
     end = np.asarray(data["stage_temperature_end"])
