@@ -20,7 +20,7 @@ PAPER = {650.0: (5.59e-9, 0.360), 750.0: (2.51e-6, 0.343)}
 @pytest.mark.timeout(900)
 def test_full_campaign_recovers_the_papers_numbers(fast_beamline):
     bl = fast_beamline
-    clock.set_speedup(800)  # the 650 C film is sensitive to every minute at its anneal top
+    clock.set_speedup(400)  # the 650 C film is sensitive to every minute at its anneal top
     (ramp_uid,) = bl.RE(heat_ramp(bl.stage, [bl.raman], start=30, stop=850, rate=5, every_C=5))
     uids = bl.RE(
         anneal_and_measure(bl.stage, bl.raman, bl.eis, change_sample=bl.simulation.change_sample)
