@@ -119,6 +119,9 @@ def _build_parser() -> argparse.ArgumentParser:
     from insitu.sim.serve import add_sim_parser
 
     add_sim_parser(sub)
+    from insitu.services.commands import add_service_parsers
+
+    add_service_parsers(sub)
     return parser
 
 
