@@ -1,0 +1,1 @@
+"""Fault-injection tests: each states what must hold when an instrument or the process fails."""

@@ -1,0 +1,1 @@
+"""Tests that need the services started by scripts/services.sh (Redis, PostgreSQL)."""
