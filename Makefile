@@ -24,11 +24,14 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks profiles
 	$(BIN)/lint-imports
 
+# Redis and PostgreSQL (for the tests marked `services`) are installed if missing and started on
+# loopback by scripts/services.sh, which writes their addresses to .services/env.
 test: lint
-	$(BIN)/pytest
+	scripts/services.sh start
+	. ./.services/env && $(BIN)/pytest
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_catalog.py
+	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) insitu-data exports .pytest_cache .ruff_cache
