@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -86,3 +87,33 @@ def linkam_rig(linkam_fast_clock: None) -> Iterator[Callable[..., LinkamRig]]:
 def linkam_run_engine() -> RunEngine:
     """A plain RunEngine (no subscriptions) shared by a test module."""
     return RunEngine({})
+
+
+class DocumentCollector:
+    """Subscriber that keeps every (name, doc) it receives and the thread it came from."""
+
+    def __init__(self):
+        self.documents: list[tuple[str, dict]] = []
+        self.threads: set[str] = set()
+
+    def __call__(self, name, doc):
+        self.threads.add(threading.current_thread().name)
+        self.documents.append((name, doc))
+
+    def stream(self, stream_name: str) -> list[dict]:
+        descriptors = {
+            doc["uid"]
+            for name, doc in self.documents
+            if name == "descriptor" and doc["name"] == stream_name
+        }
+        return [
+            doc
+            for name, doc in self.documents
+            if name == "event" and doc["descriptor"] in descriptors
+        ]
+
+
+@pytest.fixture
+def collect_documents() -> type[DocumentCollector]:
+    """Factory of document subscribers: ``collector = collect_documents()``."""
+    return DocumentCollector

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 
 import bluesky.plans as bp
@@ -70,37 +69,13 @@ class SyntheticImpedanceAnalyzer(Device):
         return super().trigger()
 
 
-class DocumentCollector:
-    """Subscriber that keeps every (name, doc) it receives and the thread it came from."""
-
-    def __init__(self):
-        self.documents: list[tuple[str, dict]] = []
-        self.threads: set[str] = set()
-
-    def __call__(self, name, doc):
-        self.threads.add(threading.current_thread().name)
-        self.documents.append((name, doc))
-
-    def stream(self, stream_name: str) -> list[dict]:
-        descriptors = {
-            doc["uid"]
-            for name, doc in self.documents
-            if name == "descriptor" and doc["name"] == stream_name
-        }
-        return [
-            doc
-            for name, doc in self.documents
-            if name == "event" and doc["descriptor"] in descriptors
-        ]
-
-
 @pytest.fixture
-def beamline():
+def beamline(collect_documents):
     engine = RunEngine({})
     stage = Stage(name="stage")
     analyzer = SyntheticImpedanceAnalyzer(name="eis", stage=stage)
     callback = EISFitCallback()
-    collector = DocumentCollector()
+    collector = collect_documents()
     callback.subscribe(collector)
     yield engine, stage, analyzer, callback, collector
     callback.close()
@@ -220,12 +195,14 @@ def test_the_run_engine_is_not_blocked_by_slow_fits(beamline, monkeypatch):
     assert len(collector.stream("eis_fit")) == len(TEMPERATURES_C)
 
 
-def test_a_spectrum_that_cannot_be_fitted_gives_a_failed_event_and_a_logged_traceback(caplog):
+def test_a_spectrum_that_cannot_be_fitted_gives_a_failed_event_and_a_logged_traceback(
+    caplog, collect_documents
+):
     engine = RunEngine({})
     stage = Stage(name="stage")
     analyzer = SyntheticImpedanceAnalyzer(name="eis", stage=stage, broken_at_c=200.0)
     callback = EISFitCallback()
-    collector = DocumentCollector()
+    collector = collect_documents()
     callback.subscribe(collector)
     engine.subscribe(callback)
     with caplog.at_level(logging.ERROR, logger=eis_fit_module.__name__):
@@ -262,7 +239,7 @@ def test_runs_without_impedance_pass_through_untouched(beamline):
     assert collector.stream("eis_fit") == []
 
 
-def test_keys_are_configurable_and_temperature_is_optional():
+def test_keys_are_configurable_and_temperature_is_optional(collect_documents):
     class Analyzer(Device):
         f = Component(Signal, value=FREQUENCY, kind="normal")
         re = Component(Signal, value=np.zeros(FREQUENCY.size), kind="normal")
@@ -279,7 +256,7 @@ def test_keys_are_configurable_and_temperature_is_optional():
         temperature_key=None,
         stream_name="impedance_fit",
     )
-    collector = DocumentCollector()
+    collector = collect_documents()
     callback.subscribe(collector)
     engine = RunEngine({})
     engine.subscribe(callback)

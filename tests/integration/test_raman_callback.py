@@ -9,7 +9,6 @@ real ``RamanSpectrometer``.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 
 import bluesky.plan_stubs as bps
@@ -72,37 +71,13 @@ class SimulatedRaman(Device):
         return int(np.argmax(values > LEVELS[kind]))
 
 
-class DocumentCollector:
-    """Subscriber that keeps every (name, doc) it receives and the thread it came from."""
-
-    def __init__(self):
-        self.documents: list[tuple[str, dict]] = []
-        self.threads: set[str] = set()
-
-    def __call__(self, name, doc):
-        self.threads.add(threading.current_thread().name)
-        self.documents.append((name, doc))
-
-    def stream(self, stream_name: str) -> list[dict]:
-        descriptors = {
-            doc["uid"]
-            for name, doc in self.documents
-            if name == "descriptor" and doc["name"] == stream_name
-        }
-        return [
-            doc
-            for name, doc in self.documents
-            if name == "event" and doc["descriptor"] in descriptors
-        ]
-
-
 @pytest.fixture
-def rig():
+def rig(collect_documents):
     engine = RunEngine({})
     stage = Stage(name="stage")
     raman = SimulatedRaman(name="raman", stage=stage)
     callback = RamanTransitionCallback()
-    collector = DocumentCollector()
+    collector = collect_documents()
     callback.subscribe(collector)
     engine.subscribe(callback)
     yield engine, stage, raman, callback, collector
@@ -221,12 +196,14 @@ def test_the_mean_temperature_of_the_exposure_is_preferred(rig):
     assert temperatures == [602.0, 607.0, 612.0]
 
 
-def test_a_broken_spectrum_gives_a_failed_event_a_traceback_and_a_flush_error(caplog):
+def test_a_broken_spectrum_gives_a_failed_event_a_traceback_and_a_flush_error(
+    caplog, collect_documents
+):
     engine = RunEngine({})
     stage = Stage(name="stage")
     raman = SimulatedRaman(name="raman", stage=stage, broken_at_c=300.0)
     callback = RamanTransitionCallback()
-    collector = DocumentCollector()
+    collector = collect_documents()
     callback.subscribe(collector)
     engine.subscribe(callback)
     with caplog.at_level(logging.ERROR, logger=raman_module.__name__):
@@ -262,12 +239,12 @@ def test_the_axis_may_come_with_the_event_and_is_required(rig):
     assert "no wavenumber axis 'raman_wavenumber'" in failed["data"]["error"]
 
 
-def test_the_run_engine_is_not_blocked_by_slow_analysis(monkeypatch):
+def test_the_run_engine_is_not_blocked_by_slow_analysis(monkeypatch, collect_documents):
     engine = RunEngine({})
     stage = Stage(name="stage")
     raman = SimulatedRaman(name="raman", stage=stage)
     callback = RamanTransitionCallback()
-    collector = DocumentCollector()
+    collector = collect_documents()
     callback.subscribe(collector)
     analysis_seconds = 0.05
     real_update = raman_module.RamanTransitionDetector.update
