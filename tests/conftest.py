@@ -31,17 +31,22 @@ def catalog(catalog_dir):
     close_catalog(runs)
 
 
-@pytest.fixture
-def sim_beamline(tmp_path):
-    """The simulated beamline (stage, Raman, impedance on emulators) at a 200x clock."""
+def _simulated_beamline(tmp_path, *, speedup: float, seed: int):
+    """Load the simulated beamline into ``tmp_path`` (catalog and metadata), without a table."""
     import insitu.beamline
 
     config = {
         "catalog": {"location": str(tmp_path / "data")},
         "metadata_dir": str(tmp_path / "md"),
-        "simulation": {"speedup": 200, "seed": 1},
+        "simulation": {"speedup": speedup, "seed": seed},
     }
-    beamline = insitu.beamline.load(config, table=False)
+    return insitu.beamline.load(config, table=False)
+
+
+@pytest.fixture
+def sim_beamline(tmp_path):
+    """The simulated beamline (stage, Raman, impedance on emulators) at a 200x clock."""
+    beamline = _simulated_beamline(tmp_path, speedup=200, seed=1)
     messages = []
     beamline.RE.msg_hook = messages.append
     beamline.messages = messages
@@ -53,14 +58,7 @@ def sim_beamline(tmp_path):
 @pytest.fixture
 def fast_beamline(tmp_path):
     """The simulated beamline with live analysis at 1500x, 30 s Raman exposures, no move bars."""
-    import insitu.beamline
-
-    config = {
-        "catalog": {"location": str(tmp_path / "data")},
-        "metadata_dir": str(tmp_path / "md"),
-        "simulation": {"speedup": 1500, "seed": 7},
-    }
-    beamline = insitu.beamline.load(config, table=False)
+    beamline = _simulated_beamline(tmp_path, speedup=1500, seed=7)
     beamline.RE.waiting_hook = None
     beamline.raman.exposure.put(30.0)
     yield beamline
