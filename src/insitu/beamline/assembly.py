@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from bluesky import RunEngine
-from bluesky.utils import ProgressBarManager
+from bluesky.utils import ProgressBarManager, SigintHandler
 
 from insitu import clock
 from insitu.beamline.catalog import close_catalog, open_catalog
@@ -17,6 +19,8 @@ from insitu.beamline.config import BeamlineConfig, load_config, parse_config
 from insitu.beamline.durable_writer import DurableTiledWriter
 from insitu.beamline.instruments import DEVICE_BUILDERS
 from insitu.beamline.persistent_metadata import PersistentMetadata
+from insitu.beamline.safe_exit import SafeExit
+from insitu.beamline.safety import RunAborter, Watchdog
 
 __all__ = ["Beamline", "load"]
 
@@ -43,6 +47,14 @@ class Beamline:
     analysis : list
         The live analysis callbacks, in document order (``analysis[0]`` is subscribed to RE);
         ``beamline.raman_flags`` is the Raman transition callback.
+    watchdog : Watchdog or None
+        Guards the stage's hard limits (``config.safety``) from its own thread; an alarm
+        aborts the current run. Acknowledge an alarm with ``beamline.watchdog.reset()``.
+    run_aborter : RunAborter or None
+        Aborts the current run from any thread with the reason in its stop document.
+    safe_exit : SafeExit or None
+        Puts the stage in its safe state and the potentiostat off when the process ends
+        (exit, exception, Ctrl-C, SIGTERM) or the beamline is closed.
     """
 
     config: BeamlineConfig
@@ -53,6 +65,9 @@ class Beamline:
     devices: dict[str, Any] = field(default_factory=dict)
     simulation: Any = None
     analysis: list[Any] = field(default_factory=list)
+    watchdog: Watchdog | None = None
+    safe_exit: SafeExit | None = None
+    run_aborter: RunAborter | None = None
     _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     def __getattr__(self, name: str) -> Any:
@@ -78,7 +93,14 @@ class Beamline:
             raise TimeoutError(f"the catalog writer did not finish within {timeout} s")
 
     def close(self) -> None:
-        """Write what is pending, stop devices and emulators, close the catalog."""
+        """Make the hardware safe, write what is pending, stop devices and emulators, close the
+        catalog.
+
+        Closing leaves the instruments unattended (no watchdog any more), so the stage is put
+        in its safe state and the potentiostat switched off first (``SafeExit``).
+        """
+        if self.safe_exit is not None:
+            self.safe_exit.run("beamline closed")
         for callback in self.analysis:
             try:
                 callback.close()
@@ -91,6 +113,8 @@ class Beamline:
             except Exception:  # keep closing the rest; the failure is reported, not hidden
                 logger.exception("closing %r failed", closer)
         self._closers.clear()
+        if self.safe_exit is not None:
+            self.safe_exit.uninstall()
         close_catalog(self.catalog)
         if self.config.simulated:
             clock.reset()
@@ -100,6 +124,34 @@ class Beamline:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class _MainThreadSigintHandler(SigintHandler):
+    """bluesky's Ctrl-C handler, installed only when the RunEngine is driven from the main thread.
+
+    ``signal.signal`` works only on the main thread, and bluesky enters its context managers
+    on whichever thread resumes the RunEngine: the watchdog aborting a *paused* run does so
+    from its own thread (``RE.abort``), where the stock handler would raise ValueError.
+    """
+
+    def __enter__(self):
+        self._on_main_thread = threading.current_thread() is threading.main_thread()
+        return super().__enter__() if self._on_main_thread else self
+
+    def __exit__(self, *exc) -> None:
+        if self._on_main_thread:
+            super().__exit__(*exc)
+
+
+def _start_watchdog(cfg: BeamlineConfig, beamline: Beamline) -> None:
+    stage = beamline.devices.get("stage")
+    if stage is None:
+        return
+    watchdog = Watchdog.from_config(stage, cfg.safety)
+    watchdog.add_alarm_callback(beamline.run_aborter.on_alarm)
+    beamline.watchdog = watchdog
+    beamline.on_close(watchdog.stop)  # closers run in reverse: before the stage is destroyed
+    watchdog.start()
 
 
 def _headless() -> bool:
@@ -188,9 +240,12 @@ def load(
     runs = open_catalog(cfg.catalog.location, api_key=cfg.catalog.api_key)
     writer = DurableTiledWriter(runs, max_delay=cfg.catalog.max_write_delay_s)
 
-    engine = RunEngine({})
+    engine = RunEngine({}, context_managers=[_MainThreadSigintHandler])
     engine.md = PersistentMetadata(cfg.metadata_dir)
     engine.md.setdefault("beamline", cfg.name)
+    # Which process writes the runs: crash recovery closes only runs of a process that is gone.
+    engine.md["host"] = socket.gethostname()
+    engine.md["pid"] = os.getpid()
     engine.waiting_hook = ProgressBarManager()
     callbacks = _analysis_chain(cfg, writer) if analysis else []
     engine.subscribe(callbacks[0] if callbacks else writer)
@@ -200,13 +255,22 @@ def load(
         engine.subscribe(bec)
 
     beamline = Beamline(
-        config=cfg, RE=engine, catalog=runs, writer=writer, bec=bec, analysis=callbacks
+        config=cfg,
+        RE=engine,
+        catalog=runs,
+        writer=writer,
+        bec=bec,
+        analysis=callbacks,
+        run_aborter=RunAborter(engine),
     )
     try:
         for name, builder in DEVICE_BUILDERS.items():
             device = builder(cfg, beamline)
             if device is not None:
                 beamline.devices[name] = device
+        _start_watchdog(cfg, beamline)
+        beamline.safe_exit = SafeExit(beamline, cfg.safety.safe_state)
+        beamline.safe_exit.install()
     except BaseException:
         beamline.close()
         raise

@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 __all__ = [
     "BeamlineConfig",
     "ConfigError",
+    "SafetyConfig",
+    "TimeAboveConfig",
     "default_config_path",
     "load_config",
     "parse_config",
@@ -77,6 +79,43 @@ class StageConfig(_Section):
         return self
 
 
+#: Default margins of the watchdog's limits over what the stage device accepts (see SafetyConfig).
+DEFAULT_TEMPERATURE_MARGIN_C = 10.0
+DEFAULT_RATE_FACTOR = 1.5
+DEFAULT_TIME_ABOVE_BELOW_MAX_C = 100.0
+DEFAULT_TIME_ABOVE_S = 7200.0
+
+
+class TimeAboveConfig(_Section):
+    """A dwell limit: the stage may stay above ``temperature_C`` for at most ``seconds``."""
+
+    temperature_C: float = Field(ge=-196.0, le=1500.0)
+    seconds: float = Field(gt=0.0, le=30 * 24 * 3600.0, description="experiment seconds")
+
+
+class SafetyConfig(_Section):
+    """Hard limits the watchdog enforces on the stage, independently of plans and RunEngine.
+
+    Left out, a limit is derived from the ``stage`` section: ``max_temperature_C`` is the
+    stage's plus 10 C (regulation noise and a normal overshoot never trip it),
+    ``max_rate_C_per_min`` is 1.5 x the stage's, and ``time_above`` is 2 hours above the
+    stage's maximum minus 100 C. ``time_above: null`` switches the dwell limit off.
+    """
+
+    max_temperature_C: float | None = Field(None, ge=-196.0, le=1600.0)
+    max_rate_C_per_min: float | None = Field(
+        None, gt=0.0, le=1000.0, description="heating rate, measured over rate_window_s"
+    )
+    rate_window_s: float = Field(30.0, gt=0.0, le=3600.0, description="experiment seconds")
+    time_above: TimeAboveConfig | None = None
+    stall_timeout_s: float = Field(
+        10.0, gt=0.0, le=3600.0, description="wall seconds without a valid reading"
+    )
+    safe_state: Literal["hold", "stop"] = Field(
+        "stop", description="stop: heater off (E); hold: hold the current temperature (O)"
+    )
+
+
 class RamanConfig(_Section):
     """The Raman spectrometer."""
 
@@ -102,9 +141,42 @@ class BeamlineConfig(_Section):
     stage: StageConfig = StageConfig()
     raman: RamanConfig = RamanConfig()
     eis: ImpedanceConfig = ImpedanceConfig()
+    safety: SafetyConfig = SafetyConfig()
     metadata_dir: str = Field(
         "insitu-data/runengine-md", description="persistent RunEngine metadata (scan_id...)"
     )
+
+    @model_validator(mode="after")
+    def _safety_from_stage(self):
+        """Fill the safety limits left out from the stage section; check they fit together."""
+        stage, safety = self.stage, self.safety
+        update = {}
+        if safety.max_temperature_C is None:
+            update["max_temperature_C"] = stage.max_temperature_C + DEFAULT_TEMPERATURE_MARGIN_C
+        if safety.max_rate_C_per_min is None:
+            update["max_rate_C_per_min"] = stage.max_rate_C_per_min * DEFAULT_RATE_FACTOR
+        if "time_above" not in safety.model_fields_set:
+            update["time_above"] = TimeAboveConfig(
+                temperature_C=stage.max_temperature_C - DEFAULT_TIME_ABOVE_BELOW_MAX_C,
+                seconds=DEFAULT_TIME_ABOVE_S,
+            )
+        if update:
+            safety = safety.model_copy(update=update)
+        if safety.max_temperature_C < stage.max_temperature_C:
+            raise ValueError(
+                f"safety.max_temperature_C {safety.max_temperature_C} C is below "
+                f"stage.max_temperature_C {stage.max_temperature_C} C: a setpoint the stage "
+                "accepts would trip the watchdog"
+            )
+        if safety.max_rate_C_per_min < stage.max_rate_C_per_min:
+            raise ValueError(
+                f"safety.max_rate_C_per_min {safety.max_rate_C_per_min} C/min is below "
+                f"stage.max_rate_C_per_min {stage.max_rate_C_per_min} C/min: a rate the stage "
+                "accepts would trip the watchdog"
+            )
+        if safety is self.safety:
+            return self
+        return self.model_copy(update={"safety": safety})
 
     @property
     def simulated(self) -> bool:
@@ -119,6 +191,8 @@ def _describe(error: dict) -> str:
         return f"{where}: unknown key (allowed keys are listed in the shipped sim.yaml)"
     if error["type"] == "missing":
         return f"{where}: required key is missing"
+    if not error["loc"]:  # a check across sections: the message names the keys and values
+        return message.removeprefix("Value error, ")
     return f"{where}: {error['input']!r} is not allowed: {message}"
 
 

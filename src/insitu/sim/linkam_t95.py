@@ -95,6 +95,8 @@ class LinkamT95Emulator:
         self._servers: list[PtyLineServer | TcpLineServer] = []
         self.received_commands: deque[bytes] = deque(maxlen=10_000)
         """Every line received, in order (including ignored ones), newest last."""
+        self.exchanges: deque[tuple[float, bytes, bytes | None]] = deque(maxlen=100_000)
+        """Every exchange as (experiment time, command, reply or None), newest last."""
 
     def __enter__(self) -> LinkamT95Emulator:
         return self
@@ -250,6 +252,12 @@ class LinkamT95Emulator:
         command = line.strip(b"\n")
         with self._lock:
             self.received_commands.append(command)
+            reply = self._reply_to(command)
+            self.exchanges.append((clock.now(), command, reply))
+            return reply
+
+    def _reply_to(self, command: bytes) -> bytes | None:
+        with self._lock:
             fault = self._fault
             if fault in ("no_reply", "disconnect"):
                 return None

@@ -4,6 +4,7 @@ from insitu.devices.linkam._driver import LinkamT95
 from insitu.devices.linkam._errors import (
     LinkamConnectionError,
     LinkamError,
+    LinkamInterlockError,
     LinkamMoveInterrupted,
     LinkamMoveTimeout,
     LinkamProtocolError,
@@ -17,13 +18,14 @@ from insitu.devices.linkam._protocol import (
     LinkamStatus,
     decode_status_reply,
 )
-from insitu.devices.linkam._stage import LinkamStage
+from insitu.devices.linkam._stage import LinkamStage, StagePoll
 
 __all__ = [
     "STAGE_LIMITS",
     "LinkamConnectionError",
     "LinkamError",
     "LinkamErrorFlags",
+    "LinkamInterlockError",
     "LinkamMoveInterrupted",
     "LinkamMoveTimeout",
     "LinkamProtocolError",
@@ -34,5 +36,6 @@ __all__ = [
     "LinkamT95",
     "LinkamTimeout",
     "StageLimits",
+    "StagePoll",
     "decode_status_reply",
 ]

@@ -9,6 +9,7 @@ from typing import Literal
 
 from insitu.devices.linkam._errors import (
     LinkamConnectionError,
+    LinkamInterlockError,
     LinkamProtocolError,
     LinkamStageError,
     LinkamTimeout,
@@ -92,6 +93,8 @@ class LinkamT95:
         self._closing = threading.Event()
         self._last_exchange_end = float("-inf")
         self._closed = False
+        self._interlock: str | None = None
+        self._interlock_allows_hold = False
         if isinstance(address, str):
             self._address = address
             self._owns_transport = True
@@ -237,30 +240,77 @@ class LinkamT95:
     # -- actions ------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start ramping toward the limit at the rate (``S``)."""
-        self._set_command(b"S")
+        """Start ramping toward the limit at the rate (``S``); refused while interlocked."""
+        self._set_command(b"S", heats=True)
 
     def stop(self) -> None:
-        """Stop: heater off (``E``)."""
+        """Stop: heater off (``E``). Always allowed, also while interlocked."""
         self._set_command(b"E")
 
     def hold(self) -> None:
-        """Hold the current temperature (``O``)."""
-        self._set_command(b"O")
+        """Hold the current temperature (``O``); refused while interlocked to 'heater off'."""
+        self._set_command(b"O", heats=True)
 
     def heat(self) -> None:
-        """Force heating; also releases a hold (``H``)."""
-        self._set_command(b"H")
+        """Force heating; also releases a hold (``H``); refused while interlocked."""
+        self._set_command(b"H", heats=True)
 
     def cool(self) -> None:
-        """Force cooling; also releases a hold (``C``)."""
-        self._set_command(b"C")
+        """Force cooling; also releases a hold (``C``); refused while interlocked."""
+        self._set_command(b"C", heats=True)
+
+    # -- safety interlock ---------------------------------------------------------------------
+
+    @property
+    def interlock(self) -> str | None:
+        """Why the interlock is engaged, or None when it is not."""
+        return self._interlock
+
+    def engage_interlock(self, reason: str, *, allow_hold: bool = False) -> None:
+        """Refuse every command that could make the controller heat until released.
+
+        While engaged, ``start``, ``heat`` and ``cool`` (and ``hold`` unless ``allow_hold``)
+        raise LinkamInterlockError before anything is sent; ``stop`` (heater off), ``status``,
+        rate and limit settings still work. Engaging it sends nothing by itself.
+
+        Parameters
+        ----------
+        reason : str
+            Shown in every refusal (e.g. the safety alarm that engaged it).
+        allow_hold : bool, optional
+            Let ``hold`` (``O``, regulate at the current temperature) through: the safe state
+            of a watchdog configured to hold.
+        """
+        with self._lock:
+            self._interlock = str(reason)
+            self._interlock_allows_hold = bool(allow_hold)
+
+    def release_interlock(self) -> None:
+        """Allow heating commands again (a person acknowledged the alarm)."""
+        with self._lock:
+            self._interlock = None
+            self._interlock_allows_hold = False
+
+    def check_interlock(self, action: str) -> None:
+        """Raise LinkamInterlockError naming ``action`` if the interlock is engaged."""
+        reason = self._interlock
+        if reason is not None:
+            raise LinkamInterlockError(
+                f"{self.name}: refusing to {action}: the safety interlock is engaged ({reason}); "
+                "clear the cause, then acknowledge the alarm (beamline.watchdog.reset())"
+            )
 
     # -- exchanges ----------------------------------------------------------------------------
 
-    def _set_command(self, command: bytes) -> None:
-        """Send a set command and read and discard its reply line (usually empty)."""
+    def _set_command(self, command: bytes, *, heats: bool = False) -> None:
+        """Send a set command and read and discard its reply line (usually empty).
+
+        ``heats``: the command can make the controller heat; refused while interlocked (checked
+        under the lock, so an interlock engaged by another thread is never raced past).
+        """
         with self._lock:
+            if heats and not (command == b"O" and self._interlock_allows_hold):
+                self.check_interlock(f"send {command.decode()!r}")
             self._recover()
             self._exchange(command)
 

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
 __all__ = [
     "LinkamConnectionError",
     "LinkamError",
+    "LinkamInterlockError",
     "LinkamMoveInterrupted",
     "LinkamMoveTimeout",
     "LinkamProtocolError",
@@ -75,3 +76,10 @@ class LinkamMoveTimeout(LinkamError, TimeoutError):  # noqa: N818 - matches Link
 
 class LinkamMoveInterrupted(LinkamError):  # noqa: N818 - reads as what happened
     """A move ended before it settled: stopped, superseded by a new move, or device destroyed."""
+
+
+class LinkamInterlockError(LinkamError):
+    """A safety interlock is engaged: the controller may not be told to heat, cool or move.
+
+    Raised before anything is sent; the message names the alarm and how to clear it.
+    """

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import functools
+import itertools
+import logging
 import math
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from ophyd import Component as Cpt
 from ophyd import Device, PositionerBase
@@ -16,6 +20,7 @@ from insitu import clock
 from insitu.devices.linkam._driver import LinkamT95
 from insitu.devices.linkam._errors import (
     LinkamError,
+    LinkamInterlockError,
     LinkamMoveInterrupted,
     LinkamMoveTimeout,
     LinkamStageError,
@@ -24,7 +29,9 @@ from insitu.devices.linkam._protocol import LinkamReading, LinkamStatus
 from insitu.devices.linkam._settle import SettleTracker
 from insitu.devices.linkam._signals import CheckedSignal, ReadbackSignal
 
-__all__ = ["LinkamStage"]
+__all__ = ["LinkamStage", "StagePoll"]
+
+logger = logging.getLogger(__name__)
 
 # Default move timeout: the ramp time stretched by this factor, plus the settle time, plus this
 # margin (experiment seconds) for the thermal lag and an overshoot to die out.
@@ -66,6 +73,34 @@ def _check_rate(signal: CheckedSignal, value: Any) -> float:
 
 def _apply_rate(signal: CheckedSignal, value: float) -> None:
     signal.parent._apply_rate(value)
+
+
+@dataclass(frozen=True)
+class StagePoll:
+    """The outcome of one poll of the controller, as handed to poll subscribers.
+
+    Attributes
+    ----------
+    reading : LinkamReading or None
+        The decoded reply, or None if the poll failed.
+    error : Exception or None
+        Why the poll failed (timeout, dropped link, bad reply), or None.
+    requested_at, received_at : float
+        Experiment times (``insitu.clock``) the ``T`` was sent and the outcome known.
+    wall_time : float
+        ``time.monotonic()`` when the outcome was known (stall detection is wall time).
+    """
+
+    reading: LinkamReading | None
+    error: Exception | None
+    requested_at: float
+    received_at: float
+    wall_time: float
+
+    @property
+    def ok(self) -> bool:
+        """True if the controller answered with a valid reading."""
+        return self.reading is not None
 
 
 @dataclass
@@ -123,6 +158,9 @@ class LinkamStage(Device, PositionerBase):
     status = Cpt(ReadbackSignal, value="", kind="normal")
     errors = Cpt(ReadbackSignal, value="", kind="normal")
     pump = Cpt(ReadbackSignal, value=-1, kind="normal")
+    # 1 while polls succeed, 0 while they fail. Omitted from readings (a failed poll makes read()
+    # raise anyway, so it would always read 1 there); a suspender subscribes to it.
+    connected = Cpt(ReadbackSignal, value=0, kind="omitted")
     rate = Cpt(CheckedSignal, value=10.0, kind="config", check=_check_rate, apply=_apply_rate)
     tolerance = Cpt(CheckedSignal, value=1.0, kind="config", check=_check_tolerance)
     settle_time = Cpt(CheckedSignal, value=10.0, kind="config", check=_check_settle_time)
@@ -169,6 +207,9 @@ class LinkamStage(Device, PositionerBase):
         self._move: _Move | None = None
         self._triggers: list[tuple[float, DeviceStatus]] = []
         self._poll_error: BaseException | None = None
+        self._poll_subscribers: dict[int, Callable[[StagePoll], None]] = {}
+        self._poll_subscriber_ids = itertools.count()
+        self._last_poll: StagePoll | None = None
         self._stopping = threading.Event()
         self._poller: threading.Thread | None = None
         try:
@@ -179,7 +220,10 @@ class LinkamStage(Device, PositionerBase):
             self.rate.put(_check_rate(self.rate, rate), force=True)
             now = clock.now()
             self.setpoint._update(math.nan, now, force=True)
-            self._store_reading(self.driver.status(check_errors=False), now, force=True)
+            reading = self.driver.status(check_errors=False)
+            self._store_reading(reading, now, force=True)
+            self.connected._update(1, now, force=True)
+            self._last_poll = StagePoll(reading, None, now, now, time.monotonic())
         except BaseException:
             if self._owns_driver:
                 driver.close()
@@ -203,6 +247,11 @@ class LinkamStage(Device, PositionerBase):
     def limits(self) -> tuple[float, float]:
         """(lowest, highest) setpoint the stage model accepts, in degC."""
         return (self.driver.limits.min_temperature, self.driver.limits.max_temperature)
+
+    @property
+    def poll_period(self) -> float:
+        """Experiment seconds between polls (never faster than every 0.01 wall seconds)."""
+        return self._poll_period
 
     @property
     def moving(self) -> bool:
@@ -242,12 +291,15 @@ class LinkamStage(Device, PositionerBase):
         ------
         ValueError, TypeError
             If the target or the timeout is not acceptable; nothing was sent.
+        LinkamInterlockError
+            If a safety interlock is engaged (see ``enter_safe_state``); nothing was sent.
         LinkamError
             If sending rate, limit or start failed.
         """
         target = self.driver.check_limit(position)
         if timeout is not None and not (0 < timeout < math.inf):
             raise ValueError(f"{self.name}.timeout {timeout!r} s must be a positive number")
+        self.driver.check_interlock(f"move to {target} C")
         if self._stopping.is_set():
             raise LinkamMoveInterrupted(f"{self.name}: the device is destroyed")
         self._interrupt_move(f"superseded by a move to {target} C")
@@ -282,7 +334,8 @@ class LinkamStage(Device, PositionerBase):
         Only a stage that is moving (a move pending, or the controller ramping: HEATING or
         COOLING) is told to hold. The RunEngine calls ``stop()`` on every device a plan has set,
         at the end of every plan, so a stage resting at its limit, holding, or stopped with the
-        heater off is left as it is (holding would switch the heater on).
+        heater off is left as it is (holding would switch the heater on). While a safety
+        interlock is engaged the stage is already in its safe state: nothing is sent.
 
         Parameters
         ----------
@@ -292,7 +345,8 @@ class LinkamStage(Device, PositionerBase):
         """
         move = self._take_move()
         try:
-            if move is not None or self.status.get() in _RAMPING:
+            interlocked = self.driver.interlock is not None
+            if not interlocked and (move is not None or self.status.get() in _RAMPING):
                 self.driver.hold()
         finally:
             if move is not None:
@@ -305,6 +359,107 @@ class LinkamStage(Device, PositionerBase):
                             f"{self.position} C"
                         )
                     )
+
+    # -- safety --------------------------------------------------------------------------------
+
+    def enter_safe_state(
+        self, mode: Literal["hold", "stop"], reason: str, *, end_move: bool = True
+    ) -> None:
+        """Latch the safety interlock, send the safe command, and end the pending move.
+
+        The interlock is engaged first, so no other thread can start a ramp after this call
+        (moves raise LinkamInterlockError until ``release_safe_state()``); then ``E``
+        (``"stop"``: heater off) or ``O`` (``"hold"``: regulate at the current temperature)
+        is sent; then the pending move fails with LinkamInterlockError naming ``reason``.
+
+        Parameters
+        ----------
+        mode : "hold" or "stop"
+        reason : str
+            Why (e.g. the safety alarm); appears in refusals and in the failed move.
+        end_move : bool, optional
+            False leaves the pending move to the caller (``end_move_by_interlock``), e.g. to
+            abort the RunEngine first so that the run ends as aborted for ``reason`` rather
+            than failed for a failed move.
+
+        Raises
+        ------
+        ValueError
+            If ``mode`` is neither "hold" nor "stop" (nothing is latched).
+        LinkamError
+            If the safe command could not be sent (the interlock stays engaged: call again).
+        """
+        if mode not in ("hold", "stop"):
+            raise ValueError(f"{self.name}: safe state {mode!r} is neither 'hold' nor 'stop'")
+        self.driver.engage_interlock(reason, allow_hold=mode == "hold")
+        try:
+            if mode == "stop":
+                self.driver.stop()
+            else:
+                self.driver.hold()
+        finally:
+            if end_move:
+                self.end_move_by_interlock(reason)
+
+    def end_move_by_interlock(self, reason: str) -> None:
+        """Fail the pending move, if any, with LinkamInterlockError naming ``reason``."""
+        move = self._take_move()
+        if move is not None:
+            move.status.set_exception(
+                LinkamInterlockError(
+                    f"{self.name}: move to {move.tracker.target} C ended by the safety "
+                    f"interlock: {reason}"
+                )
+            )
+
+    def release_safe_state(self) -> None:
+        """Release the safety interlock: moves are accepted again (nothing is sent)."""
+        self.driver.release_interlock()
+
+    @property
+    def interlock(self) -> str | None:
+        """Why the safety interlock is engaged, or None."""
+        return self.driver.interlock
+
+    # -- poll subscribers -------------------------------------------------------------------
+
+    def subscribe_polls(self, callback: Callable[[StagePoll], None]) -> int:
+        """Call ``callback(poll)`` from the poller thread after every poll, good or failed.
+
+        The callback must return quickly (hand the poll to another thread); an exception in
+        it is logged and does not stop the poller.
+
+        Returns
+        -------
+        int
+            An id for ``unsubscribe_polls``.
+        """
+        if not callable(callback):
+            raise TypeError(f"{self.name}: poll subscriber {callback!r} is not callable")
+        with self._move_lock:
+            cid = next(self._poll_subscriber_ids)
+            self._poll_subscribers[cid] = callback
+        return cid
+
+    def unsubscribe_polls(self, cid: int) -> None:
+        """Stop calling the poll subscriber ``cid`` (unknown ids are ignored)."""
+        with self._move_lock:
+            self._poll_subscribers.pop(cid, None)
+
+    @property
+    def last_poll(self) -> StagePoll | None:
+        """The latest poll's outcome (good or failed)."""
+        return self._last_poll
+
+    def _publish_poll(self, poll: StagePoll) -> None:
+        self._last_poll = poll
+        with self._move_lock:
+            subscribers = list(self._poll_subscribers.values())
+        for callback in subscribers:
+            try:
+                callback(poll)
+            except Exception:  # a subscriber's bug must not stop the poller; it is reported
+                logger.exception("%s: poll subscriber %r failed", self.name, callback)
 
     # -- readable API ---------------------------------------------------------------------------
 
@@ -356,11 +511,16 @@ class LinkamStage(Device, PositionerBase):
         try:
             reading = self.driver.status(check_errors=False)
         except Exception as exc:  # every failure goes to whoever waits; the poller lives on
+            failed_at = clock.now()
+            self.connected._update(0, failed_at)
+            self._publish_poll(StagePoll(None, exc, requested_at, failed_at, time.monotonic()))
             self._poll_failed(exc, requested_at)
             return
         received_at = clock.now()
         self._poll_error = None
         self._store_reading(reading, received_at)
+        self.connected._update(1, received_at)
+        self._publish_poll(StagePoll(reading, None, requested_at, received_at, time.monotonic()))
         for _, status in self._take_triggers(requested_at):
             status.set_finished()
         self._judge_move(reading, requested_at, received_at)

@@ -1,0 +1,210 @@
+"""Safe exit: when the process ends, the stage goes to its safe state and the potentiostat off.
+
+``insitu.beamline.load()`` installs one :class:`SafeExit` per beamline. It runs, once, on the
+first of:
+
+- ``Beamline.close()`` (also at the end of a ``with load() as beamline:`` block, so an
+  exception or Ctrl-C leaving the block is covered before the devices close);
+- interpreter exit: a script that ends, an uncaught exception, a KeyboardInterrupt (Ctrl-C),
+  ``sys.exit()``;
+- SIGTERM (``kill``, systemd, a queue manager): the handler makes the hardware safe and then
+  chains to the handler that was installed before it (or dies of SIGTERM as the default
+  handler would; if SIGTERM was ignored, the process does not end and nothing is touched).
+
+What it does, each step independent of the others' failures: latch the stage's interlock and
+send its safe command (``E`` heater off, or ``O`` hold, as ``safety.safe_state``), so that a
+plan still running cannot restart heating; abort the RunEngine's current run, if any, with
+the reason in its stop document; stop the impedance analyzer (a running sweep is cut and the
+potentiostat switched off).
+
+Nothing can run on SIGKILL, a hard crash of the interpreter or a power loss: see
+``docs/safety.md`` for what the controller does then (it keeps its last program).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import signal
+import threading
+import weakref
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from insitu.beamline.assembly import Beamline
+
+__all__ = ["SafeExit"]
+
+logger = logging.getLogger(__name__)
+
+#: Wall seconds the RunEngine gets to close the current run before the exit goes on without it.
+_ABORT_JOIN_S = 10.0
+
+
+#: Installed safe exits (weakly held: a closed, dropped beamline is not kept alive by this).
+_LIVE: weakref.WeakSet[SafeExit] = weakref.WeakSet()
+
+
+def _run_live_safe_exits() -> None:
+    for safe_exit in list(_LIVE):
+        safe_exit._at_exit()
+
+
+def _register_early_exit_hook(hook) -> None:
+    """Run ``hook`` at the very start of interpreter shutdown, before ``atexit``.
+
+    By the time ``atexit`` handlers run, ``concurrent.futures`` has already refused new work
+    (``threading._shutdown`` runs its exit hooks first), so the impedance analyzer, which
+    reconnects through a thread pool to switch the potentiostat off, cannot reach Term any
+    more. ``threading._register_atexit`` (what ``concurrent.futures`` itself uses; private, but
+    present since Python 3.9) runs hooks registered later *before* that pool shutdown. Where
+    it is missing, the plain ``atexit`` registration still makes the stage safe.
+    """
+    register = getattr(threading, "_register_atexit", None)
+    if register is not None:
+        register(hook)
+
+
+class SafeExit:
+    """Make a beamline's hardware safe exactly once, when its process ends or it is closed.
+
+    Parameters
+    ----------
+    beamline : Beamline
+        Its ``stage`` and ``eis`` devices (either may be missing) and its RunEngine.
+    safe_state : "stop" or "hold"
+        The stage's safe command: ``E`` (heater off) or ``O`` (hold the current temperature).
+
+    Attributes
+    ----------
+    done : bool
+        True once the hardware was made safe (or at least tried).
+    reason : str or None
+        What triggered it ("SIGTERM", "interpreter exit", "beamline closed").
+    """
+
+    _exit_hook_registered = False
+
+    def __init__(self, beamline: Beamline, safe_state: Literal["hold", "stop"] = "stop") -> None:
+        if safe_state not in ("hold", "stop"):
+            raise ValueError(f"safe exit: safe_state {safe_state!r} is neither 'hold' nor 'stop'")
+        self.beamline = beamline
+        self.safe_state = safe_state
+        self.done = False
+        self.reason: str | None = None
+        self._lock = threading.Lock()
+        self._installed = False
+        self._previous_sigterm: Any = None
+        self._sigterm_installed = False
+
+    # -- installation -------------------------------------------------------------------------
+
+    def install(self) -> None:
+        """Register for interpreter exit and, on the main thread, as the SIGTERM handler."""
+        if self._installed:
+            return
+        atexit.register(self._at_exit)
+        if not SafeExit._exit_hook_registered:
+            _register_early_exit_hook(_run_live_safe_exits)
+            SafeExit._exit_hook_registered = True
+        _LIVE.add(self)
+        self._installed = True
+        if threading.current_thread() is threading.main_thread():
+            self._previous_sigterm = signal.getsignal(signal.SIGTERM)
+            signal.signal(signal.SIGTERM, self._on_sigterm)
+            self._sigterm_installed = True
+        else:
+            logger.warning(
+                "safe exit: beamline loaded outside the main thread; no SIGTERM handler "
+                "(atexit and close() still make the hardware safe)"
+            )
+
+    def uninstall(self) -> None:
+        """Undo ``install`` (the SIGTERM handler only if nobody replaced it meanwhile)."""
+        if not self._installed:
+            return
+        atexit.unregister(self._at_exit)
+        _LIVE.discard(self)
+        self._installed = False
+        if self._sigterm_installed and threading.current_thread() is threading.main_thread():
+            if signal.getsignal(signal.SIGTERM) == self._on_sigterm:
+                signal.signal(signal.SIGTERM, self._previous_sigterm)
+            # Otherwise a later handler chains to ours, which is now a plain pass-through.
+            self._sigterm_installed = False
+
+    # -- triggers -----------------------------------------------------------------------------
+
+    def _at_exit(self) -> None:
+        self.run("interpreter exit")
+
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        previous = self._previous_sigterm
+        if previous == signal.SIG_IGN:
+            return  # SIGTERM was ignored before us: the process goes on, the hardware too
+        if self._installed:
+            self.run("SIGTERM")
+        if callable(previous):
+            previous(signum, frame)
+            return
+        # SIG_DFL (or a handler set from C): end the process by SIGTERM, as without us.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    # -- the safe exit ------------------------------------------------------------------------
+
+    def run(self, reason: str) -> None:
+        """Make the hardware safe, once; later calls return at once. Never raises."""
+        with self._lock:
+            if self.done:
+                return
+            self.done = True
+            self.reason = reason
+        logger.warning("safe exit (%s): making the stage and the potentiostat safe", reason)
+        why = f"safe exit: {reason}"
+        devices = self.beamline.devices
+        stage = devices.get("stage")
+        if stage is not None:
+            try:
+                stage.enter_safe_state(self.safe_state, why)
+            except Exception:  # the other steps still run; the failure is reported
+                logger.exception("safe exit: could not put the stage in its safe state")
+        self._abort_run(why)
+        eis = devices.get("eis")
+        if eis is not None:
+            self._switch_off_potentiostat(eis)
+
+    def _abort_run(self, why: str) -> None:
+        run_engine = self.beamline.RE
+        if str(run_engine.state) not in ("running", "paused"):
+            return
+        aborter = self.beamline.run_aborter
+
+        def abort() -> None:
+            try:
+                if aborter is not None:
+                    aborter.abort(why, wait=_ABORT_JOIN_S)
+                else:
+                    run_engine.abort(reason=why)
+            except Exception:  # e.g. it went idle meanwhile; reported, not raised at exit
+                logger.exception("safe exit: could not abort the current run")
+
+        # On a thread of its own, so a RunEngine that hangs cannot keep the exit from finishing.
+        worker = threading.Thread(target=abort, name="safe-exit-abort", daemon=True)
+        worker.start()
+        worker.join(_ABORT_JOIN_S)
+        if worker.is_alive():
+            logger.error("safe exit: the RunEngine did not end its run within %s s", _ABORT_JOIN_S)
+
+    @staticmethod
+    def _switch_off_potentiostat(eis: Any) -> None:
+        try:
+            eis.stop()  # cuts a running sweep; the device then switches the potentiostat off
+        except Exception:
+            logger.exception("safe exit: could not stop the impedance analyzer")
+        switch_off = getattr(eis, "switch_off", None)
+        if callable(switch_off):  # an explicit "potentiostat off", where the device has one
+            try:
+                switch_off()
+            except Exception:
+                logger.exception("safe exit: could not switch the potentiostat off")
