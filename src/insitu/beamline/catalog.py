@@ -12,7 +12,14 @@ from pathlib import Path
 from tiled.client import Context, from_context
 from tiled.structures.core import Spec
 
-__all__ = ["DEFAULT_CATALOG_DIR", "RUNS_CONTAINER", "open_catalog", "broker", "close_catalog"]
+__all__ = [
+    "DEFAULT_CATALOG_DIR",
+    "RUNS_CONTAINER",
+    "CatalogAccessError",
+    "open_catalog",
+    "broker",
+    "close_catalog",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +31,32 @@ _RUNS_SPEC = Spec("CatalogOfBlueskyRuns", version="3.0")
 
 _open_contexts: list[Context] = []
 _contexts_lock = threading.Lock()
+
+
+class CatalogAccessError(PermissionError):
+    """A catalog server refused the API key (missing or wrong): HTTP 401 or 403."""
+
+
+def _access_denied(location: str, api_key: str | None, error: Exception) -> CatalogAccessError:
+    status = getattr(getattr(error, "response", None), "status_code", None)
+    what = "no API key was given" if not api_key else "the API key was refused"
+    code = f" (HTTP {status})" if status else " (HTTP 401)"
+    return CatalogAccessError(
+        f"catalog at {location} refused access{code}: {what}; pass the server's key "
+        "(api_key=..., --api-key, the config's catalog.api_key, or TILED_API_KEY)"
+    )
+
+
+def _is_access_refusal(error: Exception) -> bool:
+    status = getattr(getattr(error, "response", None), "status_code", None)
+    if status in (401, 403):
+        return True
+    # tiled's client raises this before any request when the server wants a key and has none.
+    return isinstance(error, RuntimeError) and "requires API key" in str(error)
+
+
+def _is_conflict(error: Exception) -> bool:
+    return getattr(getattr(error, "response", None), "status_code", None) == 409
 
 
 def _is_uri(location: str) -> bool:
@@ -86,6 +119,8 @@ def open_catalog(
     ------
     ValueError
         If ``location`` is neither an existing-or-creatable directory nor an http(s) URI.
+    CatalogAccessError
+        If a server refuses the API key (missing or wrong).
     """
     location = os.fspath(location) if location is not None else DEFAULT_CATALOG_DIR
     node_path: list[str] = []
@@ -106,10 +141,20 @@ def open_catalog(
         if container not in root:
             if not create:
                 raise KeyError(f"catalog at {location!r} has no container {container!r}")
-            root.create_container(container, specs=[_RUNS_SPEC])
+            try:
+                root.create_container(container, specs=[_RUNS_SPEC])
+            except Exception as error:
+                # Two beamlines starting together both try to create it: the loser reads it.
+                if not _is_conflict(error):
+                    raise
         runs = root[container]
-    except BaseException:
+    except Exception as error:
         context.close()  # e.g. a refused API key: leave no connection behind
+        if _is_access_refusal(error):
+            raise _access_denied(location, api_key, error) from error
+        raise
+    except BaseException:
+        context.close()
         raise
     with _contexts_lock:
         _open_contexts.append(context)
