@@ -22,7 +22,7 @@ from insitu.beamline.persistent_metadata import PersistentMetadata
 from insitu.beamline.safe_exit import SafeExit
 from insitu.beamline.safety import RunAborter, Watchdog
 
-__all__ = ["Beamline", "load"]
+__all__ = ["Beamline", "analysis_chain", "load"]
 
 logger = logging.getLogger(__name__)
 
@@ -169,7 +169,7 @@ def _best_effort_callback(headless: bool):
     return bec
 
 
-def _analysis_chain(cfg: BeamlineConfig, writer: DurableTiledWriter) -> list:
+def analysis_chain(cfg: BeamlineConfig, writer: DurableTiledWriter) -> list:
     """RunEngine -> Raman transitions -> impedance fits -> catalog writer: each callback forwards
     every document, with its derived streams, to the next (and holds a run's stop document
     until its analysis of that run is done)."""
@@ -247,7 +247,7 @@ def load(
     engine.md["host"] = socket.gethostname()
     engine.md["pid"] = os.getpid()
     engine.waiting_hook = ProgressBarManager()
-    callbacks = _analysis_chain(cfg, writer) if analysis else []
+    callbacks = analysis_chain(cfg, writer) if analysis else []
     engine.subscribe(callbacks[0] if callbacks else writer)
     bec = None
     if table:
