@@ -206,16 +206,29 @@ def tiled_command(settings: CatalogServerSettings) -> list[str]:
         "catalog",
         settings.database,
         "--init",
-        # Array data (zarr) in files; event tables in a SQL database tiled appends rows to.
+        # Array data (zarr) in files; event tables in a SQL database tiled appends rows to: the
+        # catalog's own PostgreSQL database when it has one (concurrent writers without SQLite's
+        # file lock), else a SQLite file beside the arrays.
         "--write",
         f"file://{arrays}",
         "--write",
-        f"sqlite:///{settings.data_dir / 'tables.sqlite'}",
+        _table_storage(settings),
         "--host",
         settings.host,
         "--port",
         str(settings.port),
     ]
+
+
+def _table_storage(settings: CatalogServerSettings) -> str:
+    parts = urlsplit(settings.database)
+    if parts.scheme.startswith("postgresql"):
+        # tiled appends table rows through ADBC/libpq. Without credentials in the URI (tiled 0.2.20
+        # turns a user without a password into "user:None@"), libpq takes PGUSER and PGPASSWORD
+        # from the environment, which keeps the password off the command line.
+        host = parts.netloc.rpartition("@")[2]
+        return urlunsplit(("postgresql", host, parts.path, parts.query, ""))
+    return f"sqlite:///{settings.data_dir / 'tables.sqlite'}"
 
 
 def _server_environment(settings: CatalogServerSettings) -> dict[str, str]:
@@ -224,6 +237,9 @@ def _server_environment(settings: CatalogServerSettings) -> dict[str, str]:
     env.pop(API_KEY_ENV, None)
     if settings.database_password is not None:
         env["PGPASSWORD"] = settings.database_password  # read by asyncpg when the URI has none
+    user = urlsplit(settings.database).username
+    if user:
+        env["PGUSER"] = user  # for libpq (table storage), see _table_storage
     return env
 
 
