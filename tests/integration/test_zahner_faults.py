@@ -62,15 +62,20 @@ def assert_usable(eis: ZahnerEIS, term: TermEmulator) -> None:
     assert not term.potentiostat_on
 
 
-def test_dropped_connection_mid_sweep(eis, term):
+def test_dropped_connection_mid_sweep_reconnects_and_sweeps_again(eis, term):
+    seen: list[int] = []
+    token = eis.connected.subscribe(lambda value, **_: seen.append(value), run=False)
     term.inject_fault("drop_connection_mid_sweep")
-    with pytest.raises(ZahnerConnectionError, match="lost during EIS") as caught:
-        eis.trigger().wait(30)
-    # The device reconnected to switch the potentiostat off, and says so.
-    assert "switched off afterwards" in " ".join(caught.value.__notes__)
-    assert_switched_on_then_off(term)
+    try:
+        eis.trigger().wait(60)
+    finally:
+        eis.connected.unsubscribe(token)
+    assert seen == [0, 1]  # lost, then back
+    assert eis.z_real.get().size == 57
+    # On for the cut sweep, off from the reconnection (before connected = 1), on/off for the retry.
+    assert [on for _, on in term.potentiostat_log] == [True, False, True, False]
     assert term.registrations.count("ScriptRemote") == 1  # the reconnection
-    assert_usable(eis, term)
+    assert eis.reconnector.state == "up"
 
 
 def test_error_reply_to_the_sweep(eis, term):
@@ -134,3 +139,10 @@ def test_unreachable_term_is_a_clear_connection_error(term):
             eis.trigger().wait(30)
     finally:
         eis.destroy()
+
+
+def test_switch_off_is_public_for_a_safe_exit(eis, term):
+    eis.close()  # even without an open link: it reconnects first
+    eis.switch_off()
+    assert term.received_commands[-1] == "Pot=0"
+    assert not term.potentiostat_on

@@ -1,4 +1,5 @@
-"""Faults the Term emulator can be told to show: a dropped link, an error reply, an overload."""
+"""Faults the Term emulator can be told to show: a dropped link, an error reply, an overload,
+an unreachable Term."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import threading
 
 __all__ = ["FAULT_KINDS", "FaultSwitch", "INJECTED_ERROR_CODE"]
 
-FAULT_KINDS = ("drop_connection_mid_sweep", "error_reply", "overload")
+FAULT_KINDS = ("drop_connection_mid_sweep", "error_reply", "overload", "unreachable")
 #: Code of an injected error reply unless another is given (the emulator's own number).
 INJECTED_ERROR_CODE = 999
 
@@ -22,12 +23,15 @@ class FaultSwitch:
       instead of being executed.
     * ``overload`` (until cleared): every EIS sweep stops halfway and every single-frequency
       measurement fails with an overload error.
+    * ``unreachable`` (until cleared): Term drops every connection and refuses new ones (its
+      port is closed), as when the Thales PC is off the network; clearing reopens the port.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._drop = False
         self._overload = False
+        self._unreachable = False
         self._error_reply: tuple[str | None, int] | None = None
 
     def arm(self, kind: str, *, command: str | None = None, code: int | None = None) -> None:
@@ -47,13 +51,15 @@ class FaultSwitch:
                 self._drop = True
             elif kind == "overload":
                 self._overload = True
+            elif kind == "unreachable":
+                self._unreachable = True
             else:
                 self._error_reply = (command, INJECTED_ERROR_CODE if code is None else int(code))
 
     def clear(self) -> None:
         """Disarm every fault."""
         with self._lock:
-            self._drop = self._overload = False
+            self._drop = self._overload = self._unreachable = False
             self._error_reply = None
 
     def take_drop(self) -> bool:
@@ -72,6 +78,12 @@ class FaultSwitch:
                 return None
             self._error_reply = None
             return code
+
+    @property
+    def unreachable(self) -> bool:
+        """True while Term is armed to be unreachable."""
+        with self._lock:
+            return self._unreachable
 
     @property
     def overload(self) -> bool:

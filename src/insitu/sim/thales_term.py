@@ -139,7 +139,9 @@ class TermEmulator:
         self._threads: list[threading.Thread] = []
         self._registrations: list[str] = []
         self._listener: socket.socket | None = None
+        self._listener_host = "127.0.0.1"
         self._accept_thread: threading.Thread | None = None
+        self._stop_accepting = threading.Event()
         self._closing = threading.Event()
         self.port: int | None = None
 
@@ -165,29 +167,41 @@ class TermEmulator:
             raise RuntimeError(f"TermEmulator already serves on port {self.port}")
         if port is None:
             try:
-                listener = socket.create_server((host, TERM_PORT))
+                return self._listen(host, TERM_PORT)
             except OSError as error:
                 if error.errno not in (errno.EACCES, errno.EPERM, errno.EADDRINUSE):
                     raise
-                listener = socket.create_server((host, 0))
-        else:
-            listener = socket.create_server((host, port))
+                return self._listen(host, 0)
+        return self._listen(host, port)
+
+    def _listen(self, host: str, port: int) -> int:
+        listener = socket.create_server((host, port))
         listener.settimeout(0.2)  # accept() wakes up to notice close()
         self._listener = listener
+        self._listener_host = host
         self.port = listener.getsockname()[1]
+        self._stop_accepting = threading.Event()
         self._accept_thread = threading.Thread(
-            target=self._accept_loop, name="term-accept", daemon=True
+            target=self._accept_loop,
+            args=(listener, self._stop_accepting),
+            name="term-accept",
+            daemon=True,
         )
         self._accept_thread.start()
         return self.port
 
+    def _stop_listening(self) -> None:
+        """Close the port (connections are refused) and end the accept thread."""
+        self._stop_accepting.set()
+        if self._accept_thread is not None:
+            self._accept_thread.join()
+        if self._listener is not None:
+            self._listener.close()
+
     def close(self) -> None:
         """Stop serving: abort a running sweep, close every connection, join every thread."""
         self._closing.set()
-        if self._accept_thread is not None:
-            self._accept_thread.join()  # no new connection after this
-        if self._listener is not None:
-            self._listener.close()
+        self._stop_listening()  # no new connection after this
         with self._lock:
             clients = list(self._clients)
         for client in clients:
@@ -200,17 +214,26 @@ class TermEmulator:
     def inject_fault(
         self, kind: str, *, command: str | None = None, code: int | None = None
     ) -> None:
-        """Arm a fault: ``"drop_connection_mid_sweep"``, ``"error_reply"`` or ``"overload"``.
+        """Arm a fault: ``"drop_connection_mid_sweep"``, ``"error_reply"``, ``"overload"`` or
+        ``"unreachable"``.
 
         ``command`` (a command name such as ``"EIS"`` or ``"Fmax"``) and ``code`` apply to
         ``"error_reply"`` only. See
         :class:`~insitu.sim.thales_faults.FaultSwitch` for what each fault does.
         """
+        was_unreachable = self._faults.unreachable
         self._faults.arm(kind, command=command, code=code)
+        if kind == "unreachable" and not was_unreachable:
+            self._stop_listening()
+            self._drop_all()
+            self.instrument.abort_measurement()
 
     def clear_fault(self) -> None:
-        """Disarm every fault."""
+        """Disarm every fault (an unreachable Term listens again on the same port)."""
+        was_unreachable = self._faults.unreachable
         self._faults.clear()
+        if was_unreachable and self.port is not None and not self._closing.is_set():
+            self._listen(self._listener_host, self.port)
 
     @property
     def received_commands(self) -> list[str]:
@@ -252,11 +275,10 @@ class TermEmulator:
             self._threads.append(thread)
         thread.start()
 
-    def _accept_loop(self) -> None:
-        assert self._listener is not None
-        while not self._closing.is_set():
+    def _accept_loop(self, listener: socket.socket, stop: threading.Event) -> None:
+        while not (self._closing.is_set() or stop.is_set()):
             try:
-                sock, _ = self._listener.accept()
+                sock, _ = listener.accept()
             except TimeoutError:
                 continue
             except OSError:

@@ -20,7 +20,12 @@ from insitu.devices.raman._device import (
     AcquisitionStoppedError,
     RamanSpectrometer,
 )
-from insitu.devices.raman._labspec6 import LabSpec6Backend, LabSpec6Client, LabSpec6Error
+from insitu.devices.raman._labspec6 import (
+    LabSpec6Backend,
+    LabSpec6Client,
+    LabSpec6Error,
+    LabSpec6LinkError,
+)
 from insitu.devices.raman._socket_stream import ByteStream, SocketStream, parse_socket_address
 from insitu.devices.raman._witec import TrueMatchSpectrum, WitecBackend, parse_truematch
 
@@ -31,6 +36,7 @@ __all__ = [
     "LabSpec6Backend",
     "LabSpec6Client",
     "LabSpec6Error",
+    "LabSpec6LinkError",
     "RamanBackend",
     "RamanSpectrometer",
     "SocketStream",

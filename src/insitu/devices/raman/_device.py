@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ from insitu.devices.raman._cosmic_rays import (
     remove_spikes_whitaker_hayes,
 )
 from insitu.devices.raman._signals import ArraySignal, ChoiceSignal, RangeSignal
+from insitu.devices.reconnect import ConnectedSignal, LinkState, Reconnector
 
 __all__ = ["RamanSpectrometer", "COSMIC_RAY_REMOVAL_MODES", "AcquisitionStoppedError"]
 
@@ -27,6 +29,15 @@ MAX_ACCUMULATIONS = 1000
 
 class AcquisitionStoppedError(RuntimeError):
     """The acquisition was stopped (``stop()``) before it finished."""
+
+
+@dataclass
+class _Acquisition:
+    """One trigger in flight: its Status and whether a pause/suspension abandoned it."""
+
+    status: DeviceStatus
+    superseded: threading.Event = field(default_factory=threading.Event)
+    ended: bool = False
 
 
 class RamanSpectrometer(Device):
@@ -50,11 +61,28 @@ class RamanSpectrometer(Device):
     max_exposure_s : float
         Highest exposure per accumulation (s).
 
+    reconnect_timeout : float
+        Wall seconds the device keeps trying to reconnect after its link is lost, before it
+        gives up (backends with a ``reconnect()`` method only).
+
     Signals
     -------
     spectrum : reading, 1-D counts (mean over accumulations)
     exposure, accumulations, laser_power, laser_wavelength, wavenumber, cosmic_ray_removal :
         configuration; ``wavenumber`` is the Raman-shift axis (cm-1) of the last spectrum.
+    connected : omitted from readings; 1 while the link is up, 0 from a link failure until the
+        background reconnect succeeds (watch it with
+        :func:`insitu.plans.suspenders.connection_suspenders`).
+
+    Notes
+    -----
+    A lost link (the backend's ``link_errors``: a closed socket, a silent or garbled server)
+    during an acquisition sets ``connected`` to 0 at once and starts
+    :attr:`reconnector` (exponential backoff, wall time). The trigger's Status does not fail:
+    it waits for the reconnect and acquires again, unless the RunEngine suspends meanwhile
+    (``pause()``), which abandons it (the Status finishes without new data; the RunEngine
+    replays the trigger after resuming). If the reconnector gives up, the Status fails with
+    ``ConnectionError`` saying why. Backends without ``reconnect()`` fail at once, as before.
     """
 
     spectrum = Cpt(ArraySignal, units="counts", kind="normal")
@@ -80,6 +108,7 @@ class RamanSpectrometer(Device):
     cosmic_ray_removal = Cpt(
         ChoiceSignal, value="off", choices=COSMIC_RAY_REMOVAL_MODES, kind="config"
     )
+    connected = Cpt(ConnectedSignal, kind="omitted")
 
     def __init__(
         self,
@@ -90,6 +119,7 @@ class RamanSpectrometer(Device):
         max_laser_power_mW: float = 20.0,
         cosmic_ray_removal: str = "off",
         max_exposure_s: float = MAX_EXPOSURE_S,
+        reconnect_timeout: float = 300.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(name=name, **kwargs)
@@ -122,9 +152,26 @@ class RamanSpectrometer(Device):
         self.laser_power.put(min(10.0, max_power))
         self.laser_wavelength.put(laser)
         self.cosmic_ray_removal.put(cosmic_ray_removal)
-        self._busy = threading.Lock()
+        self._busy = threading.Lock()  # held by the thread talking to the backend
         self._stop_requested = threading.Event()
         self._applied_settings: tuple[float, int, float] | None = None
+        self._inflight_lock = threading.Lock()
+        self._current: _Acquisition | None = None  # the latest trigger
+        self._running: _Acquisition | None = None  # the one talking to the backend
+        can_reconnect = callable(getattr(backend, "reconnect", None))
+        self.link_errors: tuple[type[BaseException], ...] = (
+            tuple(getattr(backend, "link_errors", ())) if can_reconnect else ()
+        )
+        self.reconnector: Reconnector | None = (
+            Reconnector(
+                self._reconnect_backend,
+                self.connected,
+                owner=name,
+                give_up_after=reconnect_timeout,
+            )
+            if can_reconnect
+            else None
+        )
 
     # --- settings -------------------------------------------------------------------------
     def _checked_settings(self) -> tuple[float, int, float, str]:
@@ -153,39 +200,102 @@ class RamanSpectrometer(Device):
         ValueError
             If a setting is out of range (before anything is sent to the instrument).
         RuntimeError
-            If an acquisition is already running.
+            If an acquisition is already running (one abandoned by ``pause()`` does not count:
+            the new one starts when it has ended).
         """
         settings = self._checked_settings()
-        if not self._busy.acquire(blocking=False):
-            raise RuntimeError(f"{self.name} is already acquiring a spectrum")
-        self._stop_requested.clear()
-        status = DeviceStatus(self)
+        with self._inflight_lock:
+            current = self._current
+            if current is not None and not current.ended and not current.superseded.is_set():
+                raise RuntimeError(f"{self.name} is already acquiring a spectrum")
+            self._stop_requested.clear()
+            acquisition = _Acquisition(DeviceStatus(self))
+            self._current = acquisition
         thread = threading.Thread(
             target=self._acquire_in_background,
-            args=(settings, status),
+            args=(settings, acquisition),
             name=f"{self.name}-acquire",
             daemon=True,
         )
         try:
             thread.start()
         except BaseException:
-            self._busy.release()
+            acquisition.ended = True
             raise
-        return status
+        return acquisition.status
 
     def _acquire_in_background(
-        self, settings: tuple[float, int, float, str], status: DeviceStatus
+        self, settings: tuple[float, int, float, str], acquisition: _Acquisition
     ) -> None:
-        try:
-            axis, counts = self._acquire(*settings)
-            self.wavenumber.put(axis)
-            self.spectrum.put(counts)
-        except Exception as exc:  # handed to the Status, which re-raises it in the plan
-            self._busy.release()
-            status.set_exception(exc)
+        with self._busy:  # an abandoned acquisition still talking to the backend ends first
+            self._running = acquisition
+            try:
+                result = self._acquire_until_done(settings, acquisition)
+            except Exception as exc:  # handed to the Status, which re-raises it in the plan
+                self._end(acquisition, error=exc)
+                return
+            if result is not None and not acquisition.superseded.is_set():
+                self.wavenumber.put(result[0])
+                self.spectrum.put(result[1])
+            self._end(acquisition)
+
+    def _acquire_until_done(
+        self, settings: tuple[float, int, float, str], acquisition: _Acquisition
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Acquire, riding out lost links; ``None`` if a pause/suspension abandoned it."""
+        reconnector = self.reconnector
+        while True:
+            if reconnector is not None:
+                state = reconnector.wait_settled(acquisition.superseded)
+                if acquisition.superseded.is_set():
+                    return None
+                if state == LinkState.GAVE_UP:
+                    reconnector.try_once()  # a new trigger after a give-up: one more try
+            try:
+                result = self._acquire(*settings)
+            except self.link_errors as exc:
+                if acquisition.superseded.is_set():
+                    return None
+                self._applied_settings = None
+                reconnector.link_lost(exc)  # connected -> 0 now; a suspender trips
+                continue
+            if reconnector is not None:
+                reconnector.mark_healthy()
+            return None if acquisition.superseded.is_set() else result
+
+    def _end(self, acquisition: _Acquisition, error: Exception | None = None) -> None:
+        """Finish the Status once: abandoned ones finish without error (nobody reads them)."""
+        with self._inflight_lock:
+            if acquisition.ended:
+                return
+            acquisition.ended = True
+        if error is None or acquisition.superseded.is_set():
+            acquisition.status.set_finished()
         else:
-            self._busy.release()
-            status.set_finished()
+            acquisition.status.set_exception(error)
+
+    def _reconnect_backend(self) -> None:
+        """Called by the reconnector: reopen the backend; settings are sent again afterwards."""
+        self._applied_settings = None
+        self.backend.reconnect()
+
+    def pause(self) -> None:
+        """The RunEngine pauses or suspends: abandon the acquisition in flight.
+
+        Its Status finishes at once without new data (the RunEngine rewinds to its last
+        checkpoint and triggers again on resume). A running exposure cannot be cut short
+        (LabSpec 6 has no abort); its spectrum is discarded and the next trigger starts
+        when it has ended.
+        """
+        with self._inflight_lock:
+            acquisition = self._current
+            if acquisition is None or acquisition.ended:
+                return
+            acquisition.superseded.set()
+        self._end(acquisition)
+
+    def resume(self) -> None:
+        """The RunEngine resumes: nothing to do (the replayed trigger acquires again)."""
 
     def _configure(self, exposure: float, accumulations: int, power: float) -> None:
         wanted = (exposure, accumulations, power)
@@ -202,7 +312,7 @@ class RamanSpectrometer(Device):
             frames = []
             axis = np.zeros(0)
             for _ in range(accumulations):
-                if self._stop_requested.is_set():
+                if self._stop_requested.is_set() or self._abandoned():
                     raise AcquisitionStoppedError(f"{self.name} acquisition was stopped")
                 axis, frame = self._checked(*self.backend.acquire())
                 frames.append(frame)
@@ -214,6 +324,10 @@ class RamanSpectrometer(Device):
         if self._stop_requested.is_set():
             raise AcquisitionStoppedError(f"{self.name} acquisition was stopped")
         return axis, counts
+
+    def _abandoned(self) -> bool:
+        running = self._running
+        return running is not None and running.superseded.is_set()
 
     def _checked(self, axis: Any, counts: Any) -> tuple[np.ndarray, np.ndarray]:
         axis = np.asarray(axis, dtype=float)
@@ -235,8 +349,10 @@ class RamanSpectrometer(Device):
         super().stop(success=success)
 
     def close(self) -> None:
-        """Close the backend and destroy the device's signals."""
+        """Stop reconnecting, close the backend and destroy the device's signals."""
         try:
+            if self.reconnector is not None:
+                self.reconnector.close()
             self.backend.close()
         finally:
             self.destroy()

@@ -22,11 +22,13 @@ from typing import Any, Literal
 
 import numpy as np
 
+from insitu import clock
 from insitu.devices.raman._axis import check_laser_wavelength, raman_shift_cm1
 from insitu.devices.raman._socket_stream import ByteStream, SocketStream, parse_socket_address
 
 __all__ = [
     "LabSpec6Error",
+    "LabSpec6LinkError",
     "LabSpec6Client",
     "LabSpec6Backend",
     "DEFAULT_PORT",
@@ -40,6 +42,13 @@ _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 
 class LabSpec6Error(IOError):
     """LabSpec 6 replied with an error, an unexpected id, or something that is not the protocol."""
+
+
+class LabSpec6LinkError(LabSpec6Error):
+    """The byte stream is out of step (a reply that is not text, or carries another id).
+
+    Nothing more on this connection can be trusted; reconnecting puts it right.
+    """
 
 
 def _format_argument(value: Any) -> str:
@@ -68,12 +77,15 @@ class LabSpec6Client:
     ----------
     controller_id : str
         The text of the server's greeting after ``OK``.
+    address : tuple of (str, int) or None
+        ``(host, port)`` when opened by :meth:`connect` (what a reconnect needs).
     """
 
     def __init__(self, stream: ByteStream, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         if not (math.isfinite(timeout_s) and timeout_s > 0):
             raise ValueError(f"labspec6 timeout {timeout_s} s must be a positive number")
         self._stream = stream
+        self.address: tuple[str, int] | None = None
         self.timeout_s = float(timeout_s)
         self._next_id = 0
         self._lock = threading.Lock()
@@ -90,10 +102,12 @@ class LabSpec6Client:
         """Open a TCP connection to LabSpec's remote server and read its greeting."""
         stream = SocketStream(host, port, connect_timeout_s=min(timeout_s, 10.0))
         try:
-            return cls(stream, timeout_s=timeout_s)
+            client = cls(stream, timeout_s=timeout_s)
         except BaseException:
             stream.close()
             raise
+        client.address = (host, int(port))
+        return client
 
     # --- framing --------------------------------------------------------------------------
     @staticmethod
@@ -101,7 +115,7 @@ class LabSpec6Client:
         try:
             return line.decode("ascii")
         except UnicodeDecodeError:
-            raise LabSpec6Error(f"labspec6 reply {line[:80]!r} is not ASCII text") from None
+            raise LabSpec6LinkError(f"labspec6 reply {line[:80]!r} is not ASCII text") from None
 
     def command(self, command: str, *args: Any, timeout_s: float | None = None) -> list[str]:
         """Send one command and return the reply's tokens after the echoed id.
@@ -124,7 +138,7 @@ class LabSpec6Client:
         line = self._decode(self._stream.read_line(timeout_s or self.timeout_s))
         tokens = line.split(" ")
         if tokens[0] != str(message_id):
-            raise LabSpec6Error(
+            raise LabSpec6LinkError(
                 f"labspec6 reply {line[:120]!r} to {sent!r} does not carry the id {message_id}"
             )
         return tokens[1:]
@@ -252,7 +266,19 @@ class LabSpec6Backend:
         Unit of LabSpec's ``EnableSpectralResponse`` axis (nm per the reference client).
     name : str
         Name used in error messages.
+
+    Attributes
+    ----------
+    link_errors : tuple of exception types
+        Failures that mean the link is lost (closed, silent, out of step), not that LabSpec
+        refused a command: :meth:`reconnect` is the remedy.
     """
+
+    link_errors: tuple[type[BaseException], ...] = (
+        ConnectionError,
+        TimeoutError,
+        LabSpec6LinkError,
+    )
 
     def __init__(
         self,
@@ -394,7 +420,11 @@ class LabSpec6Backend:
         if self._axis_cm1 is None:
             self._prepare()
         assert self._axis_cm1 is not None
-        timeout = max(self.client.timeout_s, ACQUISITION_TIMEOUT_FACTOR * self._acquisition_time_s)
+        # LabSpec's AcquisitionTime is experiment time; the reply timeout is wall time.
+        timeout = max(
+            self.client.timeout_s,
+            clock.to_wall(ACQUISITION_TIMEOUT_FACTOR * self._acquisition_time_s),
+        )
         counts = self.client.start_measurement(0, timeout_s=timeout)
         if counts.shape != self._axis_cm1.shape:
             raise LabSpec6Error(
@@ -403,6 +433,44 @@ class LabSpec6Backend:
             )
         return self._axis_cm1.copy(), counts
 
+    def reconnect(self) -> None:
+        """Open a new connection to the same server and check that it answers.
+
+        The old connection is closed (no logout: it is presumed dead). Settings must be sent
+        again with :meth:`configure` (LabSpec cannot report them), and the x axis is fetched
+        again before the next acquisition.
+
+        Raises
+        ------
+        ConnectionError
+            If the client was not opened from an address, or the server cannot be reached.
+        TimeoutError, LabSpec6Error
+            If the new connection does not answer ``GetRamanParam LaserWavelength``.
+        """
+        address = self.client.address
+        if address is None:
+            raise ConnectionError(
+                f"{self.name}: cannot reconnect, its LabSpec client was not opened from an address"
+            )
+        timeout = self.client.timeout_s
+        try:
+            self.client.close()
+        except OSError:
+            pass  # the old socket is already dead: nothing to release
+        client = LabSpec6Client.connect(*address, timeout_s=timeout)
+        try:
+            client.get_param("LaserWavelength")  # the server must answer, not only accept
+        except BaseException:
+            client.close()
+            raise
+        self.client = client
+        self._configured = False
+        self._acquisition_time_s = None
+        self._axis_cm1 = None
+
     def close(self) -> None:
-        """Log out and close the connection."""
-        self.client.logout()
+        """Log out and close the connection (just close it if the link is already dead)."""
+        try:
+            self.client.logout()
+        except self.link_errors:
+            pass  # a dead link has nobody to log out from; logout() closed the socket anyway

@@ -126,6 +126,15 @@ def _import_control_class() -> Any:
     return Control
 
 
+def _link_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean the COM link to WITec Control is lost (SDK's, when importable)."""
+    try:
+        from WITecSDK.com_client import COMClientException  # noqa: PLC0415 (Windows only)
+    except Exception:  # not Windows / no COM Add-On: the backend cannot be built anyway
+        return (ConnectionError,)
+    return (ConnectionError, COMClientException)
+
+
 class WitecBackend:
     """Raman backend for a WITec alpha300 through WITecSDK's ``SilentSpectrum`` route.
 
@@ -165,9 +174,19 @@ class WitecBackend:
     ) -> None:
         self.name = name
         self.laser_wavelength_nm = check_laser_wavelength(laser_wavelength_nm, owner=name)
-        if control is None:
-            control_class = _import_control_class()
-            control = control_class(remote_host) if remote_host else control_class()
+        self._builds_control = control is None
+        self._remote_host = remote_host
+        self._laser_index = laser_index
+        self.link_errors = _link_errors() if self._builds_control else (ConnectionError,)
+        self._attach(self._new_control() if control is None else control)
+
+    def _new_control(self) -> Any:
+        control_class = _import_control_class()
+        return control_class(self._remote_host) if self._remote_host else control_class()
+
+    def _attach(self, control: Any) -> None:
+        """Take write access, check ``SilentSpectrum`` and select the laser."""
+        name, laser_index = self.name, self._laser_index
         self.control = control
         if not control.RequestWriteAccess():
             raise PermissionError(
@@ -183,6 +202,15 @@ class WitecBackend:
                 f"{name}.laser_index {laser_index} is outside the allowed range 0 to {lasers - 1}"
             )
         control.LaserManager.SelectLaser(int(laser_index))
+
+    def reconnect(self) -> None:
+        """Reattach after a lost COM link: a new ``Control`` (if this backend built it), write
+        access and the laser again. Settings are sent again by the next :meth:`configure`.
+
+        Not tried against a real WITec Control (no Windows here): the SDK's
+        ``COMClientException`` (``ConnectionLostException``) is what counts as a lost link.
+        """
+        self._attach(self._new_control() if self._builds_control else self.control)
 
     def configure(self, exposure_s: float, accumulations: int, laser_power_mW: float) -> None:
         """Set the selected laser's power and the silent spectrum's integration parameters.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import threading
 import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,7 @@ from thales_remote.script_wrapper import FileNaming, PotentiostatMode, ScanDirec
 from zahner_analysis.file_import.ism_import import IsmImport
 
 from insitu import clock
+from insitu.devices.reconnect import ConnectedSignal, LinkState, Reconnector
 from insitu.devices.zahner._address import parse_term_address
 from insitu.devices.zahner._errors import (
     ZahnerConnectionError,
@@ -47,6 +49,20 @@ def _setting(check: Any, value: float, units: str, limits: tuple[float, float]) 
     return Cpt(SettingSignal, check=check, value=value, units=units, limits=limits, kind="config")
 
 
+@dataclass
+class _Sweep:
+    """One trigger in flight: its Status, and why it should end early.
+
+    ``abort`` is set by ``stop()`` and ``pause()``; ``superseded`` only by ``pause()`` (the
+    RunEngine suspends and will trigger again: the Status finishes without new data).
+    """
+
+    status: DeviceStatus
+    abort: threading.Event = field(default_factory=threading.Event)
+    superseded: threading.Event = field(default_factory=threading.Event)
+    ended: bool = False
+
+
 _FREQ_LIMITS = (FREQUENCY.low, FREQUENCY.high)
 _COUNT_LIMITS = (POINTS_PER_DECADE.low, POINTS_PER_DECADE.high)
 _PERIOD_LIMITS = (PERIODS.low, PERIODS.high)
@@ -75,6 +91,8 @@ class ZahnerEIS(Device):
         the connection counts as lost.
     stop_timeout : float
         Wall seconds ``stop()`` waits for the sweep thread to switch the potentiostat off.
+    reconnect_timeout : float
+        Wall seconds the device keeps trying to reconnect after the link to Term is lost.
 
     Notes
     -----
@@ -84,6 +102,14 @@ class ZahnerEIS(Device):
     decade above/below 66 Hz), ``amplitude`` (V), ``dc_potential`` (V), ``periods_upper/lower``.
     Reading: ``frequency`` (Hz), ``z_real``, ``z_imag`` (ohm), ascending in frequency, and
     ``sweep_duration`` (experiment seconds, ``kind='hinted'``).
+
+    ``connected`` (omitted from readings) is 1 while the link to Term is up or not needed yet,
+    0 from a lost link until :attr:`reconnector` has reopened it (exponential backoff in wall
+    time) and switched the potentiostat off. A sweep whose link drops does not fail: it waits
+    for the reconnection and sweeps again, unless the RunEngine suspends meanwhile
+    (``pause()``): then its Status finishes without new data and the RunEngine triggers again
+    after resuming. If the reconnector gives up, the Status fails with
+    :class:`ZahnerConnectionError` saying why. A Term that was never reached fails at once.
     """
 
     f_max = _setting(FREQUENCY.check, 1e6, "Hz", _FREQ_LIMITS)
@@ -100,6 +126,7 @@ class ZahnerEIS(Device):
     z_real = Cpt(SpectrumSignal, units="Ohm", kind="normal")
     z_imag = Cpt(SpectrumSignal, units="Ohm", kind="normal")
     sweep_duration = Cpt(MeasuredSignal, value=0.0, units="s", kind="hinted")
+    connected = Cpt(ConnectedSignal, kind="omitted")
 
     _SETTING_NAMES = (
         "f_max",
@@ -122,6 +149,7 @@ class ZahnerEIS(Device):
         heartbeat_period: float = 0.5,
         heartbeat_timeout: float = 5.0,
         stop_timeout: float = 60.0,
+        reconnect_timeout: float = 300.0,
         **kwargs: Any,
     ) -> None:
         self.host, self.port = parse_term_address(address)
@@ -135,8 +163,17 @@ class ZahnerEIS(Device):
         self._session: ThalesSession | None = None
         self._session_lock = threading.Lock()
         self._busy = threading.Lock()  # one sweep or single point at a time
-        self._stop_requested = threading.Event()
+        self._inflight_lock = threading.Lock()
+        self._current: _Sweep | None = None  # the latest trigger
+        self._measuring_point = False
+        self._link_established = False  # a first contact that fails is an error at once
         self._worker: threading.Thread | None = None
+        self.reconnector = Reconnector(
+            self._reopen_and_switch_off,
+            self.connected,
+            owner=name,
+            give_up_after=reconnect_timeout,
+        )
         self._last_sweep: tuple[SweepSettings, int] | None = None
         self._file_prefix = re.sub(r"[^0-9A-Za-z_+-]", "_", name)[:20] or "eis"
 
@@ -167,7 +204,20 @@ class ZahnerEIS(Device):
             session = ThalesSession(self.host, self.port, owner=self.name)
             session.open()
             self._session = session
+            self._link_established = True
             return session
+
+    def _reopen_and_switch_off(self) -> None:
+        """The reconnector's step: a fresh session to Term, then the potentiostat off.
+
+        Term keeps the instrument's state when the link drops (a potentiostat that was on
+        stays on), so the link only counts as back once it is switched off.
+        """
+        with self._session_lock:
+            if self._session is not None:
+                self._session.sever()
+                self._session = None
+        self._switch_off()
 
     def close(self) -> None:
         """Stop a running sweep and close the connection to Term (reopened on next use)."""
@@ -178,7 +228,8 @@ class ZahnerEIS(Device):
                 self._session = None
 
     def destroy(self) -> None:
-        """Close the connection and release the ophyd Device."""
+        """Stop reconnecting, close the connection and release the ophyd Device."""
+        self.reconnector.close()
         self.close()
         super().destroy()
 
@@ -219,62 +270,118 @@ class ZahnerEIS(Device):
         ValueError
             At once, before anything is sent, if a setting is out of range.
         RuntimeError
-            If a sweep or a single-point measurement is already running.
+            If a sweep or a single-point measurement is already running (a sweep abandoned by
+            ``pause()`` does not count: the new one starts when it has ended).
         """
         settings = self.sweep_settings()
-        if not self._busy.acquire(blocking=False):
-            raise RuntimeError(f"{self.name}: a measurement is already running")
-        self._stop_requested.clear()
-        status = DeviceStatus(self)
+        with self._inflight_lock:
+            current = self._current
+            active = current is not None and not current.ended and not current.superseded.is_set()
+            if active or self._measuring_point:
+                raise RuntimeError(f"{self.name}: a measurement is already running")
+            sweep = _Sweep(DeviceStatus(self))
+            self._current = sweep
         self._worker = threading.Thread(
-            target=self._run_sweep, args=(settings, status), name=f"{self.name}-sweep", daemon=True
+            target=self._run_sweep, args=(settings, sweep), name=f"{self.name}-sweep", daemon=True
         )
         self._worker.start()
-        return status
+        return sweep.status
 
-    def _run_sweep(self, settings: SweepSettings, status: DeviceStatus) -> None:
-        try:
-            frequency, impedance, duration = self._sweep(settings)
-        except BaseException as error:  # every failure goes to the Status
-            self._busy.release()
-            status.set_exception(error)
-            return
-        now = clock.now()
-        self.frequency.update(frequency, now)
-        self.z_real.update(impedance.real.copy(), now)
-        self.z_imag.update(impedance.imag.copy(), now)
-        self.sweep_duration.update(duration, now)
-        self._last_sweep = (settings, len(frequency))
-        self._busy.release()
-        status.set_finished()
+    def _run_sweep(self, settings: SweepSettings, sweep: _Sweep) -> None:
+        with self._busy:  # an abandoned sweep still switching off ends first
+            try:
+                result = self._sweep_until_done(settings, sweep)
+            except BaseException as error:  # every failure goes to the Status
+                self._end(sweep, error)
+                return
+            if result is not None and not sweep.superseded.is_set():
+                frequency, impedance, duration = result
+                now = clock.now()
+                self.frequency.update(frequency, now)
+                self.z_real.update(impedance.real.copy(), now)
+                self.z_imag.update(impedance.imag.copy(), now)
+                self.sweep_duration.update(duration, now)
+                self._last_sweep = (settings, len(frequency))
+            self._end(sweep)
 
-    def _sweep(self, settings: SweepSettings) -> tuple[np.ndarray, np.ndarray, float]:
+    def _sweep_until_done(
+        self, settings: SweepSettings, sweep: _Sweep
+    ) -> tuple[np.ndarray, np.ndarray, float] | None:
+        """Sweep, riding out lost links; ``None`` if a pause/suspension abandoned it."""
+        while True:
+            state = self.reconnector.wait_settled(sweep.abort)
+            if sweep.superseded.is_set():
+                return None
+            self._check_not_stopped(sweep)
+            if state == LinkState.GAVE_UP:
+                self.reconnector.try_once()  # a new trigger after a give-up: one more try
+            try:
+                result = self._sweep(settings, sweep)
+            except ZahnerConnectionError as error:
+                if not getattr(error, "link_lost", False):
+                    raise
+                self.reconnector.link_lost(error)  # connected -> 0 now; a suspender trips
+                continue
+            except ZahnerSweepAborted:
+                if sweep.superseded.is_set():
+                    return None
+                raise
+            self.reconnector.mark_healthy()
+            return result
+
+    def _end(self, sweep: _Sweep, error: BaseException | None = None) -> None:
+        """Finish the Status once: abandoned ones finish without error (nobody reads them)."""
+        with self._inflight_lock:
+            if sweep.ended:
+                return
+            sweep.ended = True
+        if error is None or sweep.superseded.is_set():
+            sweep.status.set_finished()
+        else:
+            sweep.status.set_exception(error)
+
+    def _sweep(
+        self, settings: SweepSettings, sweep: _Sweep
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        """One sweep. A link lost after Term was reached raises ``ZahnerConnectionError`` with
+        ``link_lost = True`` and leaves switching off to the reconnector."""
         file_name = f"{self._file_prefix}_{uuid.uuid4().hex[:12]}"
         path = self.thales_data_path.rstrip("\\/") + "\\" + file_name + ".ism"
+        link_was_up = self._link_established
         try:
             session = self._open_session()
-            self._configure_sweep(session, settings, file_name)
-            self._check_not_stopped()
+            self._configure_sweep(session, settings, file_name, sweep)
+            self._check_not_stopped(sweep)
             session.command("Pot=-1", session.wrapper.enablePotentiostat)
             started = clock.now()
             session.measure_eis(
                 heartbeat_period=self.heartbeat_period,
                 heartbeat_timeout=self.heartbeat_timeout,
-                abort=self._stop_requested,
+                abort=sweep.abort,
             )
             duration = clock.now() - started
         except BaseException as error:
-            if self._stop_requested.is_set():
+            if sweep.abort.is_set():
                 aborted = ZahnerSweepAborted(f"{self.name}: EIS sweep aborted by stop()")
                 self._switch_off_after(aborted)
                 raise aborted from error
+            if isinstance(error, ZahnerConnectionError) and link_was_up:
+                error.link_lost = True
+                raise
             self._switch_off_after(error)
             raise
-        self._switch_off()
-        frequency, impedance = self._read_ism(session.fetch_file(path), path)
+        try:
+            self._switch_off()
+            data = session.fetch_file(path)
+        except ZahnerConnectionError as error:
+            error.link_lost = True
+            raise
+        frequency, impedance = self._read_ism(data, path)
         return frequency, impedance, duration
 
-    def _configure_sweep(self, session: ThalesSession, s: SweepSettings, file_name: str) -> None:
+    def _configure_sweep(
+        self, session: ThalesSession, s: SweepSettings, file_name: str, sweep: _Sweep
+    ) -> None:
         w = session.wrapper
         steps = [
             (
@@ -306,11 +413,11 @@ class ZahnerEIS(Device):
             ("ScanDirection=0", lambda: w.setScanDirection(ScanDirection.START_TO_MAX)),
         ]
         for command, action in steps:
-            self._check_not_stopped()
+            self._check_not_stopped(sweep)
             session.command(command, action)
 
-    def _check_not_stopped(self) -> None:
-        if self._stop_requested.is_set():
+    def _check_not_stopped(self, sweep: _Sweep) -> None:
+        if sweep.abort.is_set():
             raise ZahnerSweepAborted(f"{self.name}: EIS sweep aborted by stop()")
 
     def _read_ism(self, data: bytes, path: str) -> tuple[np.ndarray, np.ndarray]:
@@ -327,6 +434,18 @@ class ZahnerEIS(Device):
         return frequency.copy(), impedance.copy()
 
     # --- potentiostat off, always --------------------------------------------------------------
+    def switch_off(self) -> None:
+        """Switch the potentiostat off now (reconnecting first if the link was lost).
+
+        For a safe exit; call ``stop()`` first if a sweep may be running.
+
+        Raises
+        ------
+        ZahnerError
+            If Term cannot be reached or refuses the command.
+        """
+        self._switch_off()
+
     def _switch_off(self) -> None:
         """Switch the potentiostat off, reconnecting first if the link was lost."""
         session = self._open_session()
@@ -372,9 +491,11 @@ class ZahnerEIS(Device):
         periods = settings.periods_upper if frequency >= BAND_EDGE_HZ else settings.periods_lower
         if not self._busy.acquire(blocking=False):
             raise RuntimeError(f"{self.name}: a measurement is already running")
+        self._measuring_point = True
         try:
             return self._measure_point(frequency, settings, periods)
         finally:
+            self._measuring_point = False
             self._busy.release()
 
     def _measure_point(self, frequency: float, s: SweepSettings, periods: int) -> complex:
@@ -413,7 +534,9 @@ class ZahnerEIS(Device):
         """
         worker = self._worker
         if worker is not None and worker.is_alive() and worker is not threading.current_thread():
-            self._stop_requested.set()
+            sweep = self._current
+            if sweep is not None:
+                sweep.abort.set()
             session = self._session
             if session is not None:
                 session.sever()
@@ -424,3 +547,23 @@ class ZahnerEIS(Device):
                     "stop(); the potentiostat state is unknown"
                 )
         super().stop(success=success)
+
+    # --- RunEngine pause / suspension ----------------------------------------------------------
+    def pause(self) -> None:
+        """The RunEngine pauses or suspends: abandon the sweep in flight.
+
+        Its Status finishes at once without new data (the RunEngine rewinds to its last
+        checkpoint and triggers again on resume). The sweep is aborted in the background (the
+        heartbeat watchdog cuts the link within ``heartbeat_period``) and the potentiostat is
+        switched off; the next trigger starts when that is done.
+        """
+        with self._inflight_lock:
+            sweep = self._current
+            if sweep is None or sweep.ended:
+                return
+            sweep.superseded.set()
+            sweep.abort.set()
+        self._end(sweep)
+
+    def resume(self) -> None:
+        """The RunEngine resumes: nothing to do (the replayed trigger sweeps again)."""
