@@ -53,6 +53,11 @@ _RESEND_INTERVAL_S = 2.0
 #: Fewest readings, and fraction of the window they must span, for a rate measurement.
 _RATE_MIN_READINGS = 3
 _RATE_MIN_SPAN = 0.5
+#: Wall-second floor of the rate window. A reading's time is known to a few wall milliseconds
+#: (the round trip), which a sped-up clock multiplies: at 400x, 30 experiment seconds are 75 ms
+#: of wall time and a 10 ms jitter reads a 50 C/min ramp as ~90 C/min. On real hardware
+#: (speed-up 1) the configured window applies unchanged.
+_RATE_WINDOW_WALL_FLOOR_S = 1.0
 #: Wall floor of the watchdog's own check period (it also wakes at every poll).
 _CHECK_FLOOR_S = 0.05
 #: Wall seconds a trip waits for its alarm callbacks before it ends the stage's pending move.
@@ -114,7 +119,8 @@ class Watchdog:
 
     - ``max_temperature``: a reading above it trips at once.
     - ``max_rate``: the heating rate, the least-squares slope of the readings over the last
-      ``rate_window`` experiment seconds (once they span half of it), above it trips. Cooling
+      ``rate_window`` experiment seconds (at least 1 wall second on a sped-up clock; once they
+      span half of it), above it trips. Cooling
       is not limited here: a stopped stage cools fast, and the controller flags too fast a
       commanded cooling itself (EB1), which trips as an error flag.
     - ``time_above = (temperature, seconds)``: staying above ``temperature`` without a break
@@ -413,7 +419,8 @@ class Watchdog:
             return None
         self._last_good_wall = max(self._last_good_wall, poll.wall_time)
         self._last_error = None
-        reading, t = poll.reading, poll.received_at
+        # The controller measured somewhere between request and reply: take the midpoint.
+        reading, t = poll.reading, 0.5 * (poll.requested_at + poll.received_at)
         if self._alarm is not None:
             self._watch_safe_state(poll)
             return None
@@ -444,19 +451,21 @@ class Watchdog:
                 self.max_rate,
                 t,
                 f"{self.stage.name} heats at {rate:.1f} C/min over the last "
-                f"{self.rate_window:g} s, above max_rate_C_per_min {self.max_rate} C/min",
+                f"{len(self._rate_points)} readings, above max_rate_C_per_min "
+                f"{self.max_rate} C/min",
             )
         return self._check_time_above(t, reading.temperature)
 
     def _heating_rate(self, t: float, temperature: float) -> float | None:
+        window = max(self.rate_window, _RATE_WINDOW_WALL_FLOOR_S * clock.speedup())
         points = self._rate_points
         points.append((t, temperature))
-        while points and points[0][0] < t - self.rate_window:
+        while points and points[0][0] < t - window:
             points.popleft()
         if len(points) < _RATE_MIN_READINGS:
             return None
         span = points[-1][0] - points[0][0]
-        if span < _RATE_MIN_SPAN * self.rate_window:
+        if span < _RATE_MIN_SPAN * window:
             return None
         # Least-squares slope: the regulation ripple (+/-0.1 C) averages out over the window.
         mean_t = sum(p[0] for p in points) / len(points)
