@@ -57,6 +57,7 @@ film, at 5.47e-9 S/cm, differs only by the stage's settle time at the top of the
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -137,7 +138,9 @@ def percolation_weight(fraction: float, threshold: float) -> float:
     f = float(fraction)
     if f <= 0.0:
         return 0.0
-    return 1.0 / (1.0 + (threshold / f) ** PERCOLATION_SHARPNESS)
+    # In logs: (threshold / f)^m overflows a float for a barely crystallized film (f ~ 1e-30).
+    exponent = PERCOLATION_SHARPNESS * math.log(threshold / f)
+    return 1.0 / (1.0 + math.exp(min(exponent, 700.0)))
 
 
 def end_member_weights(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 __all__ = ["STAGE_LIMITS", "StageLimits", "check_limit", "check_rate", "limits_for"]
 
 
@@ -66,10 +68,12 @@ def limits_for(stage_model: str) -> StageLimits:
 
 
 def _as_finite(value: object, what: str) -> float:
-    if isinstance(value, (bool, str, bytes)):
+    if isinstance(value, (bool, np.bool_, str, bytes)):
         raise TypeError(f"{what} {value!r} is not a number")
     try:
         number = float(value)  # also numpy scalars
+    except OverflowError:
+        raise ValueError(f"{what} {value!r} is not a finite number") from None
     except (TypeError, ValueError):
         raise TypeError(f"{what} {value!r} is not a number") from None
     if not math.isfinite(number):

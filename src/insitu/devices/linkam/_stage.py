@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
 from ophyd import Component as Cpt
 from ophyd import Device, PositionerBase
 from ophyd.status import DeviceStatus, MoveStatus
@@ -44,26 +45,43 @@ _POLL_FLOOR_S = 0.01
 _RAMPING = (LinkamStatus.HEATING.name, LinkamStatus.COOLING.name)
 
 
-def _finite(signal: CheckedSignal, value: Any, *, minimum: float, inclusive: bool) -> float:
-    if isinstance(value, bool):
-        raise TypeError(f"{signal.name} {value!r} is not a number")
+# Upper bounds of the settings that have no controller limit: a wider arrival band means
+# nothing, and a longer settle time is a typo that would leave a move pending for days.
+MAX_TOLERANCE_C = 100.0
+MAX_SETTLE_TIME_S = 86400.0
+
+
+def _finite(
+    name: str, value: Any, *, minimum: float, inclusive: bool, maximum: float, unit: str
+) -> float:
+    if isinstance(value, (bool, np.bool_, str, bytes)):
+        raise TypeError(f"{name} {value!r} is not a number")
     try:
         number = float(value)
+    except OverflowError:
+        number = math.inf
     except (TypeError, ValueError):
-        raise TypeError(f"{signal.name} {value!r} is not a number") from None
+        raise TypeError(f"{name} {value!r} is not a number") from None
     too_small = number < minimum if inclusive else number <= minimum
-    if not math.isfinite(number) or too_small:
-        bound = f"at least {minimum}" if inclusive else f"above {minimum}"
-        raise ValueError(f"{signal.name} {number} must be a finite number {bound}")
+    if not math.isfinite(number) or too_small or number > maximum:
+        low = "from" if inclusive else "above"
+        raise ValueError(
+            f"{name} {value!r} {unit} is outside the allowed range {low} {minimum} to "
+            f"{maximum} {unit}"
+        )
     return number
 
 
 def _check_tolerance(signal: CheckedSignal, value: Any) -> float:
-    return _finite(signal, value, minimum=0.0, inclusive=False)
+    return _finite(
+        signal.name, value, minimum=0.0, inclusive=False, maximum=MAX_TOLERANCE_C, unit="C"
+    )
 
 
 def _check_settle_time(signal: CheckedSignal, value: Any) -> float:
-    return _finite(signal, value, minimum=0.0, inclusive=True)
+    return _finite(
+        signal.name, value, minimum=0.0, inclusive=True, maximum=MAX_SETTLE_TIME_S, unit="s"
+    )
 
 
 def _check_rate(signal: CheckedSignal, value: Any) -> float:
@@ -297,8 +315,11 @@ class LinkamStage(Device, PositionerBase):
             If sending rate, limit or start failed.
         """
         target = self.driver.check_limit(position)
-        if timeout is not None and not (0 < timeout < math.inf):
-            raise ValueError(f"{self.name}.timeout {timeout!r} s must be a positive number")
+        if timeout is not None:
+            timeout = _finite(
+                f"{self.name}.timeout", timeout, minimum=0.0, inclusive=False, maximum=math.inf,
+                unit="s",
+            )  # fmt: skip
         self.driver.check_interlock(f"move to {target} C")
         if self._stopping.is_set():
             raise LinkamMoveInterrupted(f"{self.name}: the device is destroyed")

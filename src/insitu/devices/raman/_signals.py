@@ -46,12 +46,16 @@ class RangeSignal(Signal):
         """Raise ``ValueError`` unless ``value`` is a number in the allowed range."""
         units = f" {self.units}" if self.units else ""
         try:
+            if isinstance(value, (str, bytes)):
+                raise TypeError  # float("5") would accept text
             number = float(value)
+        except OverflowError:
+            number = math.inf
         except (TypeError, ValueError):
             raise ValueError(
                 f"{self.name} {value!r} is not a number (allowed: {self.allowed_range()})"
             ) from None
-        if isinstance(value, bool) or not math.isfinite(number):
+        if isinstance(value, (bool, np.bool_)) or not math.isfinite(number):
             raise ValueError(f"{self.name} {value!r} is not allowed ({self.allowed_range()})")
         if self.integer and number != int(number):
             raise ValueError(
@@ -92,7 +96,7 @@ class ChoiceSignal(Signal):
 
     def check_value(self, value: Any) -> None:
         """Raise ``ValueError`` unless ``value`` is one of the choices."""
-        if value not in self.choices:
+        if not isinstance(value, str) or value not in self.choices:
             raise ValueError(f"{self.name} {value!r} is not one of {', '.join(self.choices)}")
 
     def set(self, value: Any, **kwargs: Any):  # noqa: ANN201 (ophyd Status)

@@ -40,7 +40,7 @@ __all__ = ["ZahnerEIS"]
 
 
 def _check_start(label: str, value: Any) -> float:
-    if value == 0:
+    if not isinstance(value, (bool, np.bool_, np.ndarray)) and value == 0:
         return 0.0
     return FREQUENCY.check(label, value)
 

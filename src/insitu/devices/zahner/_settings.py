@@ -27,6 +27,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 __all__ = [
     "AMPLITUDE",
     "BAND_EDGE_HZ",
@@ -71,10 +73,14 @@ class SettingRange:
         """
         unit = f" {self.unit}" if self.unit else ""
         try:
+            if isinstance(value, (str, bytes)):
+                raise TypeError  # float("5") would accept text
             number = float(value)
+        except OverflowError:
+            number = math.inf
         except (TypeError, ValueError):
             raise ValueError(f"{label} {value!r} is not a number") from None
-        if isinstance(value, bool) or not math.isfinite(number):
+        if isinstance(value, (bool, np.bool_)) or not math.isfinite(number):
             raise ValueError(f"{label} {value!r} is not a finite number")
         if self.integer and number != int(number):
             raise ValueError(f"{label} {value!r} is not a whole number")
