@@ -94,7 +94,8 @@ def test_runs_then_export(tmp_path):
 
 
 def test_help_everywhere():
-    for args in ([], ["demo"], ["runs"], ["export"], ["sim"], ["sim", "linkam"]):
+    queue = [["serve", "queue"], ["queue"], ["queue", "add"], ["queue", "status"]]
+    for args in ([], ["demo"], ["runs"], ["export"], ["sim"], ["sim", "linkam"], *queue):
         result = subprocess.run(
             [*INSITU, *args, "--help"], capture_output=True, text=True, timeout=60
         )
@@ -154,3 +155,27 @@ def test_demo_prints_the_table_and_writes_the_report_then_report_rewrites_it(tmp
     assert again.returncode == 0, again.stderr[-3000:]
     assert (tmp_path / "again" / "report.html").is_file()
     assert "LLZO-650C" in again.stdout
+
+
+def test_startup_dir_is_a_queueserver_profile():
+    """The permissions file is valid and lets the primary group use every insitu plan; each plan
+    has a description the queueserver accepts (JSON-able defaults and annotations)."""
+    from bluesky_queueserver.manager.profile_ops import (
+        _process_plan,
+        _select_allowed_plans,
+        load_user_group_permissions,
+    )
+
+    from insitu.services.queue_plans import QUEUE_PLANS
+
+    permissions = load_user_group_permissions(PROFILE / "startup" / "user_group_permissions.yaml")
+    primary = permissions["user_groups"]["primary"]
+    descriptions = {
+        name: _process_plan(plan, existing_devices={}, existing_plans={})
+        for name, plan in QUEUE_PLANS.items()
+    }
+    allowed = _select_allowed_plans(
+        descriptions, primary["allowed_plans"], primary["forbidden_plans"]
+    )
+    assert set(allowed) == set(QUEUE_PLANS)
+    assert not (PROFILE / "startup" / "existing_plans_and_devices.yaml").exists()  # per station

@@ -1,7 +1,548 @@
-"""(being written) `insitu serve` entry for this service."""
+"""``insitu serve queue``: Redis (if none answers) and a bluesky-queueserver RE Manager.
+
+The RE Manager (``start-re-manager``) runs the beamline's IPython profile,
+``profiles/profile_insitu/startup``, as its startup directory, with the beamline config given
+to the profile through ``$INSITU_CONFIG``. Its queue and history live in Redis under a key
+prefix, so they survive a restart of the manager; several stations can share one Redis (one
+prefix each) or use their own.
+
+Files the manager needs:
+
+- ``user_group_permissions.yaml`` in the startup directory (which plans and devices the
+  ``primary`` group may use);
+- ``existing_plans_and_devices.yaml``, the plans and devices of the worker's namespace. It is not
+  committed: the manager writes it, into this station's ``--state-dir``, each time the
+  environment opens (``--update-existing-plans-devices ENVIRONMENT_OPEN``). The list depends on
+  the station's config (its devices), would go stale in the repository whenever a plan's
+  signature changes, and generating it beforehand (``qserver-list-plans-devices``) would
+  build the beamline, i.e. connect to the instruments, a second time. Until the environment
+  has been opened once the manager knows no plans (``insitu serve queue --open`` opens it).
+"""
 
 from __future__ import annotations
 
+import argparse
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-def add_serve_parser(services) -> None:
-    """Register this service's ``insitu serve`` sub-command (not yet)."""
+__all__ = [
+    "DEFAULT_ZMQ_CONTROL",
+    "DEFAULT_ZMQ_INFO",
+    "RedisAddress",
+    "add_serve_parser",
+    "QueueService",
+    "default_startup_dir",
+    "manager_api",
+    "manager_command",
+    "serve_queue",
+]
+
+#: Loopback by default: the control socket accepts any client that can reach it (see the docs
+#: for exposing it with queueserver's 0MQ encryption keys).
+DEFAULT_ZMQ_CONTROL = "tcp://127.0.0.1:60615"
+DEFAULT_ZMQ_INFO = "tcp://127.0.0.1:60625"
+DEFAULT_REDIS = "redis://127.0.0.1:6379"
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+_WAIT_S = 60.0
+
+
+@dataclass(frozen=True)
+class RedisAddress:
+    """A Redis server address: ``redis://host:port/db``, ``host:port`` or ``host``."""
+
+    host: str
+    port: int = 6379
+    db: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> RedisAddress:
+        """Parse an address; raise ``ValueError`` naming it if it is not one."""
+        match = re.fullmatch(r"(?:redis://)?([^:/\s]+)(?::(\d+))?(?:/(\d+))?/?", text.strip())
+        if not match:
+            raise ValueError(
+                f"Redis address {text!r} is not valid: use redis://HOST:PORT, HOST:PORT or HOST"
+            )
+        host, port, db = match.group(1), int(match.group(2) or 6379), int(match.group(3) or 0)
+        if not 0 < port < 65536:
+            raise ValueError(f"Redis address {text!r}: port {port} is not in 1..65535")
+        return cls(host, port, db)
+
+    @property
+    def for_manager(self) -> str:
+        """The form ``start-re-manager --redis-addr`` takes: ``host:port/db``."""
+        return f"{self.host}:{self.port}/{self.db}"
+
+    def answers(self, timeout: float = 1.0) -> bool:
+        """True if a Redis server answers PING at this address."""
+        import redis
+
+        client = redis.Redis(
+            host=self.host, port=self.port, db=self.db, socket_connect_timeout=timeout
+        )
+        try:
+            return bool(client.ping())
+        except redis.exceptions.RedisError:
+            return False
+        finally:
+            client.close()
+
+    def __str__(self) -> str:
+        return f"redis://{self.host}:{self.port}/{self.db}"
+
+
+def default_startup_dir() -> Path:
+    """The repository's ``profiles/profile_insitu/startup`` (next to ``src/`` of this checkout)."""
+    return Path(__file__).resolve().parents[3] / "profiles" / "profile_insitu" / "startup"
+
+
+def _default_prefix(station: str) -> str:
+    return "qs_" + re.sub(r"[^A-Za-z0-9_]+", "_", station)
+
+
+def manager_command(
+    *,
+    startup_dir: Path,
+    state_dir: Path,
+    redis: RedisAddress,
+    redis_prefix: str,
+    zmq_control: str,
+    zmq_info: str,
+) -> list[str]:
+    """The ``start-re-manager`` command line (run with this interpreter)."""
+    return [
+        sys.executable,
+        "-c",
+        "from bluesky_queueserver.manager.start_manager import start_manager; start_manager()",
+        "--startup-dir",
+        str(startup_dir),
+        "--user-group-permissions",
+        str(startup_dir / "user_group_permissions.yaml"),
+        "--existing-plans-devices",
+        str(state_dir / "existing_plans_and_devices.yaml"),
+        "--update-existing-plans-devices",
+        "ENVIRONMENT_OPEN",
+        "--redis-addr",
+        redis.for_manager,
+        "--redis-name-prefix",
+        redis_prefix,
+        "--zmq-control-addr",
+        zmq_control,
+        "--zmq-info-addr",
+        zmq_info,
+        "--zmq-publish-console",
+        "ON",
+    ]
+
+
+def _start_redis(address: RedisAddress, directory: Path) -> subprocess.Popen:
+    """A ``redis-server`` on loopback, append-only file in ``directory`` (so the queue outlives
+    Redis too); stopped when the service stops."""
+    if address.host not in _LOOPBACK:
+        raise ValueError(
+            f"no Redis answers at {address} and a Redis is only started here on loopback "
+            f"(127.0.0.1): start it on {address.host} or give --redis redis://127.0.0.1:PORT"
+        )
+    executable = shutil.which("redis-server")
+    if executable is None:
+        raise ValueError(
+            f"no Redis answers at {address} and redis-server is not installed "
+            "(Debian: apt-get install redis-server)"
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    server = subprocess.Popen(
+        [
+            executable,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(address.port),
+            "--dir",
+            str(directory),
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+            "--protected-mode",
+            "yes",
+            "--logfile",
+            str(directory / "redis.log"),
+        ]  # fmt: skip
+    )
+    deadline = time.monotonic() + _WAIT_S
+    while not address.answers():
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            raise RuntimeError(
+                f"redis-server did not start on {address}, see {directory / 'redis.log'}"
+            )
+        time.sleep(0.1)
+    return server
+
+
+@contextmanager
+def manager_api(zmq_control: str, *, timeout: float = 5.0) -> Iterator[Any]:
+    """A bluesky-queueserver-api ``REManagerAPI`` (0MQ), closed on exit with its 0MQ context.
+
+    ``REManagerAPI.close()`` closes its sockets but leaves the ``zmq.Context`` objects of its
+    request client and of its console and system-info monitors (made at init) to the garbage
+    collector, which pyzmq reports as ResourceWarnings; they are destroyed here.
+    """
+    from bluesky_queueserver_api.zmq import REManagerAPI
+
+    api = REManagerAPI(zmq_control_addr=zmq_control, timeout_recv=timeout)
+    try:
+        yield api
+    finally:
+        api.close()
+        monitors = (
+            getattr(api, name, None) for name in ("_console_monitor", "_system_info_monitor")
+        )
+        sockets = (getattr(getattr(m, "_rco", None), "_socket", None) for m in monitors)
+        contexts = [getattr(getattr(api, "_client", None), "_ctx", None)]
+        contexts += [getattr(socket, "context", None) for socket in sockets]
+        for context in contexts:
+            if context is not None:
+                context.destroy(linger=0)
+
+
+def _wait_for_manager(manager: subprocess.Popen, zmq_control: str) -> None:
+    with manager_api(zmq_control) as api:
+        deadline = time.monotonic() + _WAIT_S
+        while True:
+            if manager.poll() is not None:
+                raise RuntimeError(f"the RE Manager exited with code {manager.returncode}")
+            try:
+                api.status()
+                return
+            except api.RequestTimeoutError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"the RE Manager does not answer at {zmq_control} after {_WAIT_S:.0f} s"
+                    ) from None
+
+
+def _open_environment(zmq_control: str) -> None:
+    with manager_api(zmq_control) as api:
+        if not api.status()["worker_environment_exists"]:
+            api.environment_open()
+            api.wait_for_condition(
+                lambda status: (
+                    status["worker_environment_exists"] and status["manager_state"] == "idle"
+                ),
+                timeout=300,
+            )
+
+
+def _flush_catalog(api) -> None:
+    """Have an idle worker store every pending document (its ``flush_catalog``) before the
+    environment closes: the queueserver kills a closing worker after 0.5 s."""
+    from bluesky_queueserver_api import BFunc
+
+    status = api.status()
+    if not (status["worker_environment_exists"] and status["manager_state"] == "idle"):
+        return
+    try:
+        task = api.function_execute(BFunc("flush_catalog"), run_in_background=True)
+        api.wait_for_completed_task(task["task_uid"], timeout=150)
+        result = api.task_result(task["task_uid"])["result"]
+        if not result.get("success", False):
+            print(f"insitu serve queue: flushing the catalog failed: {result}", file=sys.stderr)
+    except (api.RequestFailedError, TimeoutError) as error:
+        print(f"insitu serve queue: could not flush the catalog: {error}", file=sys.stderr)
+
+
+def _stop_manager(manager: subprocess.Popen, zmq_control: str) -> None:
+    """Stop in order (the worker closes the beamline and flushes the catalog); if a plan is
+    running, the worker is terminated: the queueserver then records the item as lost."""
+    with manager_api(zmq_control) as api:
+        try:
+            _flush_catalog(api)
+            try:
+                api.send_request(method="manager_stop", params={"option": "safe_on"})
+            except api.RequestFailedError as refused:
+                print(f"insitu serve queue: {refused}; stopping anyway", file=sys.stderr)
+                api.send_request(method="manager_stop", params={"option": "safe_off"})
+        except api.RequestTimeoutError:
+            manager.terminate()
+    try:
+        manager.wait(_WAIT_S)
+    except subprocess.TimeoutExpired:
+        manager.terminate()
+        manager.wait(10)
+
+
+def serve_queue(
+    *,
+    config: str | os.PathLike | None = None,
+    redis: str = DEFAULT_REDIS,
+    redis_prefix: str | None = None,
+    zmq_control: str = DEFAULT_ZMQ_CONTROL,
+    zmq_info: str = DEFAULT_ZMQ_INFO,
+    state_dir: str | os.PathLike | None = None,
+    startup_dir: str | os.PathLike | None = None,
+    open_environment: bool = False,
+) -> int:
+    """Run the plan queue of one station until SIGINT/SIGTERM; return the exit code.
+
+    Parameters
+    ----------
+    config : path, optional
+        The station's beamline YAML (default: the simulated beamline), given to the profile
+        as ``$INSITU_CONFIG``; its ``catalog`` says where runs go (a tiled server URI + key).
+    redis : str
+        Redis address; if none answers there (and it is on loopback) a ``redis-server`` is
+        started with its data in ``state_dir/redis`` and stopped with the service.
+    redis_prefix : str, optional
+        Key prefix of this station's queue in Redis (default ``qs_<config name>``).
+    zmq_control, zmq_info : str
+        0MQ addresses of the manager's control (requests) and info (console) sockets.
+    state_dir : path, optional
+        Where the manager keeps ``existing_plans_and_devices.yaml`` (and a started Redis its
+        data); default ``insitu-queue/<config name>``.
+    startup_dir : path, optional
+        Default: the repository's ``profiles/profile_insitu/startup``.
+    open_environment : bool
+        Open the RE environment (build the beamline) once the manager answers.
+    """
+    from insitu.beamline.config import load_config
+
+    station = load_config(config)
+    address = RedisAddress.parse(redis)
+    startup = Path(startup_dir) if startup_dir is not None else default_startup_dir()
+    if not (startup / "user_group_permissions.yaml").is_file():
+        raise ValueError(
+            f"startup directory {str(startup)!r} has no user_group_permissions.yaml: give the "
+            "profile's startup directory with --startup-dir"
+        )
+    state = Path(state_dir) if state_dir is not None else Path("insitu-queue") / station.name
+    state = state.resolve()
+    state.mkdir(parents=True, exist_ok=True)
+    prefix = redis_prefix or _default_prefix(station.name)
+
+    stop_requested = False
+
+    def request_stop(signum, frame):
+        nonlocal stop_requested
+        stop_requested = True
+
+    environment = dict(os.environ)
+    if config is not None:
+        environment["INSITU_CONFIG"] = str(Path(config).resolve())
+    else:
+        environment.pop("INSITU_CONFIG", None)
+    manager = redis_server = None
+    previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        if not address.answers():
+            redis_server = _start_redis(address, state / "redis")
+        command = manager_command(
+            startup_dir=startup.resolve(),
+            state_dir=state,
+            redis=address,
+            redis_prefix=prefix,
+            zmq_control=zmq_control,
+            zmq_info=zmq_info,
+        )
+        # Its own process group: a Ctrl-C in the terminal reaches only this process, which
+        # then stops the manager in order.
+        manager = subprocess.Popen(command, env=environment, start_new_session=True)
+        _wait_for_manager(manager, zmq_control)
+        print(
+            f"insitu serve queue: station {station.name!r} at {zmq_control} (info {zmq_info}), "
+            f"queue in {address} prefix {prefix!r}"
+            + (" (Redis started here)" if redis_server else "")
+            + f"; manager pid {manager.pid}",
+            flush=True,
+        )
+        if open_environment and not stop_requested:
+            _open_environment(zmq_control)
+            print("insitu serve queue: environment open", flush=True)
+        while not stop_requested and manager.poll() is None:
+            time.sleep(0.2)
+        if manager.poll() is None:
+            _stop_manager(manager, zmq_control)
+        return 0 if stop_requested else (manager.returncode or 1)
+    finally:
+        if manager is not None and manager.poll() is None:
+            manager.kill()
+            manager.wait(10)
+        if redis_server is not None:
+            redis_server.terminate()  # a clean shutdown: the append-only file is complete
+            redis_server.wait(30)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _cmd_serve_queue(args) -> int:
+    try:
+        return _serve_from_args(args)
+    except RuntimeError as error:  # a service that would not start: say why, no traceback
+        print(f"insitu serve queue: {error}", file=sys.stderr)
+        return 1
+
+
+def _serve_from_args(args) -> int:
+    return serve_queue(
+        config=args.config,
+        redis=args.redis,
+        redis_prefix=args.redis_prefix,
+        zmq_control=args.zmq_control,
+        zmq_info=args.zmq_info,
+        state_dir=args.state_dir,
+        startup_dir=args.startup_dir,
+        open_environment=args.open,
+    )
+
+
+def add_serve_parser(services: argparse._SubParsersAction) -> None:
+    """Register ``insitu serve queue``."""
+    parser = services.add_parser(
+        "queue",
+        help="start the plan queue: Redis (if none) and a bluesky-queueserver RE Manager",
+        description=(
+            "Start Redis on loopback if none answers at --redis, then the RE Manager with the "
+            "insitu profile as its startup directory. Stop with Ctrl-C (or SIGTERM)."
+        ),
+    )
+    # SUPPRESS: `insitu --config X serve queue` keeps X when --config is not repeated here.
+    parser.add_argument(
+        "--config",
+        default=argparse.SUPPRESS,
+        help="the station's beamline YAML (default: the simulated beamline)",
+    )
+    parser.add_argument(
+        "--redis",
+        default=os.environ.get("INSITU_REDIS", DEFAULT_REDIS),
+        help=f"Redis address (default $INSITU_REDIS or {DEFAULT_REDIS})",
+    )
+    parser.add_argument(
+        "--redis-prefix",
+        default=None,
+        help="key prefix of this station's queue in Redis (default qs_<config name>)",
+    )
+    parser.add_argument(
+        "--zmq-control",
+        default=DEFAULT_ZMQ_CONTROL,
+        help=f"0MQ control address (default {DEFAULT_ZMQ_CONTROL})",
+    )
+    parser.add_argument(
+        "--zmq-info",
+        default=DEFAULT_ZMQ_INFO,
+        help=f"0MQ info/console address (default {DEFAULT_ZMQ_INFO})",
+    )
+    parser.add_argument(
+        "--state-dir",
+        default=None,
+        help="where the manager keeps its plan list (default insitu-queue/<config name>)",
+    )
+    parser.add_argument(
+        "--startup-dir",
+        default=None,
+        help="the profile's startup directory (default profiles/profile_insitu/startup)",
+    )
+    parser.add_argument(
+        "--open",
+        action="store_true",
+        help="open the RE environment (build the beamline) once the manager answers",
+    )
+    parser.set_defaults(func=_cmd_serve_queue)
+
+
+class QueueService:
+    """``insitu serve queue`` in a subprocess: for scripts, benchmarks and tests.
+
+    Parameters
+    ----------
+    config : path
+        The station's beamline YAML.
+    log_path : path
+        Where the service's output goes (appended to on each start).
+    **options
+        ``redis``, ``redis_prefix``, ``zmq_control``, ``zmq_info``, ``state_dir``,
+        ``startup_dir`` as for :func:`serve_queue`; the environment is always opened.
+    """
+
+    READY = "insitu serve queue: environment open"
+
+    def __init__(self, config: str | os.PathLike, log_path: str | os.PathLike, **options) -> None:
+        self.config = Path(config)
+        self.log_path = Path(log_path)
+        self.zmq_control = options.get("zmq_control", DEFAULT_ZMQ_CONTROL)
+        self.options = options
+        self.process: subprocess.Popen | None = None
+
+    def command(self) -> list[str]:
+        """The ``insitu serve queue`` command line."""
+        command = [sys.executable, "-m", "insitu.cli", "serve", "queue", "--open"]
+        command += ["--config", str(self.config)]
+        for name, value in self.options.items():
+            if value is not None:
+                command += [f"--{name.replace('_', '-')}", str(value)]
+        return command
+
+    def start(self, timeout: float = 300.0) -> None:
+        """Start the service and wait until its environment is open."""
+        if self.process is not None and self.process.poll() is None:
+            return
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                self.command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        deadline = time.monotonic() + timeout
+        while self.READY not in self.log_text(offset):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                text = self.log_text(offset)
+                self.kill()
+                raise RuntimeError(f"insitu serve queue did not get ready:\n{text[-4000:]}")
+            time.sleep(0.2)
+
+    def stop(self, timeout: float = 120.0) -> int:
+        """Stop it as Ctrl-C does (in order); return its exit code."""
+        process, self.process = self.process, None
+        if process is None:
+            return 0
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(10)
+        return process.returncode
+
+    def kill(self) -> None:
+        """Kill the service, its manager and worker at once (a crash, a power cut)."""
+        process, self.process = self.process, None
+        if process is None:
+            return
+        # The manager runs in its own process group (see serve_queue): kill both groups.
+        groups = [process.pid] + [
+            int(pid) for pid in re.findall(r"manager pid (\d+)", self.log_text())[-1:]
+        ]
+        for group in groups:
+            try:
+                os.killpg(group, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        process.wait(10)
+
+    def api(self, timeout: float = 10.0):
+        """Context manager: a ``REManagerAPI`` on the service's control address."""
+        return manager_api(self.zmq_control, timeout=timeout)
+
+    def log_text(self, offset: int = 0) -> str:
+        """What the service printed so far (from byte ``offset`` of its log)."""
+        if not self.log_path.exists():
+            return ""
+        return self.log_path.read_bytes()[offset:].decode(errors="replace")

@@ -1,0 +1,466 @@
+"""The plan queue: every insitu plan is queueable and runs from the queue; the CLI's errors; what
+a crash during an item does to the queue and the history.
+
+One station (``insitu serve queue`` on the test Redis, with its own key prefix and ports)
+writing to the shared PostgreSQL-backed catalog serves the whole module.
+"""
+
+from __future__ import annotations
+
+import inspect
+import secrets
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+from tiled.queries import Key
+
+from insitu.beamline.catalog import close_catalog, open_catalog
+from insitu.services.queue_plans import QUEUE_PLANS
+from insitu.services.queue_server import QueueService
+
+pytestmark = pytest.mark.services
+
+INSITU = [sys.executable, "-m", "insitu.cli"]
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def write_station_config(directory, name, catalog_server, *, speedup=400, seed=1):
+    """A simulated station writing to the shared catalog server."""
+    directory.mkdir(parents=True, exist_ok=True)
+    config = directory / "station.yaml"
+    config.write_text(
+        f"name: {name}\n"
+        f"catalog:\n  location: {catalog_server.uri}\n  api_key: {catalog_server.api_key}\n"
+        f"metadata_dir: {directory / 'md'}\n"
+        f"simulation:\n  speedup: {speedup}\n  seed: {seed}\n"
+    )
+    return config
+
+
+def queue_station(directory, name, catalog_server, redis, **config_options) -> QueueService:
+    """A not yet started ``insitu serve queue`` for a station, on free ports, own prefix."""
+    return QueueService(
+        write_station_config(directory, name, catalog_server, **config_options),
+        directory / "serve.log",
+        redis=redis,
+        redis_prefix=f"qs_test_{name}_{secrets.token_hex(3)}",
+        zmq_control=f"tcp://127.0.0.1:{free_port()}",
+        zmq_info=f"tcp://127.0.0.1:{free_port()}",
+        state_dir=directory / "state",
+    )
+
+
+def forget_queue(redis_url: str, prefix: str) -> None:
+    """Delete a test station's keys from the shared Redis."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        for key in client.scan_iter(f"{prefix}*"):
+            client.delete(key)
+    finally:
+        client.close()
+
+
+def run_queue(api, items, timeout=300):
+    """Add plan items, run the queue until idle, return their history entries."""
+    from bluesky_queueserver_api import BPlan
+
+    for name, args, kwargs in items:
+        api.item_add(BPlan(name, *args, **kwargs))
+    history_before = api.status()["items_in_history"]
+    api.queue_start()
+    api.wait_for_idle(timeout=timeout)
+    return api.history_get()["items"][history_before:]
+
+
+def stored_run(catalog, uid, timeout=120.0):
+    """The run ``uid`` once the station's analysis and catalog writer have stored its stop
+    document (a running station writes within seconds, longer under load)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            run = catalog[uid]
+            if run.metadata.get("stop"):
+                return run
+        except KeyError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"run {uid} has no stop document after {timeout} s")
+        time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def station(tmp_path_factory, catalog_server, redis_url):
+    service = queue_station(
+        tmp_path_factory.mktemp("station"), "queue-a", catalog_server, redis_url
+    )
+    service.start()
+    try:
+        yield service
+    finally:
+        service.stop()
+        forget_queue(redis_url, service.options["redis_prefix"])
+
+
+@pytest.fixture
+def api(station):
+    with station.api() as client:
+        client.queue_clear()  # a failed test leaves nothing behind for the next
+        yield client
+
+
+@pytest.fixture
+def shared_catalog(catalog_server):
+    runs = open_catalog(catalog_server.uri, api_key=catalog_server.api_key)
+    yield runs
+    close_catalog(runs)
+
+
+def test_every_insitu_plan_is_allowed_with_its_parameters(api):
+    allowed = api.plans_allowed()["plans_allowed"]
+    assert "park" in QUEUE_PLANS and "anneal_and_measure" in QUEUE_PLANS
+    for name, plan in QUEUE_PLANS.items():
+        assert name in allowed, f"{name} is not queueable"
+        listed = [p["name"] for p in allowed[name]["parameters"]]
+        assert listed == list(inspect.signature(plan).parameters), name
+    campaign = {p["name"]: p for p in allowed["anneal_and_measure"]["parameters"]}
+    assert campaign["change_sample"]["default"] == "'change_sample'"
+    assert campaign["change_sample"]["annotation"]["plans"] == {
+        "SampleChange": ["change_sample", "pause_for_sample_change"]
+    }
+    assert {"change_sample", "count", "mv"} <= set(allowed)  # the station's sample change too
+    assert set(api.devices_allowed()["devices_allowed"]) == {"stage", "raman", "eis"}
+
+
+@pytest.mark.timeout(300)
+def test_small_plans_run_from_the_queue_into_the_catalog(api, shared_catalog):
+    tag = secrets.token_hex(4)
+    md = {"test_tag": tag}
+    history = run_queue(
+        api,
+        [
+            ("count", [["stage", "raman"]], {"num": 3, "md": md}),
+            ("mv", ["stage", 40], {}),
+            (
+                "heat_ramp",
+                ["stage", ["raman"]],
+                {"start": 40, "stop": 80, "rate": 20, "every_C": 10, "md": md},
+            ),  # fmt: skip
+            (
+                "ramp_until",
+                ["stage", "raman"],
+                {"monitor": "raman_flags", "stop": 120, "rate": 20, "every_C": 20, "md": md},
+            ),  # fmt: skip
+            (
+                "step_eis",
+                ["stage", "eis"],
+                {"temperatures": [100, 150], "cycles": 1, "stabilize_s": 5, "md": md},
+            ),  # fmt: skip
+            ("park", ["stage", 30], {}),
+        ],
+    )
+    assert [h["result"]["exit_status"] for h in history] == ["completed"] * 6, [
+        h["result"]["msg"] for h in history
+    ]
+    uids = [uid for h in history for uid in h["result"]["run_uids"]]
+    assert len(uids) == 4  # count, heat_ramp, ramp_until, step_eis; mv and park make no run
+    plans = {}
+    for uid in uids:
+        run = stored_run(shared_catalog, uid)
+        assert run.start["beamline"] == "queue-a" and run.start["test_tag"] == tag
+        assert run.stop["exit_status"] == "success"
+        plans[run.start["plan_name"]] = run
+    assert set(plans) == {"count", "heat_ramp", "ramp_until", "step_eis"}
+    assert len(plans["count"]["primary"].read()["raman_spectrum"]) == 3
+    assert len(plans["step_eis"]["primary"].read()["eis_z_real"]) == 3  # 100, 150, back to 100
+
+
+def test_a_bad_argument_is_refused_when_queued_not_when_run(api):
+    from bluesky_queueserver_api import BPlan
+
+    with pytest.raises(api.RequestFailedError, match="start"):
+        api.item_add(BPlan("heat_ramp", "stage", ["raman"], start="hot", stop=80, rate=20))
+
+
+def _insitu_queue(station, *args):
+    return subprocess.run(
+        [*INSITU, "queue", *args, "--zmq-control", station.zmq_control],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_cli_add_status_history(station):
+    added = _insitu_queue(station, "add", "count", "--json", '{"detectors": ["stage"], "num": 2}')
+    assert added.returncode == 0, added.stderr
+    assert "added count(detectors=" in added.stdout
+    status = _insitu_queue(station, "status")
+    assert status.returncode == 0, status.stderr
+    assert "manager: idle; environment: idle; queue: 1 item(s)" in status.stdout
+    started = _insitu_queue(station, "start", "--wait")
+    assert started.returncode == 0, started.stderr
+    history = _insitu_queue(station, "history", "--last", "1")
+    assert "completed  1 run(s)  count(" in history.stdout
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["heat_ramp", "--json", '{"stage": "stage",'], "is not valid JSON"),
+        (["heat_ramp", "--json", '["stage"]'], "must be a JSON object"),
+        (["heat_ramp", "--args", '{"a": 1}'], "must be a JSON array"),
+        (["no_such_plan"], "unknown plan 'no_such_plan': the queue takes anneal, "),
+        (["heat_ramp", "--json", '{"stage": "stage"}'], "missing a required argument"),
+    ],
+)
+def test_cli_add_refuses_bad_input_with_exit_code_2(station, arguments, message):
+    result = _insitu_queue(station, "add", *arguments)
+    assert result.returncode == 2, result.stdout
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_without_a_manager_says_so(tmp_path):
+    result = subprocess.run(
+        [*INSITU, "queue", "status", "--zmq-control", f"tcp://127.0.0.1:{free_port()}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert "no RE Manager answers at tcp://127.0.0.1:" in result.stderr
+    bad_json = subprocess.run(
+        [*INSITU, "queue", "add", "count", "--json", "{", "--zmq-control", "tcp://127.0.0.1:9"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad_json.returncode == 2 and "is not valid JSON" in bad_json.stderr
+
+
+@pytest.mark.timeout(600)
+def test_a_crash_during_an_item_records_it_as_lost_and_keeps_the_rest(station, shared_catalog):
+    """Manager and worker killed during an item: after the restart the item is in the history
+    with exit status 'unknown' (not re-run), the items behind it are still queued."""
+    from bluesky_queueserver_api import BPlan
+
+    with station.api() as api:
+        long_ramp = api.item_add(
+            BPlan("heat_ramp", "stage", ["raman"], start=40, stop=400, rate=5, every_C=20)
+        )["item"]
+        behind = api.item_add(BPlan("count", ["stage"], num=2))["item"]
+        api.queue_start()
+        api.wait_for_condition(
+            lambda s: s["manager_state"] == "executing_queue" and s["running_item_uid"],
+            timeout=60,
+        )
+        time.sleep(3)  # well inside the ~70 experiment-minute ramp
+    station.kill()
+    station.start()
+    with station.api() as api:
+        history = api.history_get()["items"]
+        lost = history[-1]
+        assert lost["name"] == "heat_ramp" and lost["kwargs"] == long_ramp["kwargs"]
+        assert lost["result"]["exit_status"] == "unknown"
+        assert "lost due to restart" in lost["result"]["msg"]
+        queue = api.queue_get()["items"]
+        assert [item["item_uid"] for item in queue] == [behind["item_uid"]]
+        api.queue_start()
+        api.wait_for_idle(timeout=120)
+        assert api.history_get()["items"][-1]["result"]["exit_status"] == "completed"
+
+
+def _wait_until_answering(station, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        with station.api(timeout=5) as api:
+            try:
+                return api.status()
+            except api.RequestTimeoutError:
+                if time.monotonic() > deadline:
+                    raise
+        time.sleep(1)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1500)
+def test_a_queued_two_sample_campaign_survives_manager_restarts(
+    tmp_path, catalog_server, redis_url
+):
+    """The issue's done-when: ``anneal_and_measure`` for two samples, queued as one item per
+    sample (the second resumes the campaign from the catalog), with two restarts:
+
+    - during the first item, the RE Manager process dies (queueserver's ``manager_kill``): its
+      watchdog starts a new one, which finds the worker and the running item and goes on;
+    - between the items, the whole service (manager and worker) is stopped and started again:
+      the second item is still queued and the first is in the history, both read from Redis.
+
+    Both samples' results end up in the PostgreSQL-backed catalog, readable with the key only.
+    """
+    import httpx
+    from bluesky_queueserver_api import BPlan
+
+    from insitu.analysis.campaign import summarize
+
+    station = queue_station(tmp_path, "campaign", catalog_server, redis_url, speedup=400, seed=5)
+    campaign_id = f"queued-{secrets.token_hex(4)}"
+    reduced = {
+        "anneal_temperatures": [650, 750],
+        "sample_names": ["S-650", "S-750"],
+        # 20 C/min: well inside the safety watchdog's rate limit (1.5 x the stage's 50 C/min),
+        # which measures over 30 experiment seconds, i.e. 75 ms of wall time at 400x.
+        "rate": 20,
+        "dwell_s": 60,
+        "raman_every_C": 25,
+        "eis_temperatures": [150, 250, 350],
+        "stabilize_s": 10,
+        "cycles": 1,
+        "eis_rate": 20,
+        "campaign_id": campaign_id,
+    }
+    devices = ("stage", "raman", "eis")
+    not_sample_1 = [[1, "anneal"], [1, "raman_rt"], [1, "eis"]]
+    station.start()
+    try:
+        with station.api() as api:
+            first = api.item_add(
+                BPlan("anneal_and_measure", *devices, skip=not_sample_1, **reduced)
+            )
+            second = api.item_add(BPlan("anneal_and_measure", *devices, resume=True, **reduced))
+            first_uid, second_uid = first["item"]["item_uid"], second["item"]["item_uid"]
+            api.queue_start()
+            api.wait_for_condition(lambda s: s["running_item_uid"] == first_uid, timeout=120)
+        with station.api(timeout=3) as api, pytest.raises(api.RequestTimeoutError):
+            api.send_request(method="manager_kill")  # blocks the manager's loop for good
+        status = _wait_until_answering(station)
+        with station.api() as api:
+            if status["manager_state"] == "executing_queue":
+                assert status["running_item_uid"] == first_uid  # picked up where it was
+            api.queue_stop()  # stop after the running item: restart between the items
+            api.wait_for_idle(timeout=900)
+            assert [i["item_uid"] for i in api.queue_get()["items"]] == [second_uid]
+            done = api.history_get()["items"][-1]
+            assert done["item_uid"] == first_uid, done
+            assert done["result"]["exit_status"] == "completed", done["result"]["msg"]
+        assert "RE Manager malfunctioned and must be restarted" in station.log_text()
+
+        assert station.stop() == 0
+        station.start()
+        with station.api() as api:
+            assert [i["item_uid"] for i in api.queue_get()["items"]] == [second_uid]
+            assert api.history_get()["items"][-1]["item_uid"] == first_uid
+            api.queue_start()
+            api.wait_for_idle(timeout=900)
+            history = api.history_get()["items"]
+            assert history[-1]["item_uid"] == second_uid
+            assert history[-1]["result"]["exit_status"] == "completed", history[-1]["result"]
+    finally:
+        station.stop()
+        forget_queue(redis_url, station.options["redis_prefix"])
+
+    first_runs, second_runs = done["result"]["run_uids"], history[-1]["result"]["run_uids"]
+    runs = open_catalog(catalog_server.uri, api_key=catalog_server.api_key)
+    try:
+        summary = summarize(runs, campaign_id)
+        print(summary)
+        assert [s.name for s in summary.samples] == ["S-650", "S-750"]
+        for sample, item_runs in zip(summary.samples, (first_runs, second_runs), strict=True):
+            assert set(sample.run_uids) == {"anneal", "raman_rt", "eis"}
+            assert set(sample.run_uids.values()) <= set(item_runs)  # each item its own sample
+            assert sample.sigma_30C > 0 and 0.1 < sample.Ea_eV < 1.5, sample
+            for uid in sample.run_uids.values():
+                assert runs[uid].start["beamline"] == "campaign"
+                assert runs[uid].stop["exit_status"] == "success"
+        uid = summary.samples[1].run_uids["eis"]
+    finally:
+        close_catalog(runs)
+    url = f"{catalog_server.uri}/api/v1/metadata/runs/{uid}"
+    for headers in ({}, {"Authorization": "Apikey wrongkey0123"}):
+        assert httpx.get(url, headers=headers).status_code in (401, 403)
+    good = {"Authorization": f"Apikey {catalog_server.api_key}"}
+    assert httpx.get(url, headers=good).is_success
+    with pytest.raises(Exception, match="(?i)api key|401"):
+        open_catalog(catalog_server.uri)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_two_stations_one_queue_each_one_shared_catalog(
+    tmp_path, catalog_server, redis_url, shared_catalog
+):
+    """Two simulated beamlines, each with its own RE Manager (own ports and Redis prefix; the
+    second on a Redis the service starts itself), run their queues at the same time into one
+    catalog: complete, separate runs."""
+    from bluesky_queueserver_api import BPlan
+
+    own_redis = f"redis://127.0.0.1:{free_port()}"
+    stations = {
+        "station-1": queue_station(tmp_path / "s1", "station-1", catalog_server, redis_url),
+        "station-2": queue_station(tmp_path / "s2", "station-2", catalog_server, own_redis),
+    }
+    tag = secrets.token_hex(4)
+    histories = {}
+    try:
+        for station in stations.values():
+            station.start()
+        assert "(Redis started here)" in stations["station-2"].log_text()
+        for name, station in stations.items():
+            with station.api() as api:
+                md = {"test_tag": tag, "station": name}
+                api.item_add(BPlan("count", ["stage", "raman"], num=5, md=md))
+                api.item_add(
+                    BPlan(
+                        "heat_ramp",
+                        "stage",
+                        ["raman"],
+                        start=40,
+                        stop=140,
+                        rate=20,
+                        every_C=10,
+                        md=md,
+                    )  # fmt: skip
+                )
+                api.item_add(BPlan("count", ["eis"], num=2, md=md))
+        for station in stations.values():  # both queues run at once
+            with station.api() as api:
+                api.queue_start()
+        for name, station in stations.items():
+            with station.api() as api:
+                api.wait_for_idle(timeout=600)
+                histories[name] = api.history_get()["items"][-3:]
+    finally:
+        for station in stations.values():
+            station.stop()
+        forget_queue(redis_url, stations["station-1"].options["redis_prefix"])
+    assert not (tmp_path / "s1" / "state" / "redis").exists()  # station-1 used the shared Redis
+
+    seen: set[str] = set()
+    for name, history in histories.items():
+        assert [h["result"]["exit_status"] for h in history] == ["completed"] * 3
+        uids = [uid for h in history for uid in h["result"]["run_uids"]]
+        assert len(uids) == 3 and not seen & set(uids)
+        seen |= set(uids)
+        expected_events = [5, None, 2]
+        for uid, expected in zip(uids, expected_events, strict=True):
+            run = stored_run(shared_catalog, uid, timeout=5)  # stopping the station flushed it
+            assert run.start["beamline"] == name and run.start["station"] == name
+            assert run.stop["exit_status"] == "success"
+            stored = len(run["primary"].read()["time"])
+            assert stored == run.stop["num_events"]["primary"]
+            if expected is not None:
+                assert stored == expected
+            else:
+                assert stored >= 8  # a spectrum every 10 C over 100 C
+    found = shared_catalog.search(Key("test_tag") == tag)
+    assert sorted(found) == sorted(seen)
