@@ -194,7 +194,7 @@ def load(
     *,
     catalog: str | None = None,
     table: bool = True,
-    analysis: bool = True,
+    analysis: bool | None = None,
     speedup: float | None = None,
 ) -> Beamline:
     """Build the beamline described by ``config``.
@@ -208,9 +208,12 @@ def load(
         Override ``config.catalog.location`` (a directory or an http(s) URI).
     table : bool
         Subscribe a BestEffortCallback (a live table; plots only with a display).
-    analysis : bool
+    analysis : bool, optional
         Run the live analysis callbacks (Raman transition flags, impedance fits) between the
         RunEngine and the catalog, so their derived streams are stored beside the raw data.
+        Default: ``streaming.local_analysis`` of the config (true). With
+        ``streaming.publish_to`` set, every document is also published to that 0MQ proxy, for
+        ``insitu serve analysis`` (then set ``local_analysis: false``) or live plots elsewhere.
     speedup : float, optional
         Override ``simulation.speedup`` (only used when an instrument is simulated).
 
@@ -247,6 +250,8 @@ def load(
     engine.md["host"] = socket.gethostname()
     engine.md["pid"] = os.getpid()
     engine.waiting_hook = ProgressBarManager()
+    if analysis is None:
+        analysis = cfg.streaming.local_analysis
     callbacks = analysis_chain(cfg, writer) if analysis else []
     engine.subscribe(callbacks[0] if callbacks else writer)
     bec = None
@@ -264,6 +269,10 @@ def load(
         run_aborter=RunAborter(engine),
     )
     try:
+        if cfg.streaming.publish_to:
+            from insitu.services.streaming import attach_publisher
+
+            attach_publisher(beamline, cfg.streaming.publish_to)
         for name, builder in DEVICE_BUILDERS.items():
             device = builder(cfg, beamline)
             if device is not None:

@@ -131,6 +131,17 @@ class ImpedanceConfig(_Section):
     address: str = SIMULATED
 
 
+class StreamingConfig(_Section):
+    """Where the live analysis runs: in this process, or in `insitu serve analysis` over 0MQ."""
+
+    local_analysis: bool = Field(
+        True, description="run the Raman/EIS callbacks here (false: a 0MQ consumer does)"
+    )
+    publish_to: str | None = Field(
+        None, description="HOST:PORT of a bluesky 0MQ proxy's in-port to publish documents to"
+    )
+
+
 class BeamlineConfig(_Section):
     """A whole beamline: instruments, sample, catalog and simulation settings."""
 
@@ -142,6 +153,7 @@ class BeamlineConfig(_Section):
     raman: RamanConfig = RamanConfig()
     eis: ImpedanceConfig = ImpedanceConfig()
     safety: SafetyConfig = SafetyConfig()
+    streaming: StreamingConfig = StreamingConfig()
     metadata_dir: str = Field(
         "insitu-data/runengine-md", description="persistent RunEngine metadata (scan_id...)"
     )
