@@ -29,6 +29,7 @@ from insitu.devices.linkam._errors import (
 from insitu.devices.linkam._protocol import LinkamReading, LinkamStatus
 from insitu.devices.linkam._settle import SettleTracker
 from insitu.devices.linkam._signals import CheckedSignal, ReadbackSignal
+from insitu.devices.status import ExplainedDeviceStatus, ExplainedMoveStatus
 
 __all__ = ["LinkamStage", "StagePoll"]
 
@@ -42,6 +43,8 @@ _TIMEOUT_MARGIN_S = 120.0
 # the machine (seconds of wall time are hours of experiment) must not fail a healthy move.
 _MIN_WALL_TIMEOUT_S = 30.0
 _POLL_FLOOR_S = 0.01
+#: Consecutive failed polls after which a pending move, triggers and read() fail.
+_MAX_POLL_FAILURES = 3
 _RAMPING = (LinkamStatus.HEATING.name, LinkamStatus.COOLING.name)
 
 
@@ -225,6 +228,7 @@ class LinkamStage(Device, PositionerBase):
         self._move: _Move | None = None
         self._triggers: list[tuple[float, DeviceStatus]] = []
         self._poll_error: BaseException | None = None
+        self._poll_failures = 0
         self._poll_subscribers: dict[int, Callable[[StagePoll], None]] = {}
         self._poll_subscriber_ids = itertools.count()
         self._last_poll: StagePoll | None = None
@@ -330,7 +334,7 @@ class LinkamStage(Device, PositionerBase):
         self.driver.start()
         started_at = clock.now()
         self.setpoint._update(target, started_at)
-        status = MoveStatus(self, target)
+        status = ExplainedMoveStatus(self, target)
         if moved_cb is not None:
             status.add_callback(functools.partial(moved_cb, obj=self))
         if timeout is None:
@@ -486,7 +490,7 @@ class LinkamStage(Device, PositionerBase):
 
     def trigger(self) -> DeviceStatus:
         """Return a Status that finishes at the next reading requested after this call."""
-        status = DeviceStatus(self)
+        status = ExplainedDeviceStatus(self)
         if self._stopping.is_set():
             status.set_exception(LinkamMoveInterrupted(f"{self.name}: the device is destroyed"))
             return status
@@ -531,12 +535,19 @@ class LinkamStage(Device, PositionerBase):
         requested_at = clock.now()
         try:
             reading = self.driver.status(check_errors=False)
-        except Exception as exc:  # every failure goes to whoever waits; the poller lives on
+        except Exception as exc:  # the poller lives on; the watchdog sees every failed poll
             failed_at = clock.now()
-            self.connected._update(0, failed_at)
+            self._poll_failures += 1
+            # One garbled or lost reply (a serial glitch) must not end a ramp: the next poll
+            # usually answers. Only a failure that persists reaches whoever waits.
+            persistent = self._poll_failures >= _MAX_POLL_FAILURES
+            if persistent:
+                self.connected._update(0, failed_at)
             self._publish_poll(StagePoll(None, exc, requested_at, failed_at, time.monotonic()))
-            self._poll_failed(exc, requested_at)
+            if persistent:
+                self._poll_failed(exc, requested_at)
             return
+        self._poll_failures = 0
         received_at = clock.now()
         self._poll_error = None
         self._store_reading(reading, received_at)

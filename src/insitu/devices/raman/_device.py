@@ -19,6 +19,7 @@ from insitu.devices.raman._cosmic_rays import (
 )
 from insitu.devices.raman._signals import ArraySignal, ChoiceSignal, RangeSignal
 from insitu.devices.reconnect import ConnectedSignal, LinkState, Reconnector
+from insitu.devices.status import ExplainedDeviceStatus
 
 __all__ = ["RamanSpectrometer", "COSMIC_RAY_REMOVAL_MODES", "AcquisitionStoppedError"]
 
@@ -209,7 +210,7 @@ class RamanSpectrometer(Device):
             if current is not None and not current.ended and not current.superseded.is_set():
                 raise RuntimeError(f"{self.name} is already acquiring a spectrum")
             self._stop_requested.clear()
-            acquisition = _Acquisition(DeviceStatus(self))
+            acquisition = _Acquisition(ExplainedDeviceStatus(self))
             self._current = acquisition
         thread = threading.Thread(
             target=self._acquire_in_background,

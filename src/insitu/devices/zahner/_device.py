@@ -17,6 +17,7 @@ from zahner_analysis.file_import.ism_import import IsmImport
 
 from insitu import clock
 from insitu.devices.reconnect import ConnectedSignal, LinkState, Reconnector
+from insitu.devices.status import ExplainedDeviceStatus
 from insitu.devices.zahner._address import parse_term_address
 from insitu.devices.zahner._errors import (
     ZahnerConnectionError,
@@ -279,7 +280,7 @@ class ZahnerEIS(Device):
             active = current is not None and not current.ended and not current.superseded.is_set()
             if active or self._measuring_point:
                 raise RuntimeError(f"{self.name}: a measurement is already running")
-            sweep = _Sweep(DeviceStatus(self))
+            sweep = _Sweep(ExplainedDeviceStatus(self))
             self._current = sweep
         self._worker = threading.Thread(
             target=self._run_sweep, args=(settings, sweep), name=f"{self.name}-sweep", daemon=True
