@@ -29,6 +29,7 @@ __all__ = ["DurableTiledWriter", "CatalogWriteError"]
 logger = logging.getLogger(__name__)
 
 _STOP = object()
+_FLUSH = object()
 
 
 class CatalogWriteError(RuntimeError):
@@ -143,8 +144,16 @@ class DurableTiledWriter:
         self._queue.put((name, dict(doc)))
 
     def wait(self, timeout: float | None = 10.0) -> bool:
-        """Block until every document handed in so far is written; return False on timeout."""
+        """Block until every document handed in so far is written; return False on timeout.
+
+        Events still batched in memory (at most ``max_delay`` old) are written too, so a reader
+        sees every event afterwards, also of a run that has no stop document yet.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
+        if self._thread.is_alive():
+            with self._idle:
+                self._unfinished += 1
+            self._queue.put(_FLUSH)
         with self._idle:
             while self._unfinished:
                 remaining = None if deadline is None else deadline - time.monotonic()
@@ -172,7 +181,10 @@ class DurableTiledWriter:
             if item is _STOP:
                 self._flush()
                 return
-            if item is not None:
+            if item is _FLUSH:
+                self._flush()
+                pending_since = None
+            elif item is not None:
                 name, doc = item
                 try:
                     self._writer(name, doc)
