@@ -59,7 +59,15 @@ def test_ramp_until_holds_at_the_edge_of_crystallization(fast_beamline):
     # 300x keeps the plan's reaction time a realistic few seconds of experiment time.
     clock.set_speedup(300)
     (uid,) = bl.RE(
-        ramp_until(bl.stage, bl.raman, monitor=bl.raman_flags, stop=800, rate=5, action="hold")
+        ramp_until(
+            bl.stage,
+            bl.raman,
+            monitor=bl.raman_flags,
+            stop=800,
+            rate=5,
+            action="hold",
+            park_at=None,  # keep the film held at the edge after the plan (attended use)
+        )
     )
     plan_ended = clock.now()
     held_at = bl.stage.position

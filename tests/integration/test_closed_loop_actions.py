@@ -36,6 +36,7 @@ def test_fine_action_switches_to_finer_steps_after_the_flag(fast_beamline):
             every_C=10,
             fine_every_C=2,
             fine_rate=5,
+            park_at=None,  # stay at the end of the fine ramp, to check where it ended
         )  # fmt: skip
     )
     bl.flush()

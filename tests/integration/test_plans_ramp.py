@@ -21,9 +21,12 @@ def test_heat_ramp_acquires_each_step_without_stopping_the_ramp(sim_beamline):
     bl = sim_beamline
     bl.raman.exposure.put(6.0)
     (uid,) = bl.RE(heat_ramp(bl.stage, [bl.raman], start=30, stop=90, rate=10, every_C=10))
-    messages = bl.messages
+    close = next(i for i, m in enumerate(bl.messages) if m.command == "close_run")
+    messages, after_run = bl.messages[:close], bl.messages[close:]
     stage_sets = [i for i, m in enumerate(messages) if m.command == "set" and m.obj is bl.stage]
     assert len(stage_sets) == 2  # settle at start, then the one continuous ramp
+    parks = [m.args[0] for m in after_run if m.command == "set" and m.obj is bl.stage]
+    assert parks == [30.0]  # after the run the stage is parked at room temperature
     first_trigger = next(
         i for i, m in enumerate(messages) if m.command == "trigger" and m.obj is bl.raman
     )

@@ -19,6 +19,7 @@ from insitu.beamline.config import BeamlineConfig, load_config, parse_config
 from insitu.beamline.durable_writer import DurableTiledWriter
 from insitu.beamline.instruments import DEVICE_BUILDERS
 from insitu.beamline.persistent_metadata import PersistentMetadata
+from insitu.beamline.recovery import close_interrupted_runs
 from insitu.beamline.safe_exit import SafeExit
 from insitu.beamline.safety import RunAborter, Watchdog
 
@@ -241,6 +242,13 @@ def load(
     if cfg.simulated:
         clock.set_speedup(cfg.simulation.speedup)
     runs = open_catalog(cfg.catalog.location, api_key=cfg.catalog.api_key)
+    closed = close_interrupted_runs(runs)  # runs of a process of this host that died (SIGKILL)
+    if closed:
+        logger.warning(
+            "wrote the stop document of %d run(s) cut off when their process died: %s",
+            len(closed),
+            ", ".join(closed),
+        )
     writer = DurableTiledWriter(runs, max_delay=cfg.catalog.max_write_delay_s)
 
     engine = RunEngine({}, context_managers=[_MainThreadSigintHandler])

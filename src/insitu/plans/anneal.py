@@ -7,13 +7,21 @@ import bluesky.preprocessors as bpp
 
 from insitu import clock
 from insitu.plans import stubs
-from insitu.plans.arguments import as_number, as_positive, check_readable
+from insitu.plans.arguments import (
+    as_duration,
+    as_metadata,
+    as_number,
+    as_temperature_step,
+    check_readable,
+    check_stage,
+)
 from insitu.plans.heat_ramp import (
     RampSignals,
     acquire_with_temperatures,
     check_stage_rate,
     ramp_acquisition,
 )
+from insitu.plans.safe_state import parked_on_exit
 
 __all__ = ["anneal"]
 
@@ -36,9 +44,15 @@ def anneal(
     (inside it: the dwell is timed from arrival).
     One run; its metadata says ``anneal_temperature_C`` so campaigns can find it.
 
-    The stage is always left with a safe program: after the dwell it is told to ramp to
-    ``cool_to``, so if this process dies the controller still ends cold.
+    The stage is always left with a safe program (see :mod:`insitu.plans.safe_state`): the
+    limit is never above ``temperature``; after the dwell it is told to ramp to ``cool_to``, so
+    if this process dies during the cool-down the controller still ends cold; and if the plan
+    fails or is aborted, the stage is parked at ``cool_to`` (at ``rate``). If the process dies
+    *during the dwell* the controller holds ``temperature``: the T95 protocol has no hold
+    time that would end an abandoned dwell by itself.
     """
+    stage = check_stage(stage, "anneal stage")
+    md = as_metadata(md, "anneal md")
     temperature = as_number(temperature, "anneal temperature")
     cool_to = as_number(cool_to, "anneal cool_to")
     stage.check_value(temperature)
@@ -48,9 +62,9 @@ def anneal(
             f"anneal cool_to {cool_to} C must be below the anneal temperature {temperature} C"
         )
     rate = check_stage_rate(stage, rate)
-    dwell_s = as_positive(dwell_s, "anneal dwell_s", "s", allow_zero=True)
-    every_C = as_positive(every_C, "anneal every_C", "C")
-    detectors = check_readable(detectors, "anneal detectors")
+    dwell_s = as_duration(dwell_s, "anneal dwell_s")
+    every_C = as_temperature_step(every_C, "anneal every_C")
+    detectors = check_readable(detectors, "anneal detectors", exclude=[stage])
 
     signals = RampSignals(stage.name)
     _md = {
@@ -96,4 +110,4 @@ def anneal(
         yield from stubs.sleep(max(0.0, dwell_s - (clock.now() - dwell_started)))
         yield from bps.mv(stage, cool_to)
 
-    return (yield from inner())
+    return (yield from parked_on_exit(inner(), stage, cool_to, rate=rate, only_on_failure=True))

@@ -6,8 +6,15 @@ import bluesky.plan_stubs as bps
 import bluesky.preprocessors as bpp
 from bluesky.utils import FailedStatus
 
-from insitu.plans.arguments import as_number, as_positive, check_readable
+from insitu.plans.arguments import (
+    as_metadata,
+    as_number,
+    as_temperature_step,
+    check_readable,
+    check_stage,
+)
 from insitu.plans.heat_ramp import RampSignals, check_stage_rate, ramp_acquisition
+from insitu.plans.safe_state import SAFE_TEMPERATURE_C, check_park_at, parked_on_exit
 
 __all__ = ["ramp_until", "ACTIONS", "TRANSITIONS"]
 
@@ -27,6 +34,7 @@ def ramp_until(
     every_C: float = 5.0,
     fine_every_C: float = 1.0,
     fine_rate: float = 1.0,
+    park_at: float | None = SAFE_TEMPERATURE_C,
     md: dict | None = None,
 ):
     """Ramp toward ``stop`` acquiring Raman spectra; when the flag ``on`` is raised, act.
@@ -49,6 +57,11 @@ def ramp_until(
         One of ``crystallization_onset``, ``crystallized``, ``decomposition``.
     action : str
         One of ``hold``, ``stop``, ``fine``.
+    park_at : float or None
+        After the run (and if the plan fails or is aborted) the stage is parked here at
+        ``rate`` (C, default room temperature; see :mod:`insitu.plans.safe_state`). With
+        ``action="hold"`` pass None to leave the film held at the edge after the plan: attended
+        use only, since the stage then stays hot if this process dies.
 
     Returns
     -------
@@ -64,19 +77,29 @@ def ramp_until(
             f"ramp_until monitor {monitor!r} must be the live RamanTransitionCallback "
             "(with 'analysed' and 'transition' signals)"
         )
-    check_readable([raman], "ramp_until detectors")
+    stage = check_stage(stage, "ramp_until stage")
+    check_readable([raman], "ramp_until raman", exclude=[stage])
+    md = as_metadata(md, "ramp_until md")
     stop = as_number(stop, "ramp_until stop")
     stage.check_value(stop)
     rate = check_stage_rate(stage, rate)
-    every_C = as_positive(every_C, "ramp_until every_C", "C")
-    fine_every_C = as_positive(fine_every_C, "ramp_until fine_every_C", "C")
+    every_C = as_temperature_step(every_C, "ramp_until every_C")
+    fine_every_C = as_temperature_step(fine_every_C, "ramp_until fine_every_C")
     fine_rate = check_stage_rate(stage, fine_rate)
+    park_at = check_park_at(stage, park_at, "ramp_until")
 
     signals = RampSignals(stage.name)
     flagged: list[float] = []
     _md = {
         "plan_name": "ramp_until",
-        "plan_args": {"stop": stop, "rate": rate, "on": on, "action": action, "every_C": every_C},
+        "plan_args": {
+            "stop": stop,
+            "rate": rate,
+            "on": on,
+            "action": action,
+            "every_C": every_C,
+            "park_at": park_at,
+        },
         "ramp_rate_C_per_min": rate,
         "hints": {"dimensions": [([f"{stage.name}_temperature_mean"], "primary")]},
         **(md or {}),
@@ -117,5 +140,5 @@ def ramp_until(
             )  # fmt: skip
             yield from bps.wait(group="fine-ramp")
 
-    yield from inner()
+    yield from parked_on_exit(inner(), stage, park_at, rate=rate)
     return flagged[0] if flagged else None

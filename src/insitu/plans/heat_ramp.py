@@ -11,7 +11,18 @@ from ophyd import Signal
 
 from insitu import clock
 from insitu.plans import stubs
-from insitu.plans.arguments import as_number, as_positive, check_readable
+from insitu.plans.arguments import (
+    MAX_DURATION_S,
+    as_duration,
+    as_metadata,
+    as_number,
+    as_positive,
+    as_temperature_step,
+    check_plan_factory,
+    check_readable,
+    check_stage,
+)
+from insitu.plans.safe_state import SAFE_TEMPERATURE_C, check_park_at, parked_on_exit
 
 __all__ = ["heat_ramp", "ramp_acquisition", "check_stage_rate", "RampSignals"]
 
@@ -77,7 +88,26 @@ def ramp_acquisition(
     The ramp is started once and never waited on while acquiring. ``should_stop`` (an optional
     plan returning True) is asked after each acquisition, for closed-loop plans. The ramp's
     Status is in ``group`` (wait on it with ``bps.wait(group=group)``).
+
+    Raises
+    ------
+    ValueError, TypeError
+        On any bad argument, before anything moves.
     """
+    stage = check_stage(stage, "ramp_acquisition stage")
+    detectors = check_readable(detectors, "ramp_acquisition detectors", exclude=[stage])
+    stop = as_number(stop, "ramp_acquisition stop", "C")
+    stage.check_value(stop)
+    rate = check_stage_rate(stage, rate)
+    if (every_C is None) == (every_s is None):
+        raise ValueError("ramp_acquisition: give exactly one of every_C (C) or every_s (s)")
+    if every_C is not None:
+        every_C = as_temperature_step(every_C, "ramp_acquisition every_C")
+    else:
+        every_s = as_duration(every_s, "ramp_acquisition every_s", allow_zero=False)
+    if not isinstance(signals, RampSignals):
+        raise TypeError(f"ramp_acquisition signals {signals!r} is not a RampSignals")
+    check_plan_factory(should_stop, "ramp_acquisition should_stop")
     current = yield from _temperature(stage)
     direction = 1.0 if stop >= current else -1.0
     yield from bps.mv(stage.rate, rate)
@@ -128,6 +158,7 @@ def heat_ramp(
     every_C: float | None = None,
     every_s: float | None = None,
     end_at: float | None = None,
+    park_at: float | None = SAFE_TEMPERATURE_C,
     md: dict | None = None,
 ):
     """Settle at ``start``, ramp continuously to ``stop`` at ``rate``, acquiring on the way.
@@ -136,7 +167,10 @@ def heat_ramp(
     ``every_s`` experiment seconds) all ``detectors`` are triggered together, without stopping
     the ramp. Each event records the stage temperature at the start and end of the acquisition
     (``<stage>_temperature_start``, ``_end``) and their mean (``_mean``): a 30 s spectrum at
-    5 C/min spans 2.5 C. The plan ends holding at ``stop`` (or after moving to ``end_at``).
+    5 C/min spans 2.5 C. The run ends at ``stop`` (or after moving to ``end_at``); then, and
+    also if the plan fails or is aborted, the stage is parked at ``park_at`` at ``rate`` (see
+    :mod:`insitu.plans.safe_state`). The programmed limit is only ever ``start``, ``stop``,
+    ``end_at`` or ``park_at``.
 
     Parameters
     ----------
@@ -149,7 +183,10 @@ def heat_ramp(
     every_C, every_s : float
         Exactly one: the temperature step or the time step between acquisitions.
     end_at : float, optional
-        Move here (at the same rate) after the ramp instead of holding at ``stop``.
+        Move here (at the same rate) after the ramp, as part of the run.
+    park_at : float or None
+        Where the stage is left after the plan (C, default room temperature); None leaves it
+        holding at ``stop``/``end_at`` (attended use only: it stays there if the process dies).
     md : dict, optional
         Extra run metadata (e.g. ``{"sample": "LLZO-3"}``).
 
@@ -158,7 +195,9 @@ def heat_ramp(
     ValueError, TypeError
         On any bad argument, before anything moves.
     """
-    detectors = check_readable(detectors, "heat_ramp detectors")
+    stage = check_stage(stage, "heat_ramp stage")
+    detectors = check_readable(detectors, "heat_ramp detectors", exclude=[stage])
+    md = as_metadata(md, "heat_ramp md")
     start = as_number(start, "heat_ramp start")
     stop = as_number(stop, "heat_ramp stop")
     if start == stop:
@@ -166,16 +205,19 @@ def heat_ramp(
     for value in (start, stop) + ((end_at,) if end_at is not None else ()):
         stage.check_value(value)
     rate = check_stage_rate(stage, rate)
+    park_at = check_park_at(stage, park_at, "heat_ramp")
     if (every_C is None) == (every_s is None):
         raise ValueError("heat_ramp: give exactly one of every_C (C) or every_s (s)")
+    span = abs(stop - start)
     if every_C is not None:
-        every_C = as_positive(every_C, "heat_ramp every_C", "C")
-        if every_C > abs(stop - start):
-            raise ValueError(
-                f"heat_ramp every_C {every_C} C is larger than the ramp ({abs(stop - start)} C)"
-            )
+        every_C = as_temperature_step(every_C, "heat_ramp every_C", span=span)
     else:
-        every_s = as_positive(every_s, "heat_ramp every_s", "s")
+        # A time step longer than the ramp would sleep past its end (ramp_acquisition sleeps
+        # half the time to the next step), holding the plan long after the stage arrived.
+        ramp_s = span / rate * 60.0
+        every_s = as_duration(
+            every_s, "heat_ramp every_s", allow_zero=False, maximum=min(MAX_DURATION_S, ramp_s)
+        )
 
     signals = RampSignals(stage.name)
     _md = {
@@ -189,6 +231,7 @@ def heat_ramp(
             "every_C": every_C,
             "every_s": every_s,
             "end_at": end_at,
+            "park_at": park_at,
         },
         "ramp_rate_C_per_min": rate,
         "ramp_start_C": start,
@@ -214,4 +257,4 @@ def heat_ramp(
         if end_at is not None:
             yield from bps.mv(stage, end_at)
 
-    return (yield from inner())
+    return (yield from parked_on_exit(inner(), stage, park_at, rate=rate))
