@@ -107,16 +107,29 @@ def _transitions(run) -> dict[str, float]:
     if "transitions" not in run:
         return {}
     data = run["transitions"].read()
+    if "kind" not in data:  # a run cut off before its first flag: a descriptor, no events
+        return {}
     return {
         str(k): float(t)
         for k, t in zip(data["kind"].values, data["temperature"].values, strict=True)
     }
 
 
+def _complete_columns(stream) -> dict[str, np.ndarray]:
+    """Every column of a stored stream, cut to the events all of them hold.
+
+    A process killed mid-write can leave one column (an array in its own file) an event longer
+    than another, and then the stream does not read as one table.
+    """
+    columns = {key: np.asarray(stream[key].read()) for key in stream}
+    length = min((len(column) for column in columns.values()), default=0)
+    return {key: column[:length] for key, column in columns.items()}
+
+
 def _eis_points(run, geometry: FilmGeometry) -> pd.DataFrame:
     """Film resistance and conductivity per impedance event, from the ``eis_fit`` stream if the
     live callback wrote one, else fitted here from the raw spectra."""
-    primary = run["primary"].read()
+    primary = _complete_columns(run["primary"])
     frame = pd.DataFrame(
         {
             "temperature_C": np.asarray(primary["stage_temperature"], dtype=float),

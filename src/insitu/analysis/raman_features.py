@@ -497,7 +497,9 @@ def unmix_phases(
         bounds = [
             max(fit.readded[i][0], 0.0) + fit.readded[i][1] for i in members if i in fit.readded
         ]
-        return min(bounds) / total if bounds else 0.0
+        if not bounds or not total > 0:  # nothing fitted (a blank early spectrum): no limit
+            return 0.0 if not bounds else math.nan
+        return min(bounds) / total
 
     def share(members: list[int], absent_limits: list[float]) -> tuple[float, float]:
         if not total > 0:
