@@ -68,7 +68,7 @@ def test_runs_from_a_beamline_are_stored_and_reads_need_the_key(
         assert run.stop["exit_status"] == "success"
         data = run["primary"].read()
         assert data["raman_spectrum"].shape == (3, 1600)
-        assert list(run["primary"]["seq_num"].read()) == [1, 2, 3]
+        assert len(data["time"]) == 3
     finally:
         close_catalog(runs)
 

@@ -121,6 +121,11 @@ def _complete_columns(stream) -> dict[str, np.ndarray]:
     A process killed mid-write can leave one column (an array in its own file) an event longer
     than another, and then the stream does not read as one table.
     """
+    try:
+        table = stream.read()
+        return {key: np.asarray(table[key]) for key in table.variables}
+    except ValueError:  # conflicting sizes: columns of unequal length, read them one by one
+        pass
     columns = {key: np.asarray(stream[key].read()) for key in stream}
     length = min((len(column) for column in columns.values()), default=0)
     return {key: column[:length] for key, column in columns.items()}
