@@ -156,7 +156,23 @@ def eis_points_of(run, stage_name: str = "stage") -> set[EISPoint]:
         return set()
     stream = run["primary"]
     setpoint_key = f"{stage_name}_setpoint"
-    if not {"cycle", "direction", setpoint_key} <= set(stream):
+    keys = {"cycle", "direction", setpoint_key}
+    try:
+        # One read works whichever tiled client class this process hands out for the stream.
+        table = stream.read()
+    except ValueError:  # columns of unequal length (a run cut by a crash): one by one below
+        table = None
+    if table is not None:
+        if not keys <= set(table.variables):
+            return set()
+        cycles = np.asarray(table["cycle"].values).astype(int)
+        directions = np.asarray(table["direction"].values).astype(str)
+        setpoints = np.asarray(table[setpoint_key].values, dtype=float)
+        return {
+            (int(c), str(d), round(float(t), 1))
+            for c, d, t in zip(cycles, directions, setpoints, strict=True)
+        }
+    if not keys <= set(stream):
         return set()
     count = complete_events(stream)  # columns read one by one: see complete_events
     cycles = np.asarray(stream["cycle"].read()[:count]).astype(int)
