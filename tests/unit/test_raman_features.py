@@ -1,4 +1,10 @@
-"""Raman features against the simulated film: reference table, peaks, phase fractions, noise."""
+"""Raman references and the band-model unmixing: tables, line shapes, fractions, peaks.
+
+The LLZO reference is the paper's: band positions only. Unmixing needs line shapes, so it is
+tested here on a band-model reference written in this file (a made-up three-phase material
+whose spectra are rendered from that same table): a test of the algebra of the unmixing, not of
+a material.
+"""
 
 from __future__ import annotations
 
@@ -16,24 +22,49 @@ from insitu.analysis.raman import (
     reference_from_mapping,
     unmix_phases,
 )
-from insitu.sim import raman_model
-from insitu.sim.sample import GarnetFilm
-from insitu.sim.thermal_profile import ThermalProfile
 
-AXIS = raman_model.default_axis()
-RAMP = ThermalProfile.ramp(25.0, 850.0, 5.0)
-FILM = GarnetFilm(RAMP, start_time=0.0)
+AXIS = np.linspace(50.0, 1000.0, 1600)
+MODEL = reference_from_mapping(
+    {
+        "material": "a made-up film",
+        "thermal_shift_per_C": -1.0e-5,
+        "thermal_broadening_per_C": 4.0e-4,
+        "phases": {
+            "glass": {
+                "class": "amorphous",
+                "reference_temperature_C": 25,
+                "bands": [
+                    {"position": 180, "fwhm": 60, "intensity": 60, "lorentz_fraction": 0.2},
+                    {"position": 520, "fwhm": 300, "intensity": 40, "broad": True},
+                ],
+            },
+            "crystal": {
+                "class": "crystalline",
+                "reference_temperature_C": 25,
+                "bands": [
+                    {"position": 330, "fwhm": 12, "intensity": 500, "size_broadened": True},
+                    {"position": 610, "fwhm": 18, "intensity": 900, "size_broadened": True},
+                ],
+            },
+            "oxide": {
+                "class": "decomposed",
+                "reference_temperature_C": 25,
+                "bands": [{"position": 450, "fwhm": 40, "intensity": 300}],
+            },
+        },
+    }
+)
 
 
-def measured(temperature: float, seed: int = 0, **options):
-    """The 5 C/min film at ``temperature``: (state, counts) at 10 mW, 30 s."""
-    state = FILM.state(RAMP.time_at_temperature(temperature))
-    options = {"exposure_s": 30.0, "laser_power_mW": 10.0, **options}
-    return state, raman_model.spectrum(state, temperature, rng=seed, **options)
+def measured(fractions: dict[str, float], seed: int = 0, scale: float = 30.0) -> np.ndarray:
+    """Counts of a film with these phase fractions: the model's shapes, a background, noise."""
+    truth = sum(share * MODEL.render(name, AXIS, 25.0).shape for name, share in fractions.items())
+    background = 3000.0 * (1.0 + 0.5 * (AXIS - 50.0) / 950.0)
+    return np.random.default_rng(seed).poisson(scale * truth + background).astype(float)
 
 
 # --- the reference table -------------------------------------------------------------------------
-def test_the_llzo_reference_has_the_papers_phases_and_peaks():
+def test_the_llzo_reference_is_the_papers_table_positions_only():
     assert LLZO.names_of_class("crystalline") == ("tetragonal", "cubic")
     assert LLZO.names_of_class("decomposed") == ("pyrochlore",)
     assert set(LLZO.names_of_class("amorphous")) == {
@@ -47,21 +78,28 @@ def test_the_llzo_reference_has_the_papers_phases_and_peaks():
     assert positions["tetragonal"] == (389.0, 656.0)
     assert positions["cubic"] == (94.0, 113.0, 240.0, 368.0, 468.0, 651.0)
     assert positions["pyrochlore"] == (275.0, 374.0, 491.0)
-    assert 143.0 in positions["amorphous_rearranged"] and 91.0 in positions["amorphous"]
-    # the cubic A1g sits at 651 cm-1 at 750 C and moves to the blue on cooling
+    assert positions["amorphous_rearranged"] == (143.0,) and positions["amorphous"] == (91.0,)
+    assert all(band.assignment for phase in LLZO.phases for band in phase.bands)
+    assert not LLZO.has_line_shapes
     assert LLZO.band_positions("cubic", 750.0)[-1] == pytest.approx(651.0)
-    assert LLZO.band_positions("cubic", 25.0)[-1] > 655.0
+
+
+def test_a_positions_only_reference_cannot_be_rendered_and_says_why():
+    with pytest.raises(ValueError, match="band positions only"):
+        LLZO.render("cubic", AXIS, 700.0)
+    with pytest.raises(ValueError, match="band positions only"):
+        unmix_phases(AXIS, measured({"glass": 1.0}), LLZO)
 
 
 def test_rendered_derivatives_match_finite_differences():
     h = 1e-4
-    for name in ("tetragonal", "cubic", "pyrochlore"):
-        rendered = LLZO.render(name, AXIS, 700.0, shift=0.5, broadening=2.0, derivatives=True)
-        plus = LLZO.render(name, AXIS, 700.0, shift=0.5 + h, broadening=2.0).shape
-        minus = LLZO.render(name, AXIS, 700.0, shift=0.5 - h, broadening=2.0).shape
+    for name in ("crystal",):
+        rendered = MODEL.render(name, AXIS, 700.0, shift=0.5, broadening=2.0, derivatives=True)
+        plus = MODEL.render(name, AXIS, 700.0, shift=0.5 + h, broadening=2.0).shape
+        minus = MODEL.render(name, AXIS, 700.0, shift=0.5 - h, broadening=2.0).shape
         np.testing.assert_allclose(rendered.d_shift, (plus - minus) / (2 * h), atol=1e-4)
-        plus = LLZO.render(name, AXIS, 700.0, shift=0.5, broadening=2.0 + h).shape
-        minus = LLZO.render(name, AXIS, 700.0, shift=0.5, broadening=2.0 - h).shape
+        plus = MODEL.render(name, AXIS, 700.0, shift=0.5, broadening=2.0 + h).shape
+        minus = MODEL.render(name, AXIS, 700.0, shift=0.5, broadening=2.0 - h).shape
         np.testing.assert_allclose(rendered.d_broadening, (plus - minus) / (2 * h), atol=1e-4)
 
 
@@ -113,7 +151,11 @@ def test_another_material_is_loaded_from_its_own_file_and_analysed(tmp_path):
         ({"phases": {"x": {"class": "amorphous", "bands": []}}}, "non-empty list of bands"),
         (
             {"phases": {"x": {"class": "amorphous", "bands": [{"position": 1, "fwhm": 2}]}}},
-            "missing 'intensity'",
+            "both or neither",
+        ),
+        (
+            {"phases": {"x": {"class": "amorphous", "bands": [{"fwhm": 2, "intensity": 1}]}}},
+            "missing 'position'",
         ),
         (
             {
@@ -149,98 +191,59 @@ def test_an_unknown_phase_name_lists_the_known_ones():
         LLZO.phase("monoclinic")
 
 
-# --- fractions against the simulated truth -------------------------------------------------------
-@pytest.mark.parametrize("temperature", [25.0, 300.0, 550.0, 640.0, 655.0, 690.0, 705.0, 805.0])
-def test_class_fractions_follow_the_simulated_film(temperature):
-    state, counts = measured(temperature, seed=int(temperature))
-    features = describe_spectrum(AXIS, counts, temperature=temperature)
-    truth = {
-        "crystalline": state.crystalline_fraction,
-        "amorphous": state.amorphous_fraction,
-        "decomposed": state.pyrochlore,
-    }
+# --- the unmixing on a band-model reference ------------------------------------------------------
+@pytest.mark.parametrize(
+    "fractions",
+    [
+        {"glass": 1.0},
+        {"glass": 0.7, "crystal": 0.3},
+        {"glass": 0.05, "crystal": 0.95},
+        {"crystal": 0.6, "oxide": 0.4},
+    ],
+)
+def test_class_fractions_are_recovered(fractions):
+    features = describe_spectrum(AXIS, measured(fractions, seed=1), MODEL, temperature=25.0)
+    classes = {"glass": "amorphous", "crystal": "crystalline", "oxide": "decomposed"}
     for phase_class in PHASE_CLASSES:
+        truth = sum(share for name, share in fractions.items() if classes[name] == phase_class)
         estimate = features.class_fractions[phase_class]
         error = features.class_fraction_errors[phase_class]
         assert math.isfinite(estimate) and error >= 0
-        # within 3 of its own standard errors, or 10 % relative / 1.5 % absolute
-        tolerance = max(3.0 * error, 0.1 * truth[phase_class], 0.015)
-        assert abs(estimate - truth[phase_class]) <= tolerance, (phase_class, estimate, error)
+        assert abs(estimate - truth) <= max(3.0 * error, 0.02), (phase_class, estimate, error)
     assert sum(features.class_fractions.values()) == pytest.approx(1.0)
-    assert sum(features.phase_fractions.values()) == pytest.approx(1.0)
 
 
 def test_absent_phases_have_zero_fraction_and_a_detection_limit_as_error():
-    _, counts = measured(750.0, seed=2)
-    unmixing = unmix_phases(AXIS, counts, temperature=750.0)
-    assert "cubic" in unmixing.significant
-    assert unmixing.fractions["amorphous_rearranged"] == 0.0
+    unmixing = unmix_phases(AXIS, measured({"crystal": 1.0}, seed=2), MODEL, temperature=25.0)
+    assert "crystal" in unmixing.significant
+    assert unmixing.fractions["oxide"] == 0.0
     assert 0.0 < unmixing.class_fraction_errors["amorphous"] < 0.05
-    # the fitted model reproduces the spectrum to its noise
     assert unmixing.reduced_chi2 == pytest.approx(1.0, abs=0.3)
-    assert unmixing.shifts["cubic"] == pytest.approx(0.0, abs=0.5)
+    assert unmixing.shifts["crystal"] == pytest.approx(0.0, abs=0.5)
 
 
-def test_cubic_garnet_peaks_are_found_and_matched_to_the_table():
-    _, counts = measured(750.0, seed=1)
-    features = describe_spectrum(AXIS, counts, temperature=750.0)
-    cubic = [peak for peak in features.peaks if peak.phase == "cubic"]
-    assert len(cubic) == 6
-    for peak in cubic:
-        assert peak.position == pytest.approx(peak.reference_position, abs=3.0)
-        # widths at half prominence: overlapping bands (94/113) look narrower than they are
-        assert peak.snr > 20 and 5.0 < peak.fwhm < 45.0
-    assert features.matched_bands(("cubic",))["cubic"] == (94.0, 113.0, 240.0, 368.0, 468.0, 651.0)
-
-
-def test_first_tetragonal_crystals_show_their_two_bands():
-    _, counts = measured(665.0, seed=3)  # ~10 % crystalline
-    features = describe_spectrum(AXIS, counts, temperature=665.0)
-    assert set(features.matched_bands(("tetragonal",))["tetragonal"]) == {389.0, 656.0}
-
-
-def test_crystallinity_index_rises_through_the_transition():
-    indices = [
-        describe_spectrum(AXIS, measured(t, seed=4)[1], temperature=t).crystallinity_index
-        for t in (400.0, 650.0, 680.0, 700.0, 750.0)
-    ]
-    assert indices[0] == pytest.approx(0.0, abs=0.01)
-    assert all(b > a for a, b in zip(indices, indices[1:], strict=False))
-    assert indices[-1] > 0.95
-
-
-def test_the_rearranging_film_is_noisier_in_150_550():
-    quiet = describe_spectrum(AXIS, measured(450.0, seed=5)[1], temperature=450.0)
-    noisy = describe_spectrum(AXIS, measured(600.0, seed=5)[1], temperature=600.0)
-    assert noisy.noise > 2.0 * quiet.noise
+def test_crystal_peaks_are_found_and_matched_to_the_table():
+    features = describe_spectrum(AXIS, measured({"crystal": 1.0}, seed=3), MODEL, temperature=25.0)
+    assert features.matched_bands(("crystal",)) == {"crystal": (330.0, 610.0)}
+    assert features.crystallinity_index > 0.95
 
 
 def test_cosmic_rays_are_counted_and_do_not_change_the_fractions():
-    state = FILM.state(RAMP.time_at_temperature(700.0))
-    rng = np.random.default_rng(6)
-    clean = raman_model.spectrum(state, 700.0, exposure_s=30.0, rng=6, cosmic_rays=False)
+    clean = measured({"glass": 0.5, "crystal": 0.5}, seed=6)
     spiky = clean.copy()
-    for start in rng.integers(20, AXIS.size - 20, 6):
+    for start in np.random.default_rng(6).integers(20, AXIS.size - 20, 6):
         spiky[start : start + 2] += 4000.0
-    with_spikes = describe_spectrum(AXIS, spiky, temperature=700.0)
-    without = describe_spectrum(AXIS, clean, temperature=700.0)
+    with_spikes = describe_spectrum(AXIS, spiky, MODEL, temperature=25.0)
+    without = describe_spectrum(AXIS, clean, MODEL, temperature=25.0)
     assert with_spikes.n_spikes >= 5 and without.n_spikes == 0
     assert with_spikes.crystalline_fraction == pytest.approx(without.crystalline_fraction, abs=0.01)
 
 
 def test_the_record_is_flat_and_json_ready():
-    _, counts = measured(700.0, seed=7)
-    record = describe_spectrum(AXIS, counts, temperature=700.0).as_record()
+    record = describe_spectrum(AXIS, measured({"glass": 1.0}), MODEL, temperature=25.0).as_record()
     assert {"crystallinity_index", "crystalline_fraction", "noise", "n_peaks"} <= set(record)
-    assert {f"fraction_{name}" for name in LLZO.phase_names} <= set(record)
+    assert {f"fraction_{name}" for name in MODEL.phase_names} <= set(record)
     assert all(type(value) in (float, int, str) for value in record.values())
-
-
-def test_without_a_temperature_phases_are_rendered_as_observed():
-    _, counts = measured(750.0, seed=8)
-    features = describe_spectrum(AXIS, counts)
-    assert features.temperature is None
-    assert features.crystalline_fraction > 0.95
 
 
 @pytest.mark.parametrize(
@@ -254,12 +257,12 @@ def test_without_a_temperature_phases_are_rendered_as_observed():
 )
 def test_describe_spectrum_rejects_bad_input(wavenumber, counts, message):
     with pytest.raises(ValueError, match=message):
-        describe_spectrum(wavenumber, counts)
+        describe_spectrum(wavenumber, counts, MODEL)
 
 
 def test_bad_options_are_rejected():
-    _, counts = measured(300.0)
+    counts = measured({"glass": 1.0})
     with pytest.raises(ValueError, match="temperature"):
-        unmix_phases(AXIS, counts, temperature=math.nan)
+        unmix_phases(AXIS, counts, MODEL, temperature=math.nan)
     with pytest.raises(ValueError, match="significance"):
-        unmix_phases(AXIS, counts, significance=-1.0)
+        unmix_phases(AXIS, counts, MODEL, significance=-1.0)

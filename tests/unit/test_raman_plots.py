@@ -61,7 +61,7 @@ def test_feature_traces_from_a_report_and_from_features(tmp_path, ramp):
     ax = plot_feature_traces(report, path=tmp_path / "traces.pdf", title="ramp")
     assert (tmp_path / "traces.pdf").read_bytes()[:4] == b"%PDF"
     labels = ax.get_legend_handles_labels()[1]
-    assert "crystalline fraction" in labels and "crystallinity index" in labels
+    assert "crystalline band signal" in labels
     assert any(label.startswith("flag: crystallization_onset") for label in labels)
     figure = Figure()
     left, right = figure.subplots(1, 2)
@@ -90,7 +90,7 @@ def test_plots_reject_bad_input(ramp):
         plot_waterfall(AXIS, spectra[:-1], temperatures)
     with pytest.raises(ValueError, match="every"):
         plot_waterfall(AXIS, spectra, temperatures, every=0)
-    with pytest.raises(ValueError, match="one SpectrumFeatures per temperature"):
+    with pytest.raises(ValueError, match="one TransitionFeatures per temperature"):
         plot_feature_traces(temperatures, [])
     # a flag index outside the drawn spectra is ignored, not an error
     stray = TransitionFlag("crystallized", 10_000, 900.0, 1.0, "test")

@@ -22,9 +22,10 @@ from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 
 from insitu.analysis.plots_eis import save_figure
-from insitu.analysis.raman_features import SpectrumFeatures
 from insitu.analysis.raman_preprocess import check_spectrum, estimate_baseline, remove_spikes
-from insitu.analysis.transitions import RampReport, TransitionFlag
+from insitu.analysis.ramp_report import PROGRESS_LEVELS, RampReport, progress
+from insitu.analysis.transition_features import TransitionFeatures
+from insitu.analysis.transitions import TransitionFlag
 
 __all__ = ["plot_waterfall", "plot_feature_traces", "LiveRamanPlot", "save_figure"]
 
@@ -33,7 +34,10 @@ FLAG_COLOURS = {
     "crystallized": "tab:green",
     "decomposition": "tab:red",
 }
-DEFAULT_LEVELS = {"crystalline": (0.05, 0.95), "decomposed": (0.10,)}
+DEFAULT_LEVELS = {
+    trace: tuple(level for name, level in PROGRESS_LEVELS.values() if name == trace)
+    for trace in ("crystalline", "decomposed")
+}
 
 
 FlagLike = TransitionFlag | tuple[str, float]
@@ -184,21 +188,9 @@ def plot_waterfall(
     return ax
 
 
-def _traces(
-    features: Sequence[SpectrumFeatures],
-) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    out = {}
-    for name in ("crystalline", "amorphous", "decomposed"):
-        out[name] = (
-            np.array([f.class_fractions[name] for f in features], dtype=float),
-            np.array([f.class_fraction_errors[name] for f in features], dtype=float),
-        )
-    return out
-
-
 def plot_feature_traces(
     temperatures: ArrayLike | RampReport,
-    features: Sequence[SpectrumFeatures] | None = None,
+    features: Sequence[TransitionFeatures] | None = None,
     *,
     flags: Sequence[FlagLike] | None = None,
     levels: dict[str, tuple[float, ...]] | None = None,
@@ -207,21 +199,25 @@ def plot_feature_traces(
     title: str | None = None,
     path: str | PathLike[str] | None = None,
 ) -> Axes:
-    """Class fractions (with 1-sigma bands) and the crystallinity index against temperature.
+    """Crystalline and decomposed progress (with 1-sigma bands) against temperature, and flags.
+
+    Progress is each band signal over its largest value in the ramp (see
+    :func:`~insitu.analysis.ramp_report.progress`); the crystalline signal in units of its
+    noise (what the onset CUSUM adds up) is drawn on a second axis.
 
     Parameters
     ----------
     temperatures : array_like or RampReport
         Temperature of each spectrum (C); or a :class:`RampReport`, which brings its features,
         flags and transition temperatures (drawn as shaded bands of +/- one uncertainty).
-    features : sequence of SpectrumFeatures, optional
+    features : sequence of TransitionFeatures, optional
         Per spectrum (not needed with a RampReport).
     flags : sequence of TransitionFlag or (kind, temperature) pairs, optional
         Drawn as vertical lines at their temperature.
     levels : dict, optional
-        Dashed horizontal levels per trace; default the detector's (0.05, 0.95, 0.10).
+        Dashed horizontal levels per trace; default the offline report's (0.05, 0.95, 0.10).
     show_noise : bool
-        Also draw the 150-550 cm-1 noise on a second axis.
+        Also draw the crystalline signal in units of noise on a second axis.
     ax : Axes, optional
         Draw here; default: a new figure.
     title : str, optional
@@ -231,7 +227,7 @@ def plot_feature_traces(
     Returns
     -------
     Axes
-        The fractions axes (the noise axis is its twin).
+        The progress axes (the noise-unit axis is its twin).
     """
     report = temperatures if isinstance(temperatures, RampReport) else None
     if report is not None:
@@ -241,14 +237,15 @@ def plot_feature_traces(
     else:
         t = np.asarray(temperatures, dtype=float)
     if features is None or len(features) != t.size:
-        raise ValueError("plot_feature_traces: give one SpectrumFeatures per temperature")
+        raise ValueError("plot_feature_traces: give one TransitionFeatures per temperature")
     ax = _axes(ax, (7.0, 4.5))
-    colours = {"crystalline": "tab:blue", "amorphous": "tab:gray", "decomposed": "tab:red"}
-    for name, (values, errors) in _traces(features).items():
-        ax.plot(t, values, "o-", markersize=2.5, color=colours[name], label=f"{name} fraction")
-        ax.fill_between(t, values - errors, values + errors, color=colours[name], alpha=0.2)
-    index = np.array([f.crystallinity_index for f in features], dtype=float)
-    ax.plot(t, index, "--", color="tab:purple", label="crystallinity index")
+    colours = {"crystalline": "tab:blue", "decomposed": "tab:red"}
+    for name, colour in colours.items():
+        values, errors = progress(features, name)
+        if not np.any(np.isfinite(values)):
+            continue
+        ax.plot(t, values, "o-", markersize=2.5, color=colour, label=f"{name} band signal")
+        ax.fill_between(t, values - errors, values + errors, color=colour, alpha=0.2)
     for name, values in (DEFAULT_LEVELS if levels is None else levels).items():
         for level in values:
             ax.axhline(level, color=colours.get(name, "black"), linestyle=":", linewidth=0.8)
@@ -264,14 +261,16 @@ def plot_feature_traces(
                 alpha=0.15,
             )
     ax.set_xlabel("temperature (C)")
-    ax.set_ylabel("fraction")
-    ax.set_ylim(-0.05, 1.05)
+    ax.set_ylabel("band signal / its largest value")
+    ax.set_ylim(-0.1, 1.1)
     if show_noise:
-        noise_ax = ax.twinx()
-        noise = np.array([f.noise for f in features], dtype=float)
-        noise_ax.plot(t, noise, color="tab:brown", linewidth=0.8, alpha=0.7)
-        noise_ax.set_ylabel("noise 150-550 cm$^{-1}$ (counts)", color="tab:brown")
-    ax.legend(loc="center left", fontsize=7)
+        z_ax = ax.twinx()
+        z = np.array([f.crystalline_z for f in features], dtype=float)
+        z_ax.plot(t, z, color="tab:brown", linewidth=0.8, alpha=0.7)
+        z_ax.set_yscale("symlog", linthresh=10.0)
+        z_ax.set_ylabel("crystalline signal / noise", color="tab:brown")
+    if ax.get_legend_handles_labels()[1]:
+        ax.legend(loc="center left", fontsize=7)
     if title:
         ax.set_title(title)
     if path is not None:
@@ -309,7 +308,7 @@ class LiveRamanPlot:
         self.wavenumbers: list[np.ndarray] = []
         self.spectra: list[np.ndarray] = []
         self.temperatures: list[float] = []
-        self.features: list[SpectrumFeatures] = []
+        self.features: list[TransitionFeatures] = []
         self.flags: list[TransitionFlag] = []
 
     def update(
@@ -317,7 +316,7 @@ class LiveRamanPlot:
         wavenumber: ArrayLike,
         counts: ArrayLike,
         temperature: float,
-        features: SpectrumFeatures,
+        features: TransitionFeatures,
         flags: Sequence[TransitionFlag] = (),
     ) -> None:
         """Add one analysed spectrum (and the flags it raised) and redraw.

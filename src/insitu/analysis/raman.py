@@ -35,13 +35,18 @@ from insitu.analysis.raman_reference import (
     pseudo_voigt,
     reference_from_mapping,
 )
+from insitu.analysis.ramp_report import (
+    PROGRESS_LEVELS,
+    RampReport,
+    TransitionEstimate,
+    analyze_ramp,
+    progress,
+)
+from insitu.analysis.transition_features import RECORD_KEYS, TransitionFeatures
 from insitu.analysis.transitions import (
     TRANSITION_KINDS,
     RamanTransitionDetector,
-    RampReport,
-    TransitionEstimate,
     TransitionFlag,
-    analyze_ramp,
 )
 
 __all__ = [
@@ -49,6 +54,8 @@ __all__ = [
     "DEFAULT_BASELINE_METHOD",
     "LLZO",
     "NOISE_BAND_CM1",
+    "PROGRESS_LEVELS",
+    "RECORD_KEYS",
     "PHASE_CLASSES",
     "TRANSITION_KINDS",
     "Peak",
@@ -62,6 +69,7 @@ __all__ = [
     "SpectrumFeatures",
     "SpikeRemoval",
     "TransitionEstimate",
+    "TransitionFeatures",
     "TransitionFlag",
     "analyze_ramp",
     "check_spectrum",
@@ -75,6 +83,7 @@ __all__ = [
     "noise_in_band",
     "noise_sigma",
     "preprocess",
+    "progress",
     "pseudo_voigt",
     "reference_from_mapping",
     "remove_spikes",

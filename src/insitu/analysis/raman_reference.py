@@ -87,10 +87,12 @@ class ReferenceBand:
     ----------
     position : float
         Raman shift (cm-1) at the phase's reference temperature.
-    fwhm : float
-        Full width at half maximum (cm-1) at the reference temperature.
-    intensity : float
-        Peak height for a film made entirely of this phase (one arbitrary unit per reference).
+    fwhm : float or None
+        Full width at half maximum (cm-1) at the reference temperature; None when only the
+        position is known (the literature's case; enough for the transition detector).
+    intensity : float or None
+        Peak height for a film made entirely of this phase (one arbitrary unit per reference);
+        None when unknown.
     lorentz_fraction : float
         Pseudo-Voigt mixing, 1 Lorentzian to 0 Gaussian.
     broad : bool
@@ -102,8 +104,8 @@ class ReferenceBand:
     """
 
     position: float
-    fwhm: float
-    intensity: float
+    fwhm: float | None = None
+    intensity: float | None = None
     lorentz_fraction: float = 0.5
     broad: bool = False
     size_broadened: bool = False
@@ -172,6 +174,24 @@ class RamanReference:
         return f"RamanReference({self.material!r}, phases={self.phase_names})"
 
     @property
+    def has_line_shapes(self) -> bool:
+        """Whether every band has a width and an intensity (needed to render or unmix)."""
+        return all(
+            band.fwhm is not None and band.intensity is not None
+            for phase in self.phases
+            for band in phase.bands
+        )
+
+    def _require_line_shapes(self, what: str) -> None:
+        if not self.has_line_shapes:
+            raise ValueError(
+                f"{what} needs band widths and intensities, and the {self.material} reference "
+                "gives band positions only (as the literature does); the transition detector "
+                "needs nothing more, and insitu.analysis.raman_standards builds a calibrated "
+                "reference from measured standard spectra"
+            )
+
+    @property
     def phase_names(self) -> tuple[str, ...]:
         """Phase names in table order."""
         return tuple(phase.name for phase in self.phases)
@@ -220,6 +240,7 @@ class RamanReference:
 
     def band_widths(self, name: str, temperature: float, broadening: float = 0.0) -> np.ndarray:
         """Expected FWHM (cm-1) of a phase's fitted bands at ``temperature`` (C)."""
+        self._require_line_shapes("band_widths")
         phase = self.phase(name)
         return self._widths(phase, float(temperature), phase.sharp_bands, float(broadening))
 
@@ -254,6 +275,7 @@ class RamanReference:
         -------
         RenderedPhase
         """
+        self._require_line_shapes("rendering a phase")
         phase = self.phase(name)
         bands = phase.sharp_bands
         x = np.asarray(wavenumber, dtype=float)
@@ -283,6 +305,7 @@ class RamanReference:
 
     def phase_area(self, name: str, temperature: float, broadening: float = 0.0) -> float:
         """Integrated intensity of a unit fraction of the phase, broad bands included."""
+        self._require_line_shapes("phase_area")
         phase = self.phase(name)
         temperature = float(temperature)
         widths = self._widths(phase, temperature, phase.bands, float(broadening))
@@ -323,16 +346,25 @@ def _band_from_mapping(data: Any, where: str) -> ReferenceBand:
         raise ValueError(
             f"{where} has unknown keys {sorted(unknown)}; allowed: {sorted(_BAND_KEYS)}"
         )
-    for key in ("position", "fwhm", "intensity"):
-        if key not in data:
-            raise ValueError(f"{where} is missing {key!r}")
+    if "position" not in data:
+        raise ValueError(f"{where} is missing 'position'")
+    if ("fwhm" in data) != ("intensity" in data):
+        raise ValueError(f"{where} gives one of fwhm and intensity: give both or neither")
     eta = _number(data.get("lorentz_fraction", 0.5), f"{where}.lorentz_fraction")
     if not 0.0 <= eta <= 1.0:
         raise ValueError(f"{where}.lorentz_fraction {eta} is outside 0 to 1")
     return ReferenceBand(
         position=_number(data["position"], f"{where}.position", positive=True, unit=" cm-1"),
-        fwhm=_number(data["fwhm"], f"{where}.fwhm", positive=True, unit=" cm-1"),
-        intensity=_number(data["intensity"], f"{where}.intensity", positive=True),
+        fwhm=(
+            _number(data["fwhm"], f"{where}.fwhm", positive=True, unit=" cm-1")
+            if "fwhm" in data
+            else None
+        ),
+        intensity=(
+            _number(data["intensity"], f"{where}.intensity", positive=True)
+            if "intensity" in data
+            else None
+        ),
         lorentz_fraction=eta,
         broad=bool(data.get("broad", False)),
         size_broadened=bool(data.get("size_broadened", False)),

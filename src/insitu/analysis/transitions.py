@@ -1,158 +1,142 @@
-"""Transition flags from a sequence of Raman spectra: a streaming detector and an offline report.
+"""Streaming transition flags from Raman spectra, from the literature's band positions alone.
 
-Three transitions are watched, each as a level of a class fraction from the linear unmixing
-(:func:`~insitu.analysis.raman_features.describe_spectrum`):
+Three transitions are flagged, once each per ramp:
 
-=========================  ==========================================  ==========
-kind                       statistic                                   level
-=========================  ==========================================  ==========
-``crystallization_onset``  crystalline fraction (first crystals)       above 0.05
-``crystallized``           crystalline fraction (fully crystalline)    above 0.95
-``decomposition``          decomposed fraction (Li-loss pyrochlore)    above 0.10
-=========================  ==========================================  ==========
+=========================  ==============================================================
+kind                       evidence
+=========================  ==============================================================
+``crystallization_onset``  sharp bands grow at the crystalline phases' positions, beyond
+                           the noise, against the amorphous state learned from the ramp
+``crystallized``           the crystalline band signal has stopped growing
+``decomposition``          bands that only the decomposed phase has grow, beyond the noise,
+                           against the crystallized state learned from the ramp
+=========================  ==============================================================
 
-**Streaming** (:class:`RamanTransitionDetector`): one spectrum at a time, a one-sided CUSUM per
-kind on the standardized excess over the level, ``z = (value - level) / sigma``, with
-``sigma**2 = se**2 + sigma0**2 + (relative_error * value * (1 - value))**2``: the fit's standard
-error, the in-control noise ``sigma0`` of the statistic measured on the first
-``calibration_spectra`` spectra (the threshold is set from the first spectra's noise), and an
-allowance for errors of the reference's relative intensities (an intensity ratio off by a factor
-``1 + e`` moves a fraction ``v`` by about ``e v (1 - v)``). The CUSUM is
-``S = max(0, S + min(z - drift, max_step))`` and a flag is raised when ``S >= threshold``
-(defaults: threshold 3, drift 0.25, max_step 2). Because one spectrum adds at most ``max_step`` <
-``threshold``, no single spectrum can raise a flag: a cosmic ray that survives despiking,
-a glitch of the fit or one noisy spectrum of the rearrangement stage is not enough; two
-consecutive spectra clearly beyond the level are. For ``crystallized`` the amorphous remainder
-is not trusted to vanish faster than kinetics allow: when it drops below ``persistence`` (0.3) of
-the previous spectrum's, the difference is added to the uncertainty (a fit that could no longer
-resolve a 10 % remainder must not pass for a fully crystalline film). A fluorescence drift
-moves the fitted background, not the fractions. Each kind is raised once per detector
-(``reset()`` for a new ramp); ``crystallized`` only after ``crystallization_onset``; a kind
-whose level is already passed in the calibration spectra is not raised (it did not happen during
-this ramp).
+**What the detector is given**: a :class:`~insitu.analysis.raman_reference.RamanReference` with
+each phase's class and band positions (the paper's table for LLZO: positions and assignments; no
+widths, no intensities). **What it learns from the ramp**: the amorphous state from its first
+``calibration_spectra`` spectra and then from later spectra that show no crystalline growth (a
+lagged template: spectra at least ``template_lag_C`` away in temperature and two spectra old, so
+that a slow growth is not absorbed into the reference); the crystalline statistic's offset and
+scatter from the calibration spectra (each against the others); the crystallized state and the
+width of each of its bands from the spectra that completed the crystallization.
 
-**Offline** (:func:`analyze_ramp`): the same features for the whole sequence, the flags the
-detector would have raised, and for each kind a transition temperature with an uncertainty: the
-class-fraction trace is segmented by ruptures' PELT (continuous piecewise-linear cost), a
-continuous piecewise-linear curve with knots at the change points is fitted by weighted least
-squares to the whole trace, and its first crossing of the level is the transition temperature;
-the uncertainty is the fit's (delta method, scaled by the reduced chi-square) combined with the
-temperature step between spectra.
+Each spectrum is despiked and fitted as learned state + smooth background + band columns at the
+literature's positions (:func:`~insitu.analysis.band_growth.fit_growth`), weighted by its own
+shot and read noise. The crystalline (decomposed) *signal* is the summed area of the diagnostic
+bands of the class: those far from every band of the classes it must be told from (for LLZO the
+389, 468 and 651/656 cm-1 bands; the 275 and 491 cm-1 bands of La2Zr2O7). It is divided by its
+standard error and standardized by the calibration spectra, ``z = (signal / error - offset) /
+scatter``, so the thresholds are in units of noise on any instrument.
+
+* **Onset** and **decomposition**: a one-sided CUSUM ``S = max(0, S + min(z - drift,
+  max_step))``, flag at ``S >= threshold`` (defaults 2.5, 4 and 6: two spectra of ``z >= 5.5``,
+  or three of ``z >= 4.5``). One spectrum alone never raises a flag, so one cosmic ray surviving
+  the despiking or one bad fit cannot. For decomposition the decomposed bands must also reach
+  ``decomposed_share`` (2 %) of the crystalline band area of the crystallized state: a very
+  sensitive instrument does not flag trace amounts.
+* **Crystallized** (only after the onset): the amorphous state is frozen at the onset, and the
+  crystalline area against it (every crystalline band far from the amorphous ones) is followed.
+  Completion is when its growth over about ``slope_span_C`` has fallen to ``saturation`` (0.4)
+  of the fastest growth seen, on two consecutive spectra.
+
+A film whose crystalline bands are there from the first spectra (crystalline from the start)
+raises no onset: the learned state already holds them, so nothing grows.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
-import ruptures
 from numpy.typing import ArrayLike
+from scipy.signal import find_peaks
 
-from insitu.analysis.raman_features import SpectrumFeatures, describe_spectrum
-from insitu.analysis.raman_preprocess import check_spectrum
+from insitu.analysis.band_growth import (
+    BandCluster,
+    GrowthFit,
+    Template,
+    band_clusters,
+    fit_growth,
+    learn_widths,
+)
+from insitu.analysis.raman_preprocess import (
+    check_spectrum,
+    local_noise,
+    noise_sigma,
+    remove_spikes,
+)
 from insitu.analysis.raman_reference import LLZO, RamanReference
+from insitu.analysis.transition_features import TransitionFeatures
+from insitu.analysis.transition_flags import TRANSITION_KINDS, TransitionFlag
 
-__all__ = [
-    "TRANSITION_KINDS",
-    "TransitionFlag",
-    "RamanTransitionDetector",
-    "TransitionEstimate",
-    "RampReport",
-    "analyze_ramp",
-]
-
-TRANSITION_KINDS = ("crystallization_onset", "crystallized", "decomposition")
-_TRACE_OF_KIND = {
-    "crystallization_onset": "crystalline",
-    "crystallized": "crystalline",
-    "decomposition": "decomposed",
-}
-_DESCRIPTION = {
-    "crystallization_onset": "first crystalline peaks emerge from the amorphous film",
-    "crystallized": "the film is fully crystalline",
-    "decomposition": "the Li-loss (decomposed) phase appears",
-}
-
-
-@dataclass(frozen=True)
-class TransitionFlag:
-    """A transition seen in the spectrum sequence.
-
-    Attributes
-    ----------
-    kind : str
-        One of :data:`TRANSITION_KINDS`.
-    index : int
-        Position of the spectrum that raised it in the sequence (from 0).
-    temperature : float
-        Temperature given with that spectrum (C).
-    confidence : float
-        Probability, under the fit's uncertainty, that the statistic is beyond its level in that
-        spectrum (normal approximation), 0 to 1.
-    evidence : str
-        Which statistic, its value and level, the CUSUM, and which reference bands were found.
-    value, level, cusum : float
-        The statistic (class fraction), its level and the CUSUM when the flag was raised.
-    bands : dict
-        Reference band positions found as peaks, per phase of the watched class.
-    """
-
-    kind: str
-    index: int
-    temperature: float
-    confidence: float
-    evidence: str
-    value: float = math.nan
-    level: float = math.nan
-    cusum: float = math.nan
-    bands: dict[str, tuple[float, ...]] = field(default_factory=dict)
-
-    def message(self) -> str:
-        """One line for a log or a person: what happened, where, how sure, why."""
-        return (
-            f"Raman transition {self.kind} ({_DESCRIPTION.get(self.kind, self.kind)}) at "
-            f"{self.temperature:.1f} C, spectrum {self.index}, confidence {self.confidence:.3f}: "
-            f"{self.evidence}"
-        )
-
-
-@dataclass
-class _Watch:
-    kind: str
-    statistic: Callable[[SpectrumFeatures], tuple[float, float]]
-    phase_class: str
-    level: float
-    requires: str | None
-    calibration: list[float] = field(default_factory=list)
-    sigma0: float = math.nan
-    armed: bool = True
-    cusum: float = 0.0
-    run_start: int | None = None
-    raised: bool = False
-    previous: float = math.nan
-
-
-def _class_statistic(phase_class: str) -> Callable[[SpectrumFeatures], tuple[float, float]]:
-    def statistic(features: SpectrumFeatures) -> tuple[float, float]:
-        return (
-            float(features.class_fractions[phase_class]),
-            float(features.class_fraction_errors[phase_class]),
-        )
-
-    return statistic
-
-
-def _fraction_sigma(value: float, error: float, sigma0: float, relative_error: float) -> float:
-    """Uncertainty of a class fraction: fit error, in-control noise, reference intensities."""
-    model = relative_error * value * (1.0 - value)
-    return math.sqrt(error**2 + sigma0**2 + model**2)
+__all__ = ["TRANSITION_KINDS", "TransitionFlag", "RamanTransitionDetector"]
+# Diagnostic bands stay this far (cm-1) from the bands of the classes they must be told from.
+AMORPHOUS_GUARD_CM1 = 40.0
+CRYSTALLINE_GUARD_CM1 = 15.0
+# Line shapes against the crystallized state: each crystalline band gets the width it shows
+# there (learn_widths), these are for bands it could not measure; the decomposed bands get one
+# broad shape (two widths of a broad band are too collinear with the background to keep).
+CRYSTALLIZED_LINE_WIDTHS = {"crystalline": (8.0, 24.0), "decomposed": (45.0,)}
+# Accepted into the learned amorphous state: spectra whose crystalline z is below this.
+ACCEPT_Z = 2.0
 
 
 def _normal_cdf(z: float) -> float:
     return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
+
+
+@dataclass
+class _Kept:
+    index: int
+    temperature: float
+    counts: np.ndarray
+
+
+@dataclass
+class _Stage:
+    """A learned state (amorphous or crystallized) and the spectra it is learned from."""
+
+    clusters: tuple[BandCluster, ...]
+    pool: list[_Kept] = field(default_factory=list)
+    frozen: Template | None = None
+    cache: dict[tuple[int, ...], Template] = field(default_factory=dict)
+
+    def template(self, x: np.ndarray, index: int, temperature: float, lag_c: float, size: int):
+        if self.frozen is not None:
+            return self.frozen
+        lagged = [
+            kept
+            for kept in self.pool
+            if kept.index <= index - 2 and abs(temperature - kept.temperature) >= lag_c
+        ]
+        chosen = lagged[-size:] if lagged else self.pool[:size]
+        key = tuple(kept.index for kept in chosen)
+        if key not in self.cache:
+            self.cache = {
+                key: Template.from_spectra(
+                    x,
+                    [kept.counts for kept in chosen],
+                    float(np.mean([kept.temperature for kept in chosen])),
+                    key,
+                )
+            }
+        return self.cache[key]
+
+
+@dataclass
+class _Cusum:
+    value: float = 0.0
+    start: int | None = None
+
+    def add(self, z: float, index: int, drift: float, max_step: float) -> float:
+        step = min(z - drift, max_step)
+        if self.value <= 0.0 and step > 0:
+            self.start = index
+        self.value = max(0.0, self.value + step)
+        return self.value
 
 
 class RamanTransitionDetector:
@@ -161,30 +145,27 @@ class RamanTransitionDetector:
     Parameters
     ----------
     reference : RamanReference
-        Material reference; LLZO by default. Its phase classes define the statistics.
-    onset_level, crystallized_level, decomposition_level : float
-        Levels of the crystalline fraction (onset, fully crystalline) and of the decomposed
-        fraction, in 0-1.
+        Phases with their class and band positions (LLZO, the paper's table, by default). Widths
+        and intensities, if the reference has them, are not used.
     calibration_spectra : int
-        Number of first spectra that set each statistic's in-control noise; no flag is raised
-        before they are in.
-    threshold : float
-        CUSUM decision threshold (in standard deviations).
-    drift : float
-        CUSUM reference value subtracted from each standardized excess.
-    max_step : float
-        Most one spectrum can add to the CUSUM; must be below ``threshold`` so that no single
-        spectrum raises a flag.
-    relative_error : float
-        Relative uncertainty of the reference's intensity ratios, allowed for in each fraction.
-    min_noise : float
-        Floor of the in-control noise (fraction units).
-    persistence : float
-        For the completion statistic (``crystallized``): the share of the previous spectrum's
-        remainder (1 - crystalline fraction) that is expected to survive one more spectrum at
-        least; a faster drop is added to the uncertainty.
-    describe_options : dict, optional
-        Extra keyword arguments for :func:`~insitu.analysis.raman_features.describe_spectrum`.
+        First spectra that teach the amorphous state and the statistics' scatter; no flag is
+        raised before they are in.
+    threshold, drift, max_step : float
+        CUSUM decision threshold, reference value and largest step, in units of noise;
+        ``max_step`` must be below ``threshold`` (one spectrum alone never raises a flag).
+    saturation : float
+        Completion: the crystalline growth has fallen to this share of the fastest growth seen.
+    template_lag_C : float
+        Spectra that teach the amorphous state during the ramp are at least this far (C) from the
+        spectrum analysed.
+    template_spectra : int
+        How many spectra make the learned amorphous state.
+    slope_span_C : float
+        Growth is measured over about this temperature span (at least one spectrum; one
+        spectrum when the temperature does not change, as in an isothermal anneal).
+    decomposed_share : float
+        Decomposed band area, as a share of the crystallized state's crystalline band area,
+        below which decomposition is not flagged however significant.
 
     Examples
     --------
@@ -198,34 +179,24 @@ class RamanTransitionDetector:
         self,
         reference: RamanReference = LLZO,
         *,
-        onset_level: float = 0.05,
-        crystallized_level: float = 0.95,
-        decomposition_level: float = 0.10,
         calibration_spectra: int = 5,
-        threshold: float = 3.0,
-        drift: float = 0.25,
-        max_step: float = 2.0,
-        relative_error: float = 0.05,
-        min_noise: float = 0.003,
-        persistence: float = 0.3,
-        describe_options: dict[str, Any] | None = None,
+        threshold: float = 6.0,
+        drift: float = 2.5,
+        max_step: float = 4.0,
+        saturation: float = 0.4,
+        template_lag_C: float = 15.0,
+        template_spectra: int = 4,
+        slope_span_C: float = 10.0,
+        decomposed_share: float = 0.02,
     ) -> None:
-        for name, level in (
-            ("onset_level", onset_level),
-            ("crystallized_level", crystallized_level),
-            ("decomposition_level", decomposition_level),
+        if (
+            isinstance(calibration_spectra, bool)
+            or int(calibration_spectra) != calibration_spectra
+            or not 3 <= calibration_spectra <= 50
         ):
-            if not (math.isfinite(level) and 0.0 < level < 1.0):
-                raise ValueError(f"RamanTransitionDetector.{name} {level} is outside (0, 1)")
-        if not onset_level < crystallized_level:
             raise ValueError(
-                f"RamanTransitionDetector.onset_level {onset_level} must be below "
-                f"crystallized_level {crystallized_level}"
-            )
-        if int(calibration_spectra) != calibration_spectra or calibration_spectra < 2:
-            raise ValueError(
-                f"RamanTransitionDetector.calibration_spectra {calibration_spectra} must be an "
-                "integer >= 2"
+                f"RamanTransitionDetector.calibration_spectra {calibration_spectra!r} must be an "
+                "integer from 3 to 50"
             )
         if not (math.isfinite(threshold) and threshold > 0):
             raise ValueError(f"RamanTransitionDetector.threshold {threshold} must be > 0")
@@ -234,53 +205,100 @@ class RamanTransitionDetector:
                 f"RamanTransitionDetector.max_step {max_step} must be > 0 and below the "
                 f"threshold {threshold} (one spectrum alone must not raise a flag)"
             )
-        for name, value in (
-            ("drift", drift),
-            ("relative_error", relative_error),
-            ("min_noise", min_noise),
-            ("persistence", persistence),
-        ):
+        if not (math.isfinite(drift) and drift >= 0):
+            raise ValueError(f"RamanTransitionDetector.drift {drift} must be >= 0")
+        for name, value in (("slope_span_C", slope_span_C), ("decomposed_share", decomposed_share)):
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"RamanTransitionDetector.{name} {value} must be >= 0")
-        for phase_class in ("crystalline", "decomposed"):
+        if not (math.isfinite(saturation) and 0.0 < saturation < 1.0):
+            raise ValueError(f"RamanTransitionDetector.saturation {saturation} is outside (0, 1)")
+        if not (math.isfinite(template_lag_C) and 0.0 <= template_lag_C <= 200.0):
+            raise ValueError(
+                f"RamanTransitionDetector.template_lag_C {template_lag_C} is outside 0 to 200 C"
+            )
+        if int(template_spectra) != template_spectra or not 1 <= template_spectra <= 50:
+            raise ValueError(
+                f"RamanTransitionDetector.template_spectra {template_spectra!r} must be an "
+                "integer from 1 to 50"
+            )
+        for phase_class in ("amorphous", "crystalline", "decomposed"):
             if not reference.names_of_class(phase_class):
                 raise ValueError(
                     f"the {reference.material} reference has no {phase_class} phase; the "
-                    "detector needs at least one crystalline and one decomposed phase"
+                    "detector needs amorphous, crystalline and decomposed phases"
                 )
         self.reference = reference
-        self.levels = {
-            "crystallization_onset": float(onset_level),
-            "crystallized": float(crystallized_level),
-            "decomposition": float(decomposition_level),
-        }
         self.calibration_spectra = int(calibration_spectra)
         self.threshold = float(threshold)
         self.drift = float(drift)
         self.max_step = float(max_step)
-        self.relative_error = float(relative_error)
-        self.min_noise = float(min_noise)
-        self.persistence = float(persistence)
-        self.describe_options = dict(describe_options or {})
+        self.saturation = float(saturation)
+        self.template_lag_C = float(template_lag_C)
+        self.template_spectra = int(template_spectra)
+        self.slope_span_C = float(slope_span_C)
+        self.decomposed_share = float(decomposed_share)
+        self._clusters_amorphous, self._clusters_crystallized = self._clusters(reference)
         self.reset()
+
+    # ------------------------------------------------------------------ set-up
+    @staticmethod
+    def _clusters(reference: RamanReference):
+        def bands(*classes: str):
+            out = []
+            for phase in reference.phases:
+                if phase.phase_class in classes:
+                    out += [
+                        (
+                            band.position,
+                            phase.reference_temperature_C,
+                            phase.name,
+                            phase.phase_class,
+                        )
+                        for band in phase.bands
+                        if not band.broad
+                    ]
+            return out
+
+        amorphous = [b[0] for b in bands("amorphous")]
+        crystalline = [b[0] for b in bands("crystalline")]
+        avoid = {"crystalline": amorphous, "decomposed": amorphous + crystalline}
+        guards = {"crystalline": AMORPHOUS_GUARD_CM1, "decomposed": CRYSTALLINE_GUARD_CM1}
+        watched = bands("crystalline", "decomposed")
+        before = band_clusters(watched, avoid, guard_cm1=guards)
+        # Against the crystallized state, the decomposed bands must be told from crystalline ones.
+        after = band_clusters(
+            watched, {"decomposed": crystalline}, guard_cm1={"decomposed": CRYSTALLINE_GUARD_CM1}
+        )
+        if not any(c.diagnostic and c.phase_class == "crystalline" for c in before):
+            raise ValueError(
+                f"the {reference.material} reference has no crystalline band at least "
+                f"{AMORPHOUS_GUARD_CM1:g} cm-1 from every amorphous band: nothing to watch"
+            )
+        if not any(c.diagnostic and c.phase_class == "decomposed" for c in after):
+            raise ValueError(
+                f"the {reference.material} reference has no decomposed band at least "
+                f"{CRYSTALLINE_GUARD_CM1:g} cm-1 from every crystalline band: nothing to watch"
+            )
+        return before, after
 
     def reset(self) -> None:
         """Forget everything: the next spectrum is index 0 of a new ramp."""
-        requires = {"crystallized": "crystallization_onset"}
-        self._watches = [
-            _Watch(
-                kind,
-                _class_statistic(_TRACE_OF_KIND[kind]),
-                _TRACE_OF_KIND[kind],
-                self.levels[kind],
-                requires.get(kind),
-            )
-            for kind in TRANSITION_KINDS
-        ]
         self._index = 0
         self.flags: list[TransitionFlag] = []
-        self.history: list[SpectrumFeatures] = []
+        self.history: list[TransitionFeatures] = []
         self.temperatures: list[float] = []
+        self._axis: np.ndarray | None = None
+        self._raised: set[str] = set()
+        self._cusum = {kind: _Cusum() for kind in TRANSITION_KINDS}
+        self._null = (0.0, 1.0)  # offset and scatter of the crystalline z in the calibration
+        self._calibration: list[tuple[np.ndarray, np.ndarray, float]] = []
+        self._completion: list[bool] = []
+        self._growth: list[float] = []  # crystalline_total since the onset's evidence began
+        self._previous: np.ndarray | None = None  # the last spectrum (despiked)
+        self._crystallized_area = math.nan
+        self._crystallized_widths: dict = {}
+        self._amorphous = _Stage(self._clusters_amorphous)
+        self._crystallized = _Stage(self._clusters_crystallized)
 
     @property
     def index(self) -> int:
@@ -292,10 +310,41 @@ class RamanTransitionDetector:
         """Whether the calibration spectra are in (flags can be raised)."""
         return self._index >= self.calibration_spectra
 
+    @property
+    def last_features(self) -> TransitionFeatures | None:
+        """Features of the last spectrum, None before the first."""
+        return self.history[-1] if self.history else None
+
     def cusum(self) -> dict[str, float]:
         """Current CUSUM value of each kind."""
-        return {watch.kind: watch.cusum for watch in self._watches}
+        return {kind: c.value for kind, c in self._cusum.items()}
 
+    @staticmethod
+    def _checked_temperature(temperature: float) -> float:
+        try:
+            value = float(temperature)
+        except (TypeError, ValueError):
+            raise ValueError(f"temperature {temperature!r} is not a number (in C)") from None
+        if not (math.isfinite(value) and value > -273.15):
+            raise ValueError(f"temperature {temperature!r} C must be a finite number above -273.15")
+        return value
+
+    def _on_axis(self, wavenumber: ArrayLike, counts: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+        x, y = check_spectrum(wavenumber, counts)
+        if self._axis is None:
+            self._axis = x
+        elif x.shape != self._axis.shape or not np.allclose(x, self._axis, rtol=0, atol=1e-6):
+            # Another axis within a ramp (e.g. a recalibration): onto the first one.
+            if x[0] > self._axis[0] + 1.0 or x[-1] < self._axis[-1] - 1.0:
+                raise ValueError(
+                    f"spectrum axis {x[0]:.1f}-{x[-1]:.1f} cm-1 does not cover the ramp's first "
+                    f"axis {self._axis[0]:.1f}-{self._axis[-1]:.1f} cm-1"
+                )
+            y = np.interp(self._axis, x, y)
+            x = self._axis
+        return x, y
+
+    # ------------------------------------------------------------------ the update
     def update(
         self, wavenumber: ArrayLike, counts: ArrayLike, temperature: float
     ) -> list[TransitionFlag]:
@@ -304,7 +353,7 @@ class RamanTransitionDetector:
         Parameters
         ----------
         wavenumber, counts : array_like
-            The spectrum as measured.
+            The spectrum as measured (cosmic rays are removed here; no baseline subtraction).
         temperature : float
             Sample temperature during the measurement (C).
 
@@ -318,380 +367,233 @@ class RamanTransitionDetector:
             On an invalid spectrum or temperature (the detector's state is unchanged).
         """
         temperature = self._checked_temperature(temperature)
-        features = describe_spectrum(
-            wavenumber,
-            counts,
-            self.reference,
-            temperature=temperature,
-            **self.describe_options,
-        )
-        return self.update_features(features, temperature)
-
-    @staticmethod
-    def _checked_temperature(temperature: float) -> float:
-        try:
-            value = float(temperature)
-        except (TypeError, ValueError):
-            raise ValueError(f"temperature {temperature!r} is not a number (in C)") from None
-        if not (math.isfinite(value) and value > -273.15):
-            raise ValueError(f"temperature {temperature!r} C must be a finite number above -273.15")
-        return value
-
-    @property
-    def last_features(self) -> SpectrumFeatures | None:
-        """Features of the last spectrum, None before the first."""
-        return self.history[-1] if self.history else None
-
-    def update_features(
-        self, features: SpectrumFeatures, temperature: float
-    ) -> list[TransitionFlag]:
-        """Like :meth:`update` for a spectrum already described by ``describe_spectrum``."""
-        temperature = self._checked_temperature(temperature)
+        x, y = self._on_axis(wavenumber, counts)
+        removal = remove_spikes(y)
+        despiked = removal.counts
+        noise = local_noise(despiked)
+        if not np.all(noise > 0):
+            noise = np.maximum(noise, 1e-12 + float(np.max(np.abs(despiked))) * 1e-9)
         index = self._index
+        features, raised = self._update_growth(x, despiked, noise, temperature, index)
+        features = _with_spikes(features, removal.n_spikes, float(np.median(noise)))
         self._index += 1
         self.history.append(features)
         self.temperatures.append(temperature)
-        if index < self.calibration_spectra:
-            self._calibrate(features, last=index == self.calibration_spectra - 1)
-            return []
-        raised: list[TransitionFlag] = []
-        for watch in self._watches:
-            if watch.raised or not watch.armed:
-                continue
-            value, error = watch.statistic(features)
-            if not (math.isfinite(value) and math.isfinite(error)):
-                continue  # nothing fitted in this spectrum: no evidence either way
-            sigma = _fraction_sigma(value, error, watch.sigma0, self.relative_error)
-            if watch.level > 0.5 and math.isfinite(watch.previous):
-                # Completion: the remainder 1 - value cannot vanish faster than the kinetics
-                # allow; an abrupt drop (a remainder the fit could no longer resolve) is doubt.
-                expected = self.persistence * (1.0 - watch.previous)
-                sigma = math.hypot(sigma, max(expected - (1.0 - value), 0.0))
-            watch.previous = value
-            z = (value - watch.level) / sigma
-            step = min(z - self.drift, self.max_step)
-            if watch.cusum <= 0.0 and step > 0:
-                watch.run_start = index
-            watch.cusum = max(0.0, watch.cusum + step)
-            prerequisite_met = watch.requires is None or any(
-                w.kind == watch.requires and w.raised for w in self._watches
-            )
-            if watch.cusum >= self.threshold and prerequisite_met:
-                flag = self._flag(watch, index, temperature, features, value, error, z)
-                watch.raised = True
-                raised.append(flag)
         self.flags.extend(raised)
         return raised
 
-    def _calibrate(self, features: SpectrumFeatures, *, last: bool) -> None:
-        for watch in self._watches:
-            value, _ = watch.statistic(features)
-            if math.isfinite(value):
-                watch.calibration.append(value)
-            if not last:
-                continue
-            values = np.asarray(watch.calibration)
-            spread = float(np.std(values, ddof=1)) if values.size >= 2 else 0.0
-            watch.sigma0 = max(spread, self.min_noise)
-            # A level already passed before the ramp got going is not a transition of this ramp.
-            watch.armed = values.size > 0 and float(np.median(values)) < watch.level
+    def _update_growth(self, x, y, noise, temperature, index):
+        amorphous = self._amorphous
+        if index < self.calibration_spectra:
+            amorphous.pool.append(_Kept(index, temperature, y))
+            self._calibration.append((y, noise, temperature))
+            if index == self.calibration_spectra - 1:
+                self._calibrate(x)
+            self._previous = y
+            return TransitionFeatures(temperature), []
 
-    def _flag(
+        template = amorphous.template(
+            x, index, temperature, self.template_lag_C, self.template_spectra
+        )
+        fit = fit_growth(x, y, noise, template, amorphous.clusters, temperature)
+        offset, scatter = self._null
+        z_crystal = (fit.z("crystalline") - offset) / scatter
+        raised: list[TransitionFlag] = []
+        if "crystallization_onset" not in self._raised:
+            if z_crystal < ACCEPT_Z:
+                amorphous.pool.append(_Kept(index, temperature, y))
+            cusum = self._cusum["crystallization_onset"]
+            cusum.add(z_crystal, index, self.drift, self.max_step)
+            if cusum.value >= self.threshold:
+                raised.append(
+                    self._raise("crystallization_onset", index, temperature, z_crystal, fit)
+                )
+                amorphous.frozen = template
+                # The growth seen while the evidence built up is part of the transition.
+                start = cusum.start if cusum.start is not None else index
+                self._growth = [f.crystalline_total for f in self.history[start:index]]
+                self._growth.append(fit.signal["crystalline_total"])
+        elif "crystallized" not in self._raised:
+            raised += self._check_completion(index, temperature, fit)
+            if raised:
+                self._learn_crystallized(x, y, noise, temperature, fit)
+
+        decomposed = None
+        if "crystallized" in self._raised and not raised:
+            decomposed = self._check_decomposition(x, y, noise, temperature, index, scatter)
+            raised += decomposed[1]
+        self._previous = y
+        peaks = _new_peaks(x, y - fit.background - fit.template_amplitude * template.shape)
+        after = decomposed[0] if decomposed else None
+        features = TransitionFeatures(
+            temperature,
+            crystalline_signal=fit.signal["crystalline"],
+            crystalline_signal_err=fit.signal_error["crystalline"],
+            crystalline_total=fit.signal["crystalline_total"],
+            crystalline_total_err=fit.signal_error["crystalline_total"],
+            crystalline_z=float(z_crystal),
+            decomposed_signal=after.signal["decomposed"] if after else math.nan,
+            decomposed_signal_err=after.signal_error["decomposed"] if after else math.nan,
+            decomposed_z=decomposed[2] if decomposed else math.nan,
+            template_amplitude=fit.template_amplitude,
+            reduced_chi2=fit.reduced_chi2,
+            peaks=peaks,
+        )
+        return features, raised
+
+    def _learn_crystallized(self, x, y, noise, temperature, fit: GrowthFit) -> None:
+        """The crystallized state: the spectrum that completed it and the one before, and the
+        width of each band as this film shows it (so that the crystalline bands follow the
+        crystallized state without taking up a broad decomposed band next to them)."""
+        kept = [y] if self._previous is None else [self._previous, y]
+        stage = self._crystallized
+        stage.frozen = Template.from_spectra(x, kept, temperature)
+        self._crystallized_area = max(float(fit.signal["crystalline_total"]), 1e-300)
+        widths: dict = dict(CRYSTALLIZED_LINE_WIDTHS)
+        for cluster, width in learn_widths(x, y, noise, stage.clusters, temperature).items():
+            if cluster.phase_class == "crystalline":
+                widths[cluster] = (width,)
+            elif cluster.phase_class == "mixed":
+                widths[cluster] = (width, *CRYSTALLIZED_LINE_WIDTHS["decomposed"])
+        self._crystallized_widths = widths
+
+    def _check_decomposition(self, x, y, noise, temperature, index, scatter):
+        stage = self._crystallized
+        fit = fit_growth(
+            x, y, noise, stage.frozen, stage.clusters, temperature, self._crystallized_widths
+        )
+        z = fit.z("decomposed") / scatter
+        raised = []
+        if "decomposition" not in self._raised:
+            # Bands of trace amounts, however significant, are not yet a decomposition: the
+            # decomposed bands must reach a share of the crystallized state's band area.
+            share = fit.signal["decomposed"] / self._crystallized_area
+            cusum = self._cusum["decomposition"]
+            step = z if share >= self.decomposed_share else min(z, 0.0)
+            cusum.add(step, index, self.drift, self.max_step)
+            if cusum.value >= self.threshold:
+                raised.append(self._raise("decomposition", index, temperature, z, fit))
+        return fit, raised, float(z)
+
+    def _calibrate(self, x: np.ndarray) -> None:
+        """Scatter of the crystalline statistic over the calibration spectra (leave one out)."""
+        spectra = self._calibration
+        zs = []
+        for j, (y, noise, temperature) in enumerate(spectra):
+            others = [s[0] for k, s in enumerate(spectra) if k != j]
+            template = Template.from_spectra(x, others, temperature)
+            fit = fit_growth(x, y, noise, template, self._amorphous.clusters, temperature)
+            zs.append(fit.z("crystalline"))
+        values = np.asarray([z for z in zs if math.isfinite(z)])
+        if values.size >= 2:
+            # Leaving one out puts that spectrum's noise once more into the template: the
+            # scatter of a template of n-1 spectra is (1 + 1/(n-1)) times the variance.
+            inflation = math.sqrt(1.0 + 1.0 / max(values.size - 1, 1))
+            scatter = float(np.std(values, ddof=1)) / inflation
+            self._null = (float(np.mean(values)), max(scatter, 1.0))
+        self._calibration = []
+
+    def _check_completion(self, index, temperature, fit: GrowthFit):
+        """Completion evidence: the crystalline growth has saturated (see the module doc)."""
+        self._growth.append(fit.signal["crystalline_total"])
+        self._completion.append(self._saturated())
+        if len(self._completion) >= 2 and self._completion[-1] and self._completion[-2]:
+            slopes = self._slopes()
+            fastest = float(np.max(slopes))
+            why = (
+                f"the crystalline band signal has stopped growing: growth {slopes[-1]:.3g} per "
+                f"spectrum, at most {self.saturation:g} of the fastest ({fastest:.3g}), on two "
+                "consecutive spectra"
+            )
+            return [
+                self._raise(
+                    "crystallized",
+                    index,
+                    temperature,
+                    3.0,
+                    fit,
+                    why=why,
+                    value=float(slopes[-1] / fastest),
+                    level=self.saturation,
+                )
+            ]
+        return []
+
+    def _slopes(self) -> np.ndarray:
+        """Growth per spectrum of the crystalline signal since the onset's evidence began,
+        over about ``slope_span_C`` (at least one spectrum)."""
+        values = np.asarray(self._growth, dtype=float)
+        recent = np.asarray(self.temperatures[-10:], dtype=float)
+        step = float(np.median(np.abs(np.diff(recent)))) if recent.size > 1 else 0.0
+        span = max(1, round(self.slope_span_C / step)) if step > 0.5 else 1
+        if values.size <= span:
+            return np.zeros(0)
+        return (values[span:] - values[:-span]) / span
+
+    def _saturated(self) -> bool:
+        slopes = self._slopes()
+        if slopes.size < 2 or not np.all(np.isfinite(slopes)):
+            return False
+        fastest = float(np.max(slopes))
+        return (
+            fastest > 0
+            and slopes[-1] <= self.saturation * fastest
+            and int(np.argmax(slopes)) < slopes.size - 1
+        )
+
+    def _raise(
         self,
-        watch: _Watch,
+        kind: str,
         index: int,
         temperature: float,
-        features: SpectrumFeatures,
-        value: float,
-        error: float,
         z: float,
+        fit: GrowthFit,
+        *,
+        why: str | None = None,
+        value: float | None = None,
+        level: float | None = None,
     ) -> TransitionFlag:
-        phases = self.reference.names_of_class(watch.phase_class)
-        bands = features.matched_bands(phases)
-        found = "; ".join(
+        self._raised.add(kind)
+        cusum = self._cusum[kind]
+        phase_class = "decomposed" if kind == "decomposition" else "crystalline"
+        stage = self._crystallized if kind == "decomposition" else self._amorphous
+        bands: dict[str, list[float]] = {}
+        for k, cluster in enumerate(stage.clusters):
+            if cluster.diagnostic and cluster.phase_class == phase_class and fit.areas[k] > 0:
+                for phase in cluster.phases:
+                    bands.setdefault(phase, []).append(round(cluster.position, 1))
+        carried = "; ".join(
             f"{phase} bands at {', '.join(f'{p:g}' for p in positions)} cm-1"
             for phase, positions in bands.items()
         )
-        fitted = ", ".join(
-            f"{phase} {features.phase_fractions[phase]:.3f}"
-            for phase in phases
-            if features.phase_fractions[phase] > 0
-        )
-        start = watch.run_start if watch.run_start is not None else index
-        evidence = (
-            f"{watch.phase_class} fraction {value:.3f} +/- {error:.3f} above {watch.level:g} "
-            f"(CUSUM {watch.cusum:.2f} >= {self.threshold:g} over spectra {start}-{index}, "
-            f"in-control noise {watch.sigma0:.4f}); unmixing: {fitted or 'none'}; "
-            + (found if found else f"no {watch.phase_class} band resolved as a separate peak")
-        )
+        if why is None:
+            start = cusum.start if cusum.start is not None else index
+            why = (
+                f"{phase_class} band signal z = {z:.1f} (CUSUM {cusum.value:.1f} >= "
+                f"{self.threshold:g} over spectra {start}-{index}; area "
+                f"{fit.signal[phase_class]:.4g} +/- {fit.signal_error[phase_class]:.2g})"
+            )
         return TransitionFlag(
-            kind=watch.kind,
+            kind=kind,
             index=index,
             temperature=temperature,
             confidence=round(_normal_cdf(z), 6),
-            evidence=evidence,
-            value=value,
-            level=watch.level,
-            cusum=watch.cusum,
-            bands=bands,
+            evidence=why + (f"; {carried}" if carried else ""),
+            value=z if value is None else value,
+            level=self.threshold if level is None else level,
+            cusum=cusum.value,
+            bands={phase: tuple(p) for phase, p in bands.items()},
         )
 
 
-# --- offline analysis ----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class TransitionEstimate:
-    """Transition temperature from a whole ramp.
-
-    Attributes
-    ----------
-    kind : str
-        One of :data:`TRANSITION_KINDS`.
-    temperature : float
-        Where the fitted class-fraction trace crosses the level (C).
-    uncertainty : float
-        One standard deviation (C).
-    level : float
-        The level crossed.
-    index : int
-        First spectrum at or after the crossing.
-    change_points : tuple of float
-        Temperatures of the PELT change points of the trace (C).
-    """
-
-    kind: str
-    temperature: float
-    uncertainty: float
-    level: float
-    index: int
-    change_points: tuple[float, ...]
+def _with_spikes(features: TransitionFeatures, n_spikes: int, noise: float) -> TransitionFeatures:
+    return dataclasses.replace(features, n_spikes=n_spikes, noise=noise)
 
 
-@dataclass(frozen=True)
-class RampReport:
-    """Everything :func:`analyze_ramp` found in a ramp.
-
-    Attributes
-    ----------
-    temperatures : ndarray
-        Temperature of each spectrum (C).
-    features : tuple of SpectrumFeatures
-        Per spectrum.
-    flags : tuple of TransitionFlag
-        What the streaming detector raises on this sequence.
-    transitions : dict
-        Kind -> :class:`TransitionEstimate`, for the kinds whose level is crossed.
-    change_points : dict
-        Trace name (``crystalline``, ``decomposed``) -> PELT change-point temperatures.
-    """
-
-    temperatures: np.ndarray
-    features: tuple[SpectrumFeatures, ...]
-    flags: tuple[TransitionFlag, ...]
-    transitions: dict[str, TransitionEstimate]
-    change_points: dict[str, tuple[float, ...]]
-
-    def trace(self, name: str) -> np.ndarray:
-        """A feature per spectrum: a class (``crystalline``...), a phase, or a record key."""
-        if name in ("amorphous", "crystalline", "decomposed"):
-            return np.array([f.class_fractions[name] for f in self.features])
-        if self.features and name in self.features[0].phase_fractions:
-            return np.array([f.phase_fractions[name] for f in self.features])
-        return np.array([f.as_record()[name] for f in self.features], dtype=float)
-
-    def summary(self) -> str:
-        """Human-readable lines: transition temperatures and flags."""
-        lines = []
-        for kind in TRANSITION_KINDS:
-            estimate = self.transitions.get(kind)
-            if estimate is None:
-                lines.append(f"{kind}: not reached")
-            else:
-                lines.append(
-                    f"{kind}: {estimate.temperature:.1f} +/- {estimate.uncertainty:.1f} C "
-                    f"(level {estimate.level:g}, spectrum {estimate.index})"
-                )
-        lines += [f"flag: {flag.message()}" for flag in self.flags]
-        return "\n".join(lines)
-
-
-def _spectra_pairs(
-    n: int, spectra: Any, wavenumber: ArrayLike | None
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    if wavenumber is None:
-        pairs = list(spectra)
-        if len(pairs) != n or not all(len(pair) == 2 for pair in pairs):
-            raise ValueError(
-                "analyze_ramp: without wavenumber, spectra must be (wavenumber, counts) pairs, "
-                f"one per temperature ({n})"
-            )
-        return [(np.asarray(x, dtype=float), np.asarray(y, dtype=float)) for x, y in pairs]
-    axis = np.asarray(wavenumber, dtype=float)
-    counts = [np.asarray(y, dtype=float) for y in spectra]
-    if len(counts) != n:
-        raise ValueError(f"analyze_ramp: {len(counts)} spectra for {n} temperatures")
-    if axis.ndim == 1:
-        return [(axis, y) for y in counts]
-    if axis.ndim == 2 and axis.shape[0] == n:
-        return list(zip(axis, counts, strict=True))
-    raise ValueError(
-        f"analyze_ramp: wavenumber must be one axis or one per spectrum, got shape {axis.shape}"
-    )
-
-
-def _trace_noise(values: np.ndarray, floor: float) -> float:
-    second = np.diff(values, 2)
-    if second.size == 0:
-        return floor
-    return max(float(np.median(np.abs(second))) / (0.6745 * math.sqrt(6.0)), floor)
-
-
-def _change_points(values: np.ndarray, noise: float, penalty: float) -> list[int]:
-    if values.size < 8:
-        return []
-    algorithm = ruptures.Pelt(model="clinear", min_size=3, jump=1).fit(values)
-    ends = algorithm.predict(pen=penalty * noise**2 * math.log(values.size))
-    return [int(end) for end in ends[:-1]]
-
-
-def _hinge_basis(t: np.ndarray, knots: Sequence[float]) -> np.ndarray:
-    columns = [np.ones_like(t), t] + [np.maximum(t - knot, 0.0) for knot in knots]
-    return np.column_stack(columns)
-
-
-def _first_crossing(
-    temperatures: np.ndarray,
-    values: np.ndarray,
-    sigmas: np.ndarray,
-    knots: Sequence[float],
-    level: float,
-    after: float,
-) -> tuple[float, float] | None:
-    """Crossing of ``level`` (upwards, after ``after``) by the fitted piecewise-linear curve."""
-    order = np.argsort(temperatures, kind="stable")
-    t, v, s = temperatures[order], values[order], sigmas[order]
-    basis = _hinge_basis(t, knots)
-    weights = 1.0 / s
-    a = basis * weights[:, None]
-    coef, *_ = np.linalg.lstsq(a, v * weights, rcond=None)
-    residual = v * weights - a @ coef
-    dof = max(t.size - basis.shape[1], 1)
-    chi2 = float(residual @ residual) / dof
-    covariance = np.linalg.pinv(a.T @ a) * max(chi2, 1.0)
-    grid = np.linspace(t[0], t[-1], max(200, 20 * t.size))
-    grid = grid[grid >= after]
-    if grid.size < 2:
-        return None
-    fitted = _hinge_basis(grid, knots) @ coef
-    above = np.flatnonzero((fitted[1:] >= level) & (fitted[:-1] < level))
-    if above.size == 0:
-        return None
-    i = int(above[0])
-    t0, t1, f0, f1 = grid[i], grid[i + 1], fitted[i], fitted[i + 1]
-    crossing = float(t0 + (level - f0) / (f1 - f0) * (t1 - t0))
-    g = _hinge_basis(np.array([crossing]), knots)[0]
-    slope = (f1 - f0) / (t1 - t0)
-    fit_sigma = math.sqrt(max(float(g @ covariance @ g), 0.0)) / abs(slope)
-    step = float(np.median(np.diff(t))) if t.size > 1 else 0.0
-    return crossing, math.hypot(fit_sigma, step / math.sqrt(12.0))
-
-
-def analyze_ramp(
-    temperatures: ArrayLike,
-    spectra: Any,
-    wavenumber: ArrayLike | None = None,
-    *,
-    reference: RamanReference = LLZO,
-    detector_options: dict[str, Any] | None = None,
-    penalty: float = 4.0,
-) -> RampReport:
-    """Transition temperatures (with uncertainty) and flags of a whole ramp.
-
-    Parameters
-    ----------
-    temperatures : array_like
-        Temperature of each spectrum (C), in acquisition order.
-    spectra : array_like or sequence
-        Counts, one spectrum per temperature (2-D array or sequence of 1-D arrays); with
-        ``wavenumber`` None, a sequence of ``(wavenumber, counts)`` pairs.
-    wavenumber : array_like, optional
-        One axis for all spectra, or one axis per spectrum (2-D).
-    reference : RamanReference
-        Material reference; LLZO by default.
-    detector_options : dict, optional
-        Options of the :class:`RamanTransitionDetector` replayed on the sequence (its levels
-        are also the levels of the transition temperatures).
-    penalty : float
-        PELT penalty, in units of ``noise**2 * log(n)`` of each trace.
-
-    Returns
-    -------
-    RampReport
-
-    Raises
-    ------
-    ValueError
-        On fewer than 3 spectra, mismatched lengths, or an invalid spectrum or temperature.
-    """
-    t = np.asarray(temperatures, dtype=float)
-    if t.ndim != 1 or t.size < 3:
-        raise ValueError(
-            f"analyze_ramp needs at least 3 temperatures in a 1-D array, got shape {t.shape}"
-        )
-    if not np.all(np.isfinite(t)):
-        raise ValueError("analyze_ramp: temperatures contain NaN or inf; only finite are allowed")
-    pairs = _spectra_pairs(t.size, spectra, wavenumber)
-    for i, (x, y) in enumerate(pairs):
-        check_spectrum(x, y, name=f"analyze_ramp spectrum {i}")
-    detector = RamanTransitionDetector(reference, **(detector_options or {}))
-    flags: list[TransitionFlag] = []
-    features = []
-    for (x, y), temperature in zip(pairs, t, strict=True):
-        described = describe_spectrum(
-            x, y, reference, temperature=float(temperature), **detector.describe_options
-        )
-        features.append(described)
-        flags += detector.update_features(described, float(temperature))
-
-    change_points: dict[str, tuple[float, ...]] = {}
-    transitions: dict[str, TransitionEstimate] = {}
-    for trace in ("crystalline", "decomposed"):
-        values = np.array([f.class_fractions[trace] for f in features])
-        errors = np.array([f.class_fraction_errors[trace] for f in features])
-        valid = np.isfinite(values) & np.isfinite(errors)
-        values, errors, temps = values[valid], errors[valid], t[valid]
-        noise = _trace_noise(values, detector.min_noise)
-        ends = _change_points(values, noise, penalty)
-        knots = [float(temps[end - 1]) for end in ends]
-        change_points[trace] = tuple(knots)
-        sigmas = np.array(
-            [
-                _fraction_sigma(v, e, noise, detector.relative_error)
-                for v, e in zip(values, errors, strict=True)
-            ]
-        )
-        after = -math.inf
-        for kind in TRANSITION_KINDS:
-            if _TRACE_OF_KIND[kind] != trace or values.size < 3:
-                continue
-            level = detector.levels[kind]
-            crossing = _first_crossing(temps, values, sigmas, knots, level, after)
-            if crossing is None:
-                continue
-            temperature, uncertainty = crossing
-            later = np.flatnonzero(t >= temperature)
-            transitions[kind] = TransitionEstimate(
-                kind=kind,
-                temperature=temperature,
-                uncertainty=uncertainty,
-                level=level,
-                index=int(later[0]) if later.size else int(t.size - 1),
-                change_points=tuple(knots),
-            )
-            after = temperature
-    return RampReport(
-        temperatures=t,
-        features=tuple(features),
-        flags=tuple(flags),
-        transitions=transitions,
-        change_points=change_points,
-    )
+def _new_peaks(x: np.ndarray, residual: np.ndarray) -> tuple[float, ...]:
+    """Positions of peaks standing out of the residual (what the learned state does not have)."""
+    sigma = noise_sigma(residual)
+    if not sigma > 0:
+        return ()
+    found, _ = find_peaks(residual, prominence=6.0 * sigma, width=3)
+    return tuple(float(x[i]) for i in found)

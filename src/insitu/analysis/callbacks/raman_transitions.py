@@ -4,10 +4,11 @@
 ``RE.subscribe(raman); raman.subscribe(writer)``. It forwards every document unchanged and adds,
 in the same run:
 
-* a ``raman_analysis`` stream: one event per spectrum event, with the features of
-  :func:`~insitu.analysis.raman_features.describe_spectrum` (crystallinity index, class and phase
-  fractions with errors, noise in 150-550 cm-1, number of peaks and spikes, peak positions), the
-  temperature used, the ``seq_num``/``uid`` of the source event, the flags it raised, and
+* a ``raman_analysis`` stream: one event per spectrum event, with the detector's statistics
+  (:class:`~insitu.analysis.transition_features.TransitionFeatures`: the crystalline and
+  decomposed band signals with their errors and in units of noise, the learned state's
+  amplitude, noise, number of spikes, new peaks), the temperature used, the index of the spectrum
+  in the ramp, the ``seq_num``/``uid`` of the source event, the flags it raised, and
   ``success``/``error`` (a spectrum that cannot be analysed gives an event with ``success``
   False; the exception is logged with its traceback *and* raised by ``flush()``);
 * a ``transitions`` stream: one event per :class:`~insitu.analysis.transitions.TransitionFlag`
@@ -54,8 +55,8 @@ from ophyd import Signal
 from ophyd.status import Status
 
 from insitu.analysis.callbacks._derived_stream import DerivedRun, DerivedStreamCallback, data_key
-from insitu.analysis.raman_features import SpectrumFeatures
 from insitu.analysis.raman_reference import LLZO, RamanReference
+from insitu.analysis.transition_features import RECORD_KEYS, TransitionFeatures
 from insitu.analysis.transitions import RamanTransitionDetector, TransitionFlag
 
 __all__ = ["RamanTransitionCallback", "AnalysisProgress", "TRANSITION_DATA_KEYS"]
@@ -83,24 +84,24 @@ TRANSITION_DATA_KEYS = {
 }
 
 
-def _analysis_data_keys(reference: RamanReference) -> dict[str, dict]:
+_INTEGER_KEYS = {"n_peaks", "n_spikes"}
+_UNITS = {"noise": "counts", "peak_positions": "cm^-1"}
+
+
+def _analysis_data_keys() -> dict[str, dict]:
     keys = {
         "index": _key("integer"),
         "temperature": _key("number", "degC"),
-        "crystallinity_index": _key("number"),
-        "crystalline_fraction": _key("number"),
-        "crystalline_fraction_err": _key("number"),
-        "amorphous_fraction": _key("number"),
-        "amorphous_fraction_err": _key("number"),
-        "decomposed_fraction": _key("number"),
-        "decomposed_fraction_err": _key("number"),
-        "noise": _key("number", "counts"),
-        "n_peaks": _key("integer"),
-        "n_spikes": _key("integer"),
-        "reduced_chi2": _key("number"),
-        "peak_positions": _key("string", "cm^-1"),
     }
-    keys.update({f"fraction_{name}": _key("number") for name in reference.phase_names})
+    for name in RECORD_KEYS:
+        dtype = (
+            "integer"
+            if name in _INTEGER_KEYS
+            else "string"
+            if name == "peak_positions"
+            else "number"
+        )
+        keys[name] = _key(dtype, _UNITS.get(name))
     keys.update(
         {
             "flags": _key("string"),
@@ -203,7 +204,7 @@ class RamanTransitionCallback(DerivedStreamCallback):
         RamanTransitionDetector(reference, **self.detector_options)  # validate options now
         self.analysis_stream = analysis_stream
         self.transitions_stream = transitions_stream
-        self.analysis_data_keys = _analysis_data_keys(reference)
+        self.analysis_data_keys = _analysis_data_keys()
         self.transition = Signal(name="transition", value="")
         self.analysed = AnalysisProgress(
             owner=self, name="raman_analysed_seq_num", timeout=wait_timeout
@@ -390,7 +391,7 @@ class RamanTransitionCallback(DerivedStreamCallback):
             self._finished_run_uid = run.start["uid"]
             self._progress.notify_all()
 
-    def _feature_record(self, features: SpectrumFeatures | None) -> dict[str, Any]:
+    def _feature_record(self, features: TransitionFeatures | None) -> dict[str, Any]:
         if features is None:
             return {}
         return features.as_record()

@@ -1,0 +1,411 @@
+"""Growth of sharp bands at literature positions, against a state learned from the ramp itself.
+
+The transition detector (:mod:`insitu.analysis.transitions`) knows only where a phase's bands are
+(the paper's table: positions and assignments, no widths, no intensities). Everything else comes
+from the data. One spectrum is fitted, by weighted linear least squares, as
+
+* a **template**: the film's own earlier spectrum (the mean of a few spectra the detector chose,
+  smoothed), with its first and second derivatives along the axis, so that the bands of that
+  state may scale, shift and broaden a little with temperature;
+* a **smooth background** (cubic B-splines every 150 cm-1 and four exponential tails of the laser
+  edge filter): fluorescence that drifts, quenches or changes shape;
+* **band columns** at each watched band cluster (bands of the watched phases closer than 12 cm-1
+  merged), at the position expected at the measurement temperature: two unit-area line shapes of
+  different widths (their combination follows any width in between) and the derivative of a
+  middle width (a position a few cm-1 off).
+
+The **signal** of a phase class is the summed area of its *diagnostic* clusters: those made of
+that class's bands only and far from every band of the classes it must be told apart from (an
+amorphous band, for instance, or a crystalline one for the decomposed class). Its standard error
+comes from the fit's covariance, with weights from the spectrum's own noise (shot and read noise
+per pixel, from the median absolute second difference in blocks of 40 pixels), so ``signal /
+error`` is in units of the spectrum's noise on any instrument. The template's amplitude, relative
+to the state it was taken from, is how much of that state remains.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.interpolate import BSpline
+from scipy.signal import savgol_filter
+
+__all__ = [
+    "BandCluster",
+    "GrowthFit",
+    "Template",
+    "band_clusters",
+    "fit_growth",
+    "SOFTENING_PER_C",
+]
+
+# Bands soften on heating by up to ~0.03 cm-1 per C; positions are expected at the middle of that
+# range from the temperature the literature saw them at, and the derivative column takes the rest.
+SOFTENING_PER_C = 0.015
+CLUSTER_CM1 = 12.0
+BACKGROUND_KNOT_SPACING_CM1 = 150.0
+EDGE_TAIL_DECAYS_CM1 = (3.0, 5.0, 8.0, 12.0)
+TEMPLATE_SMOOTHING_CM1 = 5.0
+# Unit-area line shapes per class of band (FWHM, cm-1): narrow, wide, and the derivative's width.
+LINE_WIDTHS_CM1 = {"crystalline": (8.0, 24.0), "decomposed": (25.0, 60.0)}
+_LN2 = math.log(2.0)
+
+
+@dataclass(frozen=True)
+class BandCluster:
+    """Bands of the watched phases that lie too close together to be told apart.
+
+    Attributes
+    ----------
+    position : float
+        Mean literature position (cm-1) at ``temperature_C``.
+    temperature_C : float
+        Temperature at which the literature saw the bands (C).
+    phase_class : str
+        ``"crystalline"``, ``"decomposed"`` or ``"mixed"`` (bands of both).
+    phases : tuple of str
+        Phases whose bands are in it.
+    diagnostic : bool
+        Counts in its class's signal (single class, far from the bands it must be told from).
+    isolated : bool
+        Far from the bands the crystalline class must be told from (a mixed crystalline and
+        decomposed cluster may be, and then counts in the ``crystalline_total`` signal).
+    """
+
+    position: float
+    temperature_C: float
+    phase_class: str
+    phases: tuple[str, ...]
+    diagnostic: bool
+    isolated: bool = False
+
+    def expected_position(self, temperature: float) -> float:
+        """Where the cluster sits at ``temperature`` (C), softened from the literature's."""
+        return self.position - SOFTENING_PER_C * (temperature - self.temperature_C)
+
+
+def band_clusters(
+    bands: Sequence[tuple[float, float, str, str]],
+    avoid: dict[str, Sequence[float]],
+    *,
+    guard_cm1: dict[str, float],
+) -> tuple[BandCluster, ...]:
+    """Group watched bands into clusters and mark the diagnostic ones.
+
+    Parameters
+    ----------
+    bands : sequence of (position, temperature_C, phase, phase_class)
+        Bands of the crystalline and decomposed phases.
+    avoid : dict
+        Class -> positions its diagnostic clusters must stay away from.
+    guard_cm1 : dict
+        Class -> the smallest distance (cm-1) to those positions.
+    """
+    ordered = sorted(bands)
+    groups: list[list[tuple[float, float, str, str]]] = []
+    for band in ordered:
+        if groups and band[0] - groups[-1][-1][0] < CLUSTER_CM1:
+            groups[-1].append(band)
+        else:
+            groups.append([band])
+    clusters = []
+    for group in groups:
+        classes = {b[3] for b in group}
+        phase_class = classes.pop() if len(classes) == 1 else "mixed"
+        position = float(np.mean([b[0] for b in group]))
+        diagnostic = phase_class != "mixed" and all(
+            abs(position - other) >= guard_cm1.get(phase_class, 0.0)
+            for other in avoid.get(phase_class, ())
+        )
+        isolated = all(
+            abs(position - other) >= guard_cm1.get("crystalline", 0.0)
+            for other in avoid.get("crystalline", ())
+        )
+        clusters.append(
+            BandCluster(
+                position=position,
+                temperature_C=float(np.mean([b[1] for b in group])),
+                phase_class=phase_class,
+                phases=tuple(sorted({b[2] for b in group})),
+                diagnostic=diagnostic,
+                isolated=isolated and phase_class in ("crystalline", "mixed"),
+            )
+        )
+    return tuple(clusters)
+
+
+def _pixels(x: np.ndarray, width_cm1: float) -> int:
+    step = float(np.median(np.diff(x)))
+    return max(int(round(width_cm1 / step)), 1)
+
+
+@dataclass(frozen=True)
+class Template:
+    """A state of the film learned from its own spectra: smoothed mean and its derivatives."""
+
+    shape: np.ndarray
+    d1: np.ndarray
+    d2: np.ndarray
+    temperature: float
+    indices: tuple[int, ...] = ()
+
+    @classmethod
+    def from_spectra(
+        cls,
+        x: np.ndarray,
+        spectra: Sequence[np.ndarray],
+        temperature: float,
+        indices: Sequence[int] = (),
+    ) -> Template:
+        """Mean of despiked spectra on one axis, Savitzky-Golay smoothed over ~5 cm-1."""
+        mean = np.mean(np.asarray(spectra, dtype=float), axis=0)
+        window = max(_pixels(x, TEMPLATE_SMOOTHING_CM1) | 1, 5)
+        step = float(np.median(np.diff(x)))
+        shape = savgol_filter(mean, window, 3)
+        d_window = max(_pixels(x, 2.0 * TEMPLATE_SMOOTHING_CM1) | 1, 7)
+        d1 = savgol_filter(mean, d_window, 3, deriv=1, delta=step)
+        d2 = savgol_filter(mean, d_window, 3, deriv=2, delta=step)
+        return cls(shape, d1, d2, float(temperature), tuple(indices))
+
+
+@functools.lru_cache(maxsize=8)
+def _background_basis(x_bytes: bytes) -> np.ndarray:
+    x = np.frombuffer(x_bytes, dtype=float)
+    lo, hi = float(x[0]), float(x[-1])
+    intervals = max(1, math.ceil((hi - lo) / BACKGROUND_KNOT_SPACING_CM1))
+    inner = np.linspace(lo, hi, intervals + 1)
+    knots = np.concatenate([[lo] * 3, inner, [hi] * 3])
+    splines = BSpline.design_matrix(x, knots, 3).toarray()
+    tails = np.exp(-(x[:, None] - lo) / np.array(EDGE_TAIL_DECAYS_CM1)[None, :])
+    basis = np.hstack([splines, tails])
+    basis.flags.writeable = False
+    return basis
+
+
+def _unit_area_lines(x: np.ndarray, centres: np.ndarray, fwhm: float) -> np.ndarray:
+    """Pseudo-Voigt (half Lorentzian) lines of unit area, and their derivative in position."""
+    half = 0.5 * fwhm
+    u = (x[None, :] - centres[:, None]) / half
+    u2 = u * u
+    lorentz = 1.0 / (1.0 + u2)
+    gauss = np.exp(-_LN2 * u2)
+    area = 0.5 * math.pi * half + 0.5 * half * math.sqrt(math.pi / _LN2)
+    shape = (0.5 * lorentz + 0.5 * gauss) / area
+    d_shape = (u * (lorentz * lorentz + _LN2 * gauss)) / (half * area)  # d/d(centre)
+    return shape, d_shape
+
+
+def _band_columns(
+    x: np.ndarray,
+    clusters: Sequence[BandCluster],
+    temperature: float,
+    line_widths: dict,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Columns per cluster (one line shape per width, then the derivative of the middle width
+    in position) and, per column, the index of the cluster whose area it carries (-1: none)."""
+    columns, owners = [], []
+    for k, cluster in enumerate(clusters):
+        widths = line_widths.get(
+            cluster, line_widths.get(cluster.phase_class, line_widths["crystalline"])
+        )
+        centre = np.array([cluster.expected_position(temperature)])
+        for width in widths:
+            columns.append(_unit_area_lines(x, centre, width)[0][0])
+            owners.append(k)
+        columns.append(_unit_area_lines(x, centre, float(np.median(widths)))[1][0])
+        owners.append(-1)
+    return np.column_stack(columns), np.array(owners)
+
+
+@dataclass(frozen=True)
+class GrowthFit:
+    """What :func:`fit_growth` found in one spectrum.
+
+    Attributes
+    ----------
+    areas : ndarray
+        Fitted area of each band cluster (counts x cm-1).
+    signal : dict
+        ``crystalline``, ``decomposed``: summed area of the class's diagnostic clusters;
+        ``crystalline_total``: of every isolated cluster with crystalline bands.
+    signal_error : dict
+        Standard errors of those sums (NaN for a class without such clusters), scaled by the
+        misfit near the bands.
+    template_amplitude, template_error : float
+        Amplitude of the template (1 = as much as when it was taken) and its standard error.
+    reduced_chi2 : float
+        Weighted residual sum of squares per degree of freedom.
+    background : ndarray
+        The fitted smooth background (for plots and peak finding).
+    """
+
+    areas: np.ndarray
+    signal: dict[str, float]
+    signal_error: dict[str, float]
+    template_amplitude: float
+    template_error: float
+    reduced_chi2: float
+    background: np.ndarray = field(repr=False)
+
+    def z(self, phase_class: str) -> float:
+        """The class's signal in units of its standard error (NaN without diagnostic bands)."""
+        error = self.signal_error.get(phase_class, math.nan)
+        return self.signal.get(phase_class, math.nan) / error if error > 0 else math.nan
+
+
+WIDTH_GRID_CM1 = (4.0, 6.0, 8.0, 11.0, 15.0, 20.0, 27.0, 36.0, 48.0, 64.0)
+
+
+def learn_widths(
+    x: np.ndarray,
+    y: np.ndarray,
+    noise: np.ndarray,
+    clusters: Sequence[BandCluster],
+    temperature: float,
+    *,
+    window_cm1: float = 50.0,
+) -> dict[BandCluster, float]:
+    """The width (FWHM, cm-1) each cluster's band shows in one spectrum, from a grid.
+
+    Each cluster is fitted on its own, within ``window_cm1`` of its expected position, as one
+    unit-area line (and its derivative in position) on a quadratic background; the width of the
+    smallest weighted residual wins. Used on the spectrum that completed the crystallization,
+    whose crystalline bands are strong: the widths are the film's own, not a table's.
+    """
+    found = {}
+    for cluster in clusters:
+        centre = cluster.expected_position(temperature)
+        inside = np.abs(x - centre) <= window_cm1
+        if np.count_nonzero(inside) < 12:
+            continue
+        xs, ys, ws = x[inside], y[inside], 1.0 / noise[inside]
+        u = (xs - centre) / window_cm1
+        best, best_rss = None, math.inf
+        for width in WIDTH_GRID_CM1:
+            shape, d_shape = _unit_area_lines(xs, np.array([centre]), width)
+            design = np.column_stack([shape[0], d_shape[0], np.ones_like(u), u, u * u])
+            a = design * ws[:, None]
+            coef, *_ = np.linalg.lstsq(a, ys * ws, rcond=None)
+            if coef[0] <= 0:
+                continue
+            residual = ys * ws - a @ coef
+            rss = float(residual @ residual)
+            if rss < best_rss:
+                best, best_rss = width, rss
+        if best is not None:
+            found[cluster] = best
+    return found
+
+
+def _least_squares(design: np.ndarray, y: np.ndarray, weights: np.ndarray, residuals=None):
+    """Weighted least squares: coefficients, their covariance (scaled by the reduced chi-square
+    when above 1: never more precise than the noise says), the reduced chi-square; the weighted
+    residuals go into ``residuals`` (a list) when one is given."""
+    a = design * weights[:, None]
+    scale = np.linalg.norm(a, axis=0)
+    scale[scale == 0] = 1.0
+    a /= scale
+    b = y * weights
+    gram = a.T @ a
+    try:
+        inverse = np.linalg.inv(gram)
+    except np.linalg.LinAlgError:
+        inverse = np.linalg.pinv(gram)
+    coef = inverse @ (a.T @ b)
+    residual = b - a @ coef
+    dof = max(y.size - design.shape[1], 1)
+    chi2 = float(residual @ residual) / dof
+    covariance = inverse * max(chi2, 1.0) / np.outer(scale, scale)
+    if residuals is not None:
+        residuals.append(residual)
+    return coef / scale, covariance, chi2
+
+
+def fit_growth(
+    x: np.ndarray,
+    y: np.ndarray,
+    noise: np.ndarray,
+    template: Template,
+    clusters: Sequence[BandCluster],
+    temperature: float,
+    line_widths: dict | None = None,
+) -> GrowthFit:
+    """Fit one despiked spectrum as template + smooth background + band clusters (module doc).
+
+    Parameters
+    ----------
+    x, y : ndarray
+        Increasing axis (cm-1) and despiked counts.
+    noise : ndarray
+        Noise standard deviation per pixel (> 0).
+    template : Template
+        The learned state, on the same axis.
+    clusters : sequence of BandCluster
+        Watched band clusters.
+    temperature : float
+        Measurement temperature (C), for the expected band positions.
+    line_widths : dict, optional
+        Class name or cluster -> FWHM (cm-1) of its unit-area line shapes (a cluster's own entry
+        wins); :data:`LINE_WIDTHS_CM1` by default.
+
+    Returns
+    -------
+    GrowthFit
+    """
+    background = _background_basis(x.tobytes())
+    widths = LINE_WIDTHS_CM1 if line_widths is None else line_widths
+    bands, owners = _band_columns(x, clusters, temperature, widths)
+    design = np.column_stack([template.shape, template.d1, template.d2, bands, background])
+    weights = 1.0 / noise
+    residuals: list[np.ndarray] = []
+    coef, covariance, chi2 = _least_squares(design, y, weights, residuals)
+    s2 = max(chi2, 1.0)
+    residual = residuals[0]
+    first_band = 3
+    band_coef = coef[first_band : first_band + bands.shape[1]]
+    band_cov = covariance[
+        first_band : first_band + bands.shape[1], first_band : first_band + bands.shape[1]
+    ]
+    n_clusters = len(clusters)
+    areas = np.zeros(n_clusters)
+    for k in range(n_clusters):
+        areas[k] = float(band_coef[owners == k].sum())
+    signal, error = {}, {}
+    selections = {
+        phase_class: [c.diagnostic and c.phase_class == phase_class for c in clusters]
+        for phase_class in ("crystalline", "decomposed")
+    }
+    selections["crystalline_total"] = [c.isolated for c in clusters]
+    for phase_class, selection in selections.items():
+        chosen = np.array(selection, dtype=bool)
+        indicator = chosen[owners] if owners.size else np.zeros(0, dtype=bool)
+        indicator = np.where(owners >= 0, indicator, False).astype(float)
+        signal[phase_class] = float(indicator @ band_coef)
+        if not indicator.any():
+            error[phase_class] = math.nan
+            continue
+        # The misfit that matters is the one around these bands (a strong band elsewhere that
+        # the template follows imperfectly must not hide a weak one here).
+        near = np.zeros(x.size, dtype=bool)
+        for cluster, wanted in zip(clusters, chosen, strict=True):
+            if wanted:
+                reach = 2.0 * max(
+                    widths.get(cluster, widths.get(cluster.phase_class, widths["crystalline"]))
+                )
+                near |= np.abs(x - cluster.expected_position(temperature)) <= reach
+        local = float(np.mean(residual[near] ** 2)) if near.any() else s2
+        variance = float(indicator @ band_cov @ indicator) / s2 * max(local, 1.0)
+        error[phase_class] = math.sqrt(max(variance, 0.0))
+    return GrowthFit(
+        areas=areas,
+        signal=signal,
+        signal_error=error,
+        template_amplitude=float(coef[0]),
+        template_error=math.sqrt(max(float(covariance[0, 0]), 0.0)),
+        reduced_chi2=float(s2),
+        background=background @ coef[first_band + bands.shape[1] :],
+    )
