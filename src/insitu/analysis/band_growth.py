@@ -252,7 +252,6 @@ def _line_rows(x_bytes: bytes, lines: tuple[tuple[float, float, bool], ...]) -> 
     return rows
 
 
-
 @dataclass(frozen=True)
 class GrowthFit:
     """What :func:`fit_growth` found in one spectrum.

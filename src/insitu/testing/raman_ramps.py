@@ -24,6 +24,9 @@ import numpy as np
 
 __all__ = [
     "BAND_POSITIONS",
+    "FlagVerdict",
+    "band_model_mapping",
+    "judge",
     "RampSpec",
     "RenderedRamp",
     "draw_ramp",
@@ -350,3 +353,88 @@ def flag_windows(ramp: RenderedRamp) -> dict[str, tuple[int, int]]:
         earliest = int(np.flatnonzero(truth >= EARLIEST[kind])[0])
         windows[kind] = (earliest, int(above[0]) + 2)
     return windows
+
+
+@dataclass(frozen=True)
+class FlagVerdict:
+    """How one flag kind fared on one ramp.
+
+    Attributes
+    ----------
+    kind : str
+        Flag kind.
+    verdict : str
+        ``ok`` (inside the window), ``early`` (before the phase is really there), ``late``
+        (more than 2 spectra after the level), ``missed`` (level crossed, no flag), ``false``
+        (flagged, level never crossed: an early flag with no window), ``quiet`` (neither).
+    index : int or None
+        Spectrum that raised the flag.
+    window : tuple of int or None
+        (earliest, latest) acceptable index.
+    latency : int or None
+        Flag index minus the first spectrum above the level.
+    """
+
+    kind: str
+    verdict: str
+    index: int | None
+    window: tuple[int, int] | None
+    latency: int | None
+
+
+def judge(ramp: RenderedRamp, flags: dict[str, int]) -> dict[str, FlagVerdict]:
+    """Verdict per kind for the flags a detector raised on a ramp (kind -> spectrum index)."""
+    windows = flag_windows(ramp)
+    verdicts = {}
+    for kind in LEVELS:
+        window, index = windows.get(kind), flags.get(kind)
+        if window is None:
+            verdict = "quiet" if index is None else "false"
+            verdicts[kind] = FlagVerdict(kind, verdict, index, None, None)
+            continue
+        level_index = window[1] - 2
+        if index is None:
+            verdicts[kind] = FlagVerdict(kind, "missed", None, window, None)
+            continue
+        verdict = "early" if index < window[0] else "late" if index > window[1] else "ok"
+        verdicts[kind] = FlagVerdict(kind, verdict, index, window, index - level_index)
+    return verdicts
+
+
+def band_model_mapping() -> dict:
+    """A line-shape reference (this generator's nominal widths and heights, as a YAML-like
+    mapping for ``reference_from_mapping``): what the detector before the positions-only one
+    needed, kept to time that path in benchmarks and to render synthetic spectra."""
+    phases = {
+        "amorphous": {
+            "class": "amorphous",
+            "reference_temperature_C": 25,
+            "bands": [
+                {"position": 91.0, "fwhm": 22.0, "intensity": 50.0},
+                {"position": 480.0, "fwhm": 500.0, "intensity": 45.0, "broad": True},
+            ],
+        },
+        "amorphous_rearranged": {
+            "class": "amorphous",
+            "reference_temperature_C": 550,
+            "bands": [{"position": 143.0, "fwhm": 80.0, "intensity": 90.0}],
+        },
+    }
+    classes = {"tetragonal": "crystalline", "cubic": "crystalline", "pyrochlore": "decomposed"}
+    for phase, (positions, temperature) in BAND_POSITIONS.items():
+        phases[phase] = {
+            "class": classes[phase],
+            "reference_temperature_C": temperature,
+            "bands": [
+                {"position": p, "fwhm": w, "intensity": 600.0 * h, "size_broadened": True}
+                for p, w, h in zip(
+                    positions, _NOMINAL_WIDTH[phase], _NOMINAL_HEIGHT[phase], strict=True
+                )
+            ],
+        }
+    return {
+        "material": "LLZO-like film (insitu.testing generator's nominal bands)",
+        "thermal_shift_per_C": -2.0e-5,
+        "thermal_broadening_per_C": 5.0e-4,
+        "phases": phases,
+    }
