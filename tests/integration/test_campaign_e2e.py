@@ -77,12 +77,16 @@ def test_ramp_until_holds_at_the_edge_of_crystallization(fast_beamline):
     assert bl.RE.state == "idle"
     film = lab.film
     now = film.state(plan_ended)
-    # The true onset: the first moment the film's crystalline fraction passed 5 %.
-    times = np.arange(film.start_time, now.time, 20.0)
+    # The crystals were really there (1 %) when the plan held, and it held within 15 C of the
+    # true onset (5 %) if the film got there.
+    times = np.arange(film.start_time, now.time + 20.0, 20.0)
     crystalline = np.array([film.state(t).crystalline_fraction for t in times])
-    onset_time = times[np.argmax(crystalline > 0.05)]
-    true_onset = lab.linkam.temperature_at(onset_time)
-    assert held_at - true_onset <= 15.0  # held within 15 C above the true onset
+    assert crystalline[-1] >= 0.01
+    there = lab.linkam.temperature_at(times[np.argmax(crystalline >= 0.01)])
+    assert held_at >= there
+    if (crystalline > 0.05).any():
+        true_onset = lab.linkam.temperature_at(times[np.argmax(crystalline > 0.05)])
+        assert held_at - true_onset <= 15.0
     assert held_at < 800.0 - 50.0  # and did not ramp on
     assert now.crystalline_fraction < 0.30  # when the plan hands the held film back
     assert bl.stage.status.get() == "HOLDING_CURRENT"

@@ -81,7 +81,7 @@ CRYSTALLINE_GUARD_CM1 = 15.0
 # broad shape (two widths of a broad band are too collinear with the background to keep).
 CRYSTALLIZED_LINE_WIDTHS = {"crystalline": (8.0, 24.0), "decomposed": (45.0,)}
 # Accepted into the learned amorphous state: spectra whose crystalline z is below this.
-ACCEPT_Z = 2.0
+ACCEPT_Z = 3.0
 
 
 def _normal_cdf(z: float) -> float:
@@ -181,7 +181,7 @@ class RamanTransitionDetector:
         *,
         calibration_spectra: int = 5,
         threshold: float = 6.0,
-        drift: float = 2.5,
+        drift: float = 2.0,
         max_step: float = 4.0,
         saturation: float = 0.4,
         template_lag_C: float = 15.0,
