@@ -18,25 +18,26 @@ background is smooth on that scale; the fit is ~4x faster) interpolated back. Th
 ``"snip"`` (statistics-sensitive non-linear iterative peak clipping, decreasing windows up to
 140 cm-1): it had the smallest error of the candidates and runs in well under a millisecond.
 ``benchmarks/bench_raman.py`` compares them on 160 seeded synthetic spectra (1600 points,
-50-1000 cm-1; LLZO phase mixtures on a sloped fluorescence, the amorphous hump, a laser-edge tail
-and thermal emission; shot and read noise); the score is the RMS error of the baseline against
-the true smooth background, in units of the noise, above 90 cm-1 (the steep edge tail below is
-followed by no smoother). One run (2 cores):
+50-1000 cm-1; phase mixtures of a line-shape table on a sloped fluorescence, an amorphous hump,
+a laser-edge tail and thermal emission; shot and read noise); the score is the RMS error of the
+baseline against the true smooth background, in units of the noise, above 90 cm-1 (the steep
+edge tail below is followed by no smoother). One run (2 cores):
 
 =================  ==================  ===========  ==========================================
 method (options)   error median / p90  median time  verdict
 =================  ==================  ===========  ==========================================
-snip (140 cm-1)    3.2 / 7.2           0.7 ms       chosen: most accurate, fast, no iterations
-iarpls (lam 1e7)   3.7 / 8.0           1.2 ms       close, twice as slow
-asls (1e7, 0.002)  4.3 / 9.8           0.4 ms       needs p tuned to the band density
-airpls (lam 1e7)   5.0 / 10.6          0.3 ms       fastest, rides up under broad band clusters
-arpls (lam 1e6)    5.4 / 10.5          1.5 ms       slower and less accurate here
-imodpoly (4)       6.2 / 14.3          0.7 ms       a polynomial cannot follow edge + thermal
+snip (140 cm-1)    2.6 / 4.9           0.6 ms       chosen: most accurate, fast, no iterations
+iarpls (lam 1e7)   2.7 / 6.0           1.0 ms       close, slower, a longer tail
+asls (1e7, 0.002)  3.9 / 11.4          0.4 ms       needs p tuned to the band density
+airpls (lam 1e7)   4.2 / 11.5          0.4 ms       fast, rides up under broad band clusters
+arpls (lam 1e6)    4.3 / 11.0          1.4 ms       slower and less accurate here
+imodpoly (4)       5.6 / 15.8          0.8 ms       a polynomial cannot follow edge + thermal
 =================  ==================  ===========  ==========================================
 
 The errors are several times the noise for all of them because the broad bands (the 143 cm-1
 band, the overlapping pyrochlore bands) are partly taken as background. So the baseline serves
-peak finding and plots; the phase unmixing fits its own smooth background jointly with the phases.
+peak finding and plots; the unmixing and the transition detector fit their own smooth background
+jointly with the bands.
 
 Smoothing (:func:`smooth`) is an optional Savitzky-Golay filter with a window in cm-1.
 """

@@ -1,17 +1,22 @@
 """Raman reference tables: the bands of each phase of a material, as data, and their line shapes.
 
 A :class:`RamanReference` lists the phases of one material (for LLZO: three amorphous states,
-tetragonal and cubic garnet, La2Zr2O7 pyrochlore), each with its bands (position, FWHM, peak
-height per unit phase fraction, Lorentzian share of a pseudo-Voigt), the temperature at which the
-bands were observed, and the class of the phase: ``"amorphous"``, ``"crystalline"`` or
-``"decomposed"`` (what the transition detector watches). It renders a phase's spectrum at a
-measurement temperature (anharmonic shift and broadening from two material coefficients), with an
-optional extra shift and an extra broadening of the bands marked ``size_broadened`` (phonon
-confinement in nanocrystals, which the unmixing fits), and the derivatives of that spectrum with
-respect to both, which the unmixing uses for its one Gauss-Newton step.
+tetragonal and cubic garnet, La2Zr2O7 pyrochlore), each with the class of the phase
+(``"amorphous"``, ``"crystalline"`` or ``"decomposed"``: what the transition detector watches),
+the temperature at which its bands were observed, and its bands: a position and an assignment,
+which is what the literature gives and all the transition detector needs.
 
-The table is a YAML file; :data:`LLZO` is loaded from the package's ``data/llzo_raman.yaml``, and
-:func:`load_reference` reads another material's file of the same form, e.g.::
+A band may also carry a line shape (FWHM, peak height per unit phase fraction, Lorentzian share
+of a pseudo-Voigt): such a *band-model* reference renders a phase's spectrum at a measurement
+temperature (anharmonic shift and broadening from two material coefficients), with an optional
+extra shift and an extra broadening of the bands marked ``size_broadened`` (phonon confinement in
+nanocrystals), and the derivatives of that spectrum with respect to both, for the linear
+unmixing of :mod:`insitu.analysis.raman_features` (phase fractions, when a lab has such a table).
+A positions-only reference refuses to render, saying why.
+
+The table is a YAML file; :data:`LLZO` (positions only, the paper's table) is loaded from the
+package's ``data/llzo_raman.yaml``, and :func:`load_reference` reads another material's file of
+the same form, e.g. this band-model one::
 
     material: my film
     thermal_shift_per_C: -1.0e-5
