@@ -12,7 +12,7 @@ from zahner_analysis.file_import.ism_import import IsmImport
 
 from insitu.analysis.eis import CircuitFit, circuit_impedance, fit_circuit, parse_circuit
 
-ZAHNER_DIR = Path(__file__).parents[2] / ".." / "shared" / "data" / "zahner"
+ZAHNER_DIR = Path(__file__).parents[1] / "data" / "zahner"
 ZAHNER_R_OHM = 9.8866e7  # Zahner's own fit of rc-data.ism (rc-data.fit_result.json)
 ZAHNER_C_F = 1.4784e-10
 

@@ -18,7 +18,7 @@ from insitu.analysis.eis import (
 )
 
 FREQUENCY = np.logspace(6, -1, 61)  # measured from 1 MHz down: low frequencies last
-ZAHNER_FILE = Path(__file__).parents[2] / ".." / "shared" / "data" / "zahner" / "rc-data.ism"
+ZAHNER_FILE = Path(__file__).parents[1] / "data" / "zahner" / "rc-data.ism"
 
 
 def random_film(rng: np.random.Generator) -> tuple[str, dict[str, float]]:
