@@ -277,3 +277,15 @@ def test_analyze_ramp_rejects_bad_input(ramp):
     temperatures[2] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         analyze_ramp(temperatures, ramp.spectra[:5], AXIS)
+
+
+def test_a_long_quiet_run_keeps_a_bounded_learned_state():
+    from insitu.analysis.transitions import MAX_POOL
+
+    rng = np.random.default_rng(5)
+    detector = RamanTransitionDetector()
+    flat = 2000.0 + 500.0 * np.exp(-((AXIS - 480.0) / 300.0) ** 2)
+    for i in range(MAX_POOL + 60):
+        detector.update(AXIS, rng.poisson(flat).astype(float), 25.0 + 0.5 * i)
+    assert len(detector._amorphous.pool) <= detector.calibration_spectra + MAX_POOL
+    assert detector.flags == []

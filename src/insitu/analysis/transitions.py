@@ -82,6 +82,8 @@ CRYSTALLINE_GUARD_CM1 = 15.0
 CRYSTALLIZED_LINE_WIDTHS = {"crystalline": (8.0, 24.0), "decomposed": (45.0,)}
 # Accepted into the learned amorphous state: spectra whose crystalline z is below this.
 ACCEPT_Z = 3.0
+# Spectra a learned state is chosen from, besides the calibration spectra.
+MAX_POOL = 200
 
 
 def _normal_cdf(z: float) -> float:
@@ -103,6 +105,13 @@ class _Stage:
     pool: list[_Kept] = field(default_factory=list)
     frozen: Template | None = None
     cache: dict[tuple[int, ...], Template] = field(default_factory=dict)
+
+    def keep(self, kept: _Kept, first: int) -> None:
+        """Add a spectrum; keep the ``first`` (calibration) ones and the latest few dozen, so a
+        long unattended run neither grows memory nor slows down."""
+        self.pool.append(kept)
+        if len(self.pool) > first + MAX_POOL:
+            del self.pool[first : len(self.pool) - MAX_POOL]
 
     def template(self, x: np.ndarray, index: int, temperature: float, lag_c: float, size: int):
         if self.frozen is not None:
@@ -401,7 +410,7 @@ class RamanTransitionDetector:
         raised: list[TransitionFlag] = []
         if "crystallization_onset" not in self._raised:
             if z_crystal < ACCEPT_Z:
-                amorphous.pool.append(_Kept(index, temperature, y))
+                amorphous.keep(_Kept(index, temperature, y), self.calibration_spectra)
             cusum = self._cusum["crystallization_onset"]
             cusum.add(z_crystal, index, self.drift, self.max_step)
             if cusum.value >= self.threshold:
