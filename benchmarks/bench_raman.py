@@ -56,7 +56,13 @@ from insitu.analysis.raman import (
 from insitu.sim import raman_model
 from insitu.sim.sample import GarnetFilm
 from insitu.sim.thermal_profile import ThermalProfile
-from insitu.testing.raman_ramps import LEVELS, band_model_mapping, draw_ramp, judge
+from insitu.testing.raman_ramps import (
+    LEVELS,
+    band_model_mapping,
+    draw_ramp,
+    flags_raised,
+    judge,
+)
 
 AXIS = raman_model.default_axis()
 TARGET_MEDIAN_S = 0.003
@@ -173,12 +179,7 @@ def bench_per_spectrum(seed: int, passes: int) -> bool:
 # --- 3. robustness -------------------------------------------------------------------------------
 def run_ramp(seed: int, end_C: float) -> dict:
     ramp = draw_ramp(seed, end_C).spectra()
-    detector = RamanTransitionDetector()
-    flags = {}
-    for temperature, counts in zip(ramp.temperatures, ramp.counts, strict=True):
-        for flag in detector.update(ramp.wavenumber, counts, temperature):
-            flags[flag.kind] = flag.index
-    return judge(ramp, flags)
+    return judge(ramp, flags_raised(ramp, RamanTransitionDetector()))
 
 
 def bench_robustness(ramps: int, seed: int) -> bool:

@@ -22,7 +22,7 @@ import collections
 import pytest
 
 from insitu.analysis.raman import TRANSITION_KINDS, RamanTransitionDetector
-from insitu.testing.raman_ramps import LEVELS, draw_ramp, judge
+from insitu.testing.raman_ramps import LEVELS, draw_ramp, flags_raised, judge
 
 CRYSTALLIZING_SEEDS = range(20)
 AMORPHOUS_SEEDS = range(5000, 5010)
@@ -31,11 +31,7 @@ AMORPHOUS_SEEDS = range(5000, 5010)
 def detect(seed: int, end_C: float):
     ramp = draw_ramp(seed, end_C).spectra()
     detector = RamanTransitionDetector()
-    flags = {}
-    for temperature, counts in zip(ramp.temperatures, ramp.counts, strict=True):
-        for flag in detector.update(ramp.wavenumber, counts, temperature):
-            flags[flag.kind] = flag.index
-    return ramp, detector, judge(ramp, flags)
+    return ramp, detector, judge(ramp, flags_raised(ramp, detector))
 
 
 @pytest.mark.slow

@@ -284,7 +284,7 @@ def test_a_long_quiet_run_keeps_a_bounded_learned_state():
 
     rng = np.random.default_rng(5)
     detector = RamanTransitionDetector()
-    flat = 2000.0 + 500.0 * np.exp(-((AXIS - 480.0) / 300.0) ** 2)
+    flat = 2000.0 + 500.0 * np.exp(-(((AXIS - 480.0) / 300.0) ** 2))
     for i in range(MAX_POOL + 60):
         detector.update(AXIS, rng.poisson(flat).astype(float), 25.0 + 0.5 * i)
     assert len(detector._amorphous.pool) <= detector.calibration_spectra + MAX_POOL

@@ -186,10 +186,14 @@ class Template:
 
 
 @functools.lru_cache(maxsize=8)
-def _background_rows(x_bytes: bytes) -> np.ndarray:
+def background_rows(
+    x_bytes: bytes, knot_spacing_cm1: float = BACKGROUND_KNOT_SPACING_CM1
+) -> np.ndarray:
+    """Smooth-background basis, one row per function: cubic B-splines every
+    ``knot_spacing_cm1`` and four exponential tails of the laser-edge filter (cached per axis)."""
     x = np.frombuffer(x_bytes, dtype=float)
     lo, hi = float(x[0]), float(x[-1])
-    intervals = max(1, math.ceil((hi - lo) / BACKGROUND_KNOT_SPACING_CM1))
+    intervals = max(1, math.ceil((hi - lo) / knot_spacing_cm1))
     inner = np.linspace(lo, hi, intervals + 1)
     knots = np.concatenate([[lo] * 3, inner, [hi] * 3])
     splines = BSpline.design_matrix(x, knots, 3).toarray()
@@ -408,7 +412,7 @@ def fit_growth(
     """
     widths = LINE_WIDTHS_CM1 if line_widths is None else line_widths
     bands, owners = _band_columns(x, clusters, temperature, widths)
-    background = _background_rows(x.tobytes())
+    background = background_rows(x.tobytes())
     design = np.vstack([template.shape, template.d1, template.d2, bands, background])
     weights = 1.0 / noise
     residuals: list[np.ndarray] = []

@@ -32,7 +32,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -40,9 +39,9 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.interpolate import BSpline
 from scipy.signal import find_peaks as scipy_find_peaks
 
+from insitu.analysis.band_growth import background_rows
 from insitu.analysis.raman_preprocess import (
     DEFAULT_BASELINE_METHOD,
     check_spectrum,
@@ -68,7 +67,6 @@ __all__ = [
 
 NOISE_BAND_CM1 = (150.0, 550.0)
 BACKGROUND_KNOT_SPACING_CM1 = 250.0
-EDGE_TAIL_DECAYS_CM1 = (3.0, 5.0, 8.0, 12.0)
 MAX_SHIFT_CM1 = 6.0
 MAX_EXTRA_BROADENING_CM1 = 40.0
 MATCH_TOLERANCE_CM1 = 8.0
@@ -250,20 +248,6 @@ def noise_in_band(
 
 
 # --- linear unmixing -----------------------------------------------------------------------------
-@functools.lru_cache(maxsize=8)
-def _background_basis(x_bytes: bytes) -> np.ndarray:
-    x = np.frombuffer(x_bytes, dtype=float)
-    lo, hi = float(x[0]), float(x[-1])
-    intervals = max(1, math.ceil((hi - lo) / BACKGROUND_KNOT_SPACING_CM1))
-    inner = np.linspace(lo, hi, intervals + 1)
-    knots = np.concatenate([[lo] * 3, inner, [hi] * 3])
-    splines = BSpline.design_matrix(x, knots, 3).toarray()
-    tails = np.exp(-(x[:, None] - lo) / np.array(EDGE_TAIL_DECAYS_CM1)[None, :])
-    basis = np.hstack([splines, tails])
-    basis.flags.writeable = False
-    return basis
-
-
 @dataclass(frozen=True)
 class PhaseUnmixing:
     """Result of :func:`unmix_phases`.
@@ -434,7 +418,7 @@ def unmix_phases(
         phase = reference.phase(name)
         return phase.reference_temperature_C if temperature is None else float(temperature)
 
-    background = _background_basis(x.tobytes())
+    background = background_rows(x.tobytes(), BACKGROUND_KNOT_SPACING_CM1).T
     weights = _shot_noise_weights(y)
     shifts = dict.fromkeys(names, 0.0)
     broadenings = dict.fromkeys(names, 0.0)

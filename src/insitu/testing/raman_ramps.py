@@ -26,6 +26,7 @@ __all__ = [
     "BAND_POSITIONS",
     "FlagVerdict",
     "band_model_mapping",
+    "flags_raised",
     "judge",
     "RampSpec",
     "RenderedRamp",
@@ -438,3 +439,12 @@ def band_model_mapping() -> dict:
         "thermal_broadening_per_C": 5.0e-4,
         "phases": phases,
     }
+
+
+def flags_raised(ramp: RenderedRamp, detector) -> dict[str, int]:
+    """Feed a ramp to a detector spectrum by spectrum; kind -> index of the flags it raised."""
+    flags = {}
+    for temperature, counts in zip(ramp.temperatures, ramp.counts, strict=True):
+        for flag in detector.update(ramp.wavenumber, counts, temperature):
+            flags[flag.kind] = flag.index
+    return flags
