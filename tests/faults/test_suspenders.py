@@ -145,10 +145,21 @@ def test_a_second_excursion_during_the_settle_time_restarts_the_wait(fast_clock)
     assert saves_in_between == []
 
 
-def test_isothermal_eis_on_the_simulated_beamline_waits_out_a_temperature_excursion(sim_beamline):
+def test_isothermal_eis_on_the_simulated_beamline_waits_out_a_temperature_excursion(
+    sim_beamline, monkeypatch
+):
     beamline = sim_beamline
     stage, eis = beamline.stage, beamline.eis
     recorder = Recorder(beamline.RE)
+    stop_calls: list[float] = []
+    stage_stop = stage.stop
+
+    def recording_stop(*args, **kwargs):
+        stage_stop(*args, **kwargs)
+        stop_calls.append(clock.now())
+
+    monkeypatch.setattr(stage, "stop", recording_stop)
+    excursion_errors: list[BaseException] = []
     stage.rate.put(50.0)
     eis.f_min.put(100.0)  # a short sweep: the test is about the suspension, not the spectrum
     excursion_log: dict[str, float] = {}
@@ -160,18 +171,24 @@ def test_isothermal_eis_on_the_simulated_beamline_waits_out_a_temperature_excurs
             time.sleep(0.01)
 
     def excursion() -> None:
-        # A disturbance: the stage is sent 20 C up, then back to the target.
-        stage.driver.set_limit(140.0)
-        stage.driver.start()
-        wait_for(lambda: stage.temperature.get() > 126.0, "left the band")
-        # Suspending, the RunEngine calls stop() on the stage it moved, which holds a ramping
-        # stage where it is: send it back only after that.
-        wait_for(lambda: recorder.times("_start_suspender"), "tripped the suspender")
-        time.sleep(0.5)
-        stage.driver.set_limit(120.0)
-        stage.driver.start()
-        wait_for(lambda: abs(stage.temperature.get() - 120.0) < 4.0, "came back")
-        excursion_log["back"] = stage.temperature.timestamp
+        try:
+            # A disturbance: the stage is sent 20 C up, then back to the target.
+            stage.driver.set_limit(140.0)
+            stage.driver.start()
+            wait_for(lambda: stage.temperature.get() > 126.0, "left the band")
+            # Suspending, the RunEngine calls stop() on the stage it moved, which holds a
+            # ramping stage where it is: send it back only after that call (not after a guessed
+            # delay: on a loaded machine the RunEngine may take longer to get there).
+            wait_for(lambda: recorder.times("_start_suspender"), "tripped the suspender")
+            wait_for(lambda: stop_calls, "stopped by the suspending RunEngine")
+            stage.driver.set_limit(120.0)
+            stage.driver.start()
+            wait_for(lambda: abs(stage.temperature.get() - 120.0) < 4.0, "came back")
+            excursion_log["back"] = stage.temperature.timestamp
+        except BaseException as error:  # noqa: BLE001 - reported by the test below
+            # Without this, a failed excursion leaves the RunEngine suspended until the timeout.
+            excursion_errors.append(error)
+            beamline.RE.request_pause(defer=False)
 
     def campaign():
         yield from bps.mv(stage, 120.0)
@@ -182,8 +199,10 @@ def test_isothermal_eis_on_the_simulated_beamline_waits_out_a_temperature_excurs
         )
 
     _after_event(recorder, 1, excursion)
-    beamline.RE(campaign(), recorder)
-
+    try:
+        beamline.RE(campaign(), recorder)
+    finally:
+        assert not excursion_errors, excursion_errors
     (stop,) = [doc for name, doc in recorder.documents if name == "stop"]
     assert stop["exit_status"] == "success"
     events = recorder.events()

@@ -60,6 +60,12 @@ def safe_command_index(emulator: LinkamT95Emulator, command: bytes = b"E") -> in
 def assert_acted_within_two_polls(emulator, limit: float, command: bytes = b"E") -> float:
     """The safe command came before the poll after the first reading above ``limit``, and the
     true temperature never rose after it. Returns the temperature when it arrived."""
+    # The watchdog sets ``tripped`` before the controller has answered the safe command it sent,
+    # and the emulator logs an exchange once it has answered: wait for the command to be logged.
+    wait_for(
+        lambda: any(sent == command for _, sent, _ in list(emulator.exchanges)),
+        what=f"the safe command {command!r} in the controller's log",
+    )
     log = list(emulator.exchanges)
     first_above = next(
         i
@@ -309,6 +315,10 @@ def beamline(shared_beamline):
     bl = shared_beamline
     clock.set_speedup(SPEEDUP)
     bl.stage.rate.put(50.0)
+    # Each test starts from a cool, armed stage: a trip left by the test before would be taken
+    # for this test's own.
+    assert not bl.watchdog.tripped, bl.watchdog.alarm
+    assert bl.stage.position < 100.0, bl.stage.position
     bl.simulation.linkam.exchanges.clear()
     yield bl
     bl.simulation.linkam.clear_fault()

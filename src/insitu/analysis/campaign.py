@@ -12,6 +12,7 @@ from tiled.queries import Key
 
 from insitu.analysis.arrhenius import ArrheniusFit, fit_arrhenius
 from insitu.analysis.eis import FilmGeometry, fit_film
+from insitu.analysis.stored_stream import read_stream
 
 __all__ = ["CampaignSummary", "SampleResult", "PAPER_RESULTS", "summarize", "campaign_runs"]
 
@@ -106,35 +107,17 @@ def campaign_runs(catalog, campaign_id: str) -> list:
 def _transitions(run) -> dict[str, float]:
     if "transitions" not in run:
         return {}
-    data = run["transitions"].read()
-    if "kind" not in data:  # a run cut off before its first flag: a descriptor, no events
+    stream = run["transitions"]
+    if "kind" not in stream:  # a run cut off before its first flag: a descriptor, no events
         return {}
-    return {
-        str(k): float(t)
-        for k, t in zip(data["kind"].values, data["temperature"].values, strict=True)
-    }
-
-
-def _complete_columns(stream) -> dict[str, np.ndarray]:
-    """Every column of a stored stream, cut to the events all of them hold.
-
-    A process killed mid-write can leave one column (an array in its own file) an event longer
-    than another, and then the stream does not read as one table.
-    """
-    try:
-        table = stream.read()
-        return {key: np.asarray(table[key]) for key in table.variables}
-    except ValueError:  # conflicting sizes: columns of unequal length, read them one by one
-        pass
-    columns = {key: np.asarray(stream[key].read()) for key in stream}
-    length = min((len(column) for column in columns.values()), default=0)
-    return {key: column[:length] for key, column in columns.items()}
+    data = read_stream(stream, ("kind", "temperature"))
+    return {str(k): float(t) for k, t in zip(data["kind"], data["temperature"], strict=True)}
 
 
 def _eis_points(run, geometry: FilmGeometry) -> pd.DataFrame:
     """Film resistance and conductivity per impedance event, from the ``eis_fit`` stream if the
     live callback wrote one, else fitted here from the raw spectra."""
-    primary = _complete_columns(run["primary"])
+    primary = read_stream(run["primary"])  # a crash-cut run: the complete events
     frame = pd.DataFrame(
         {
             "temperature_C": np.asarray(primary["stage_temperature"], dtype=float),

@@ -38,7 +38,7 @@ from collections.abc import Callable
 from event_model import DocumentNames, schema_validators
 from tiled.queries import Key, KeyPresent
 
-from insitu.plans.resume import complete_events
+from insitu.analysis.stored_stream import complete_events
 
 __all__ = ["close_interrupted_runs", "process_is_alive", "this_host"]
 

@@ -26,14 +26,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
+from insitu.analysis.stored_stream import read_stream
 
 __all__ = [
     "CampaignProgress",
     "EISPoint",
     "campaign_progress",
     "catalog_for_resume",
-    "complete_events",
     "eis_points_of",
     "use_catalog",
 ]
@@ -139,45 +138,19 @@ def _succeeded(run) -> bool:
     return stop.get("exit_status") == "success"
 
 
-def complete_events(stream) -> int:
-    """How many events of a stored stream are complete: the shortest of its columns.
-
-    A process killed mid-write can leave one column of a stream (an array written to its own
-    file) an event longer than another; reading the stream as one table then fails. The events
-    every column holds are the ones that were stored.
-    """
-    lengths = [stream[key].shape[0] for key in stream]
-    return min(lengths) if lengths else 0
-
-
 def eis_points_of(run, stage_name: str = "stage") -> set[EISPoint]:
     """The (cycle, direction, set temperature) of every complete impedance event in ``run``."""
     if "primary" not in run:
         return set()
     stream = run["primary"]
     setpoint_key = f"{stage_name}_setpoint"
-    keys = {"cycle", "direction", setpoint_key}
-    try:
-        # One read works whichever tiled client class this process hands out for the stream.
-        table = stream.read()
-    except ValueError:  # columns of unequal length (a run cut by a crash): one by one below
-        table = None
-    if table is not None:
-        if not keys <= set(table.variables):
-            return set()
-        cycles = np.asarray(table["cycle"].values).astype(int)
-        directions = np.asarray(table["direction"].values).astype(str)
-        setpoints = np.asarray(table[setpoint_key].values, dtype=float)
-        return {
-            (int(c), str(d), round(float(t), 1))
-            for c, d, t in zip(cycles, directions, setpoints, strict=True)
-        }
-    if not keys <= set(stream):
+    keys = ("cycle", "direction", setpoint_key)
+    if not set(keys) <= set(stream):
         return set()
-    count = complete_events(stream)  # columns read one by one: see complete_events
-    cycles = np.asarray(stream["cycle"].read()[:count]).astype(int)
-    directions = np.asarray(stream["direction"].read()[:count]).astype(str)
-    setpoints = np.asarray(stream[setpoint_key].read()[:count], dtype=float)
+    columns = read_stream(stream, keys)  # a crash-cut run: the complete events
+    cycles = columns["cycle"].astype(int)
+    directions = columns["direction"].astype(str)
+    setpoints = columns[setpoint_key].astype(float)
     return {
         (int(c), str(d), round(float(t), 1))
         for c, d, t in zip(cycles, directions, setpoints, strict=True)

@@ -1,0 +1,47 @@
+"""read_stream: a crash-cut stream (columns of unequal length) reads as its complete events."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from insitu.analysis.stored_stream import complete_events, read_stream
+
+
+class _Column:
+    def __init__(self, values):
+        self.values = np.asarray(values)
+        self.shape = self.values.shape
+
+    def read(self):
+        return self.values
+
+
+class _Stream(dict):
+    """What read_stream uses of a tiled stream container: keys, [key].read/.shape, read()."""
+
+    def read(self):
+        return xr.Dataset(
+            {
+                key: (("time", "pixel")[: column.values.ndim], column.values)
+                for key, column in self.items()
+            }
+        )
+
+
+def test_a_crash_cut_stream_reads_as_the_events_every_column_holds():
+    stream = _Stream(seq_num=_Column([1, 2, 3]), spectrum=_Column(np.ones((5, 4))))
+    with pytest.raises(ValueError, match="conflicting sizes"):
+        stream.read()
+    assert complete_events(stream) == 3
+    columns = read_stream(stream)
+    assert columns["seq_num"].tolist() == [1, 2, 3]
+    assert columns["spectrum"].shape == (3, 4)
+
+
+def test_an_uncut_stream_is_read_whole_and_an_unknown_column_is_named():
+    stream = _Stream(seq_num=_Column([1, 2]), temperature=_Column([30.0, 31.0]))
+    assert read_stream(stream, ["temperature"])["temperature"].tolist() == [30.0, 31.0]
+    with pytest.raises(KeyError, match=r"no column\(s\) \['nope'\].*'seq_num', 'temperature'"):
+        read_stream(stream, ["nope"])
