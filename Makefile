@@ -1,11 +1,11 @@
-# The two commands: `make demo` and `make test`. Each builds .venv from pyproject.toml
+# The two commands: `make demo` and `make test` (all tiers; `make test-fast` for the edit loop). Each builds .venv from pyproject.toml
 # (pinned) and constraints.txt (the full resolved set) on first use.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint venv clean bench
+.PHONY: demo test test-fast lint venv clean bench
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "insitu needs Python 3.11+"'
@@ -29,6 +29,10 @@ lint: $(STAMP)
 test: lint
 	scripts/services.sh start
 	. ./.services/env && $(BIN)/pytest
+
+# The edit loop: the unit and device tiers only (no services, no subprocess campaigns).
+test-fast: $(STAMP)
+	$(BIN)/pytest -m "unit or device"
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done

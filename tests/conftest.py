@@ -1,10 +1,69 @@
-"""Shared fixtures: a fresh embedded catalog per test and a clock restored to real time."""
+"""Test tiers and their time budget; shared fixtures (embedded catalog, clock, beamline).
+
+Tiers (see docs/testing.md): every test is in exactly one of ``unit`` (tests/unit: pure code,
+scripted transports, instant fakes), ``device`` (tests/protocol, tests/integration,
+tests/faults: wire emulators, one beamline per module) or ``system`` (tests/services, and any
+test marked ``slow``: subprocesses, SIGKILL, the demo, the end-to-end campaign, services).
+``make test-fast`` runs ``-m "unit or device"``; ``make test`` runs all three.
+
+A test of the fast tiers whose call takes more than ``FAST_TIER_LIMIT_S`` fails, unless marked
+``allow_slow``: a slow test there is a design problem, not something to wait for.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
 from insitu import clock
+
+FAST_TIER_LIMIT_S = 5.0
+TIERS = ("unit", "device", "system")
+_TIER_OF_FOLDER = {
+    "unit": "unit",
+    "protocol": "device",
+    "integration": "device",
+    "faults": "device",
+    "services": "system",
+}
+
+
+def _tier(item) -> str:
+    explicit = [tier for tier in TIERS if item.get_closest_marker(tier) is not None]
+    if explicit:
+        return explicit[0]
+    if item.get_closest_marker("slow") is not None or item.get_closest_marker("services"):
+        return "system"
+    folder = Path(str(item.fspath)).parent.name
+    if folder not in _TIER_OF_FOLDER:
+        raise pytest.UsageError(f"{item.nodeid}: folder {folder!r} has no tier; add it in conftest")
+    return _TIER_OF_FOLDER[folder]
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        tier = _tier(item)
+        item.user_properties.append(("tier", tier))
+        if item.get_closest_marker(tier) is None:
+            item.add_marker(tier)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.passed:
+        return
+    tier = dict(item.user_properties).get("tier")
+    if tier in ("unit", "device") and item.get_closest_marker("allow_slow") is None:
+        if report.duration > FAST_TIER_LIMIT_S:
+            report.outcome = "failed"
+            report.longrepr = (
+                f"{item.nodeid} is in the {tier} tier and took {report.duration:.1f} s, over "
+                f"its {FAST_TIER_LIMIT_S:.0f} s budget: make it faster, or move it to the "
+                "system tier (mark it slow) or mark it allow_slow(reason) saying why"
+            )
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from ophyd import Device, Signal
 from ophyd.status import StatusBase
 from tiled.queries import Key
 
+from insitu.analysis.stored_stream import read_stream
 from insitu.beamline.durable_writer import DurableTiledWriter
 from insitu.beamline.recovery import close_interrupted_runs
 from insitu.plans import resume as resume_module
@@ -328,3 +329,104 @@ def test_close_interrupted_runs_closes_only_this_hosts_runs_of_dead_processes(la
     assert lab.catalog[finished].stop["exit_status"] == "success"
     assert close_interrupted_runs(lab.catalog, host=host, is_alive=lambda pid: False) == [alive]
     assert close_interrupted_runs(lab.catalog, host=host) == []  # nothing left open
+
+
+# -- a crash at every point of a campaign: the fast twin of test_sigkill_resume ----------------
+
+
+class _ProcessDiedError(Exception):
+    """Raised into the RunEngine when the 'process' dies: no document reaches the catalog after."""
+
+
+class _DyingLab(Lab):
+    """A Lab whose process dies once ``die_after`` documents have reached the catalog."""
+
+    def __init__(self, catalog, campaign_id, die_after):
+        super().__init__(catalog)
+        self.campaign_id = campaign_id
+        self.die_after = die_after
+        self.forwarded: list[tuple[str, dict]] = []
+
+    def _forward(self, name, doc):
+        if self.die_after is not None and len(self.forwarded) >= self.die_after:
+            raise _ProcessDiedError(f"died after document {self.die_after}")
+        self.forwarded.append((name, doc))
+        self.writer(name, doc)
+
+
+def _stored_times(catalog, uid, stream):
+    """seq_num -> time of the events of one stored stream."""
+    columns = read_stream(catalog[uid][stream], ("seq_num", "time"))
+    return dict(zip(columns["seq_num"].astype(int).tolist(), columns["time"].tolist(), strict=True))
+
+
+def _all_eis_points(catalog, campaign_id, index):
+    points = []
+    for uid in catalog.search(Key("campaign_id") == campaign_id):
+        run = catalog[uid]
+        if run.start.get("measurement") == "eis" and run.start.get("sample_index") == index:
+            if "primary" in run and "cycle" in run["primary"]:
+                data = read_stream(run["primary"], ("cycle", "direction", "stage_setpoint"))
+                points += [
+                    (int(c), str(d), float(t))
+                    for c, d, t in zip(
+                        data["cycle"], data["direction"], data["stage_setpoint"], strict=True
+                    )
+                ]
+    return sorted(points)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_a_crash_after_any_document_resumes_to_the_full_campaign_with_nothing_lost(lab):
+    """Cut the campaign after many of its documents, recover, resume: every impedance point of
+    the schedule is stored exactly once, every run is closed, and no stored event is lost."""
+    reference = _DyingLab(lab.catalog, f"ref-{uuid.uuid4()}", die_after=None)
+    reference.RE(reference.campaign())
+    total = len(reference.forwarded)
+    reference.writer.close()
+    expected = sorted((c, d, float(t)) for c, d, t in step_eis_schedule(EIS_TEMPERATURES, 1))
+    # Every third document: each run is cut after its start, inside its events and before its
+    # stop at one cut or another (the campaign's runs are 4-6 documents long).
+    cuts = range(1, total, 3)
+    assert total > 20, total
+    for cut in cuts:
+        campaign_id = f"cut-{cut}-{uuid.uuid4()}"
+        dying = _DyingLab(lab.catalog, campaign_id, die_after=cut)
+        with pytest.raises(_ProcessDiedError):
+            dying.RE(dying.campaign())
+        dying.flush()
+        dying.writer.close()
+        # What the dead process had handed to the (durable) writer must all be in the catalog.
+        streams = {
+            doc["uid"]: (doc["run_start"], doc["name"])
+            for name, doc in dying.forwarded
+            if name == "descriptor"
+        }
+        before = {
+            (*streams[doc["descriptor"]], doc["seq_num"]): doc["time"]
+            for name, doc in dying.forwarded
+            if name == "event"
+        }
+        started = {doc["uid"] for name, doc in dying.forwarded if name == "start"}
+        stopped = {doc["run_start"] for name, doc in dying.forwarded if name == "stop"}
+        closed = close_interrupted_runs(lab.catalog, host=HOST, is_alive=lambda pid: False)
+        assert set(closed) == started - stopped, cut
+
+        restarted = _DyingLab(lab.catalog, campaign_id, die_after=None)
+        restarted.RE(restarted.campaign(resume=True, catalog=lab.catalog))
+        restarted.flush()
+        restarted.writer.close()
+        for uid, stream in {(uid, stream) for uid, stream, _ in before}:
+            stored = _stored_times(lab.catalog, uid, stream)
+            lost = [
+                seq
+                for (u, st, seq), when in before.items()
+                if (u, st) == (uid, stream) and stored.get(seq) != pytest.approx(when)
+            ]
+            assert not lost, f"cut after document {cut}: {uid} {stream} lost events {lost}"
+        for index in (0, 1):
+            assert _all_eis_points(lab.catalog, campaign_id, index) == expected, (cut, index)
+        found = lab.catalog.search(Key("campaign_id") == campaign_id)
+        stops = {(found[uid].metadata.get("stop") or {}).get("exit_status") for uid in found}
+        assert stops == ({"success", "fail"} if closed else {"success"}), (cut, stops)

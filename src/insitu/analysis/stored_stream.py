@@ -53,8 +53,18 @@ def read_stream(stream, keys=None) -> dict[str, np.ndarray]:
     try:
         # One request for the whole table when its columns agree (the usual, uncut case).
         table = stream.read()
-        return {key: np.asarray(table[key]) for key in wanted}
     except ValueError:  # conflicting sizes: a crash-cut stream, read column by column
-        pass
+        table = None
+    if table is not None:
+        # The table leaves out some internal columns the container lists (seq_num): those one
+        # by one.
+        columns = {
+            key: np.asarray(table[key])
+            if key in table.variables
+            else np.asarray(stream[key].read())
+            for key in wanted
+        }
+        if len({len(column) for column in columns.values()}) <= 1:
+            return columns
     count = complete_events(stream)
     return {key: np.asarray(stream[key].read())[:count] for key in wanted}
