@@ -278,7 +278,7 @@ def load(
     )
     try:
         if cfg.streaming.publish_to:
-            from insitu.services.streaming import attach_publisher
+            from insitu.beamline.publisher import attach_publisher
 
             attach_publisher(beamline, cfg.streaming.publish_to)
         for name, builder in DEVICE_BUILDERS.items():
