@@ -11,6 +11,8 @@ from typing import Any
 
 from bluesky.callbacks.zmq import Publisher
 
+from insitu.beamline import document_wire
+
 __all__ = ["CONNECT_SETTLE_S", "attach_publisher", "parse_zmq_address"]
 
 #: Wall seconds after a 0MQ connect before documents sent on it are sure to reach subscribers.
@@ -61,7 +63,8 @@ def attach_publisher(beamline: Any, address: str, *, prefix: bytes = b"") -> Pub
     and drops above its high-water mark rather than holding the RunEngine up). Documents sent
     in the first :data:`CONNECT_SETTLE_S` after this call may be dropped by 0MQ.
     """
-    publisher = Publisher(parse_zmq_address(address), prefix=prefix)
+    # msgpack, not bluesky's default pickle: a consumer must never unpickle network data.
+    publisher = Publisher(parse_zmq_address(address), prefix=prefix, serializer=document_wire.dumps)
     token = beamline.RE.subscribe(publisher)
 
     def detach() -> None:

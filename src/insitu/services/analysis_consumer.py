@@ -172,6 +172,7 @@ def serve_analysis(
     """
     from bluesky.callbacks.zmq import RemoteDispatcher
 
+    from insitu.beamline import document_wire
     from insitu.services.streaming import parse_zmq_address
 
     address = parse_zmq_address(zmq_address)
@@ -179,7 +180,8 @@ def serve_analysis(
         config, catalog, api_key=api_key, max_delay=max_delay, catalog_timeout=catalog_timeout
     )
     try:
-        dispatcher = RemoteDispatcher(address)
+        # Documents from the network are data: msgpack, never bluesky's default pickle.
+        dispatcher = RemoteDispatcher(address, deserializer=document_wire.loads)
         dispatcher.subscribe(consumer)
 
         def announce() -> None:
