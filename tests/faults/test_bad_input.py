@@ -24,8 +24,6 @@ import inspect
 import math
 import os
 import reprlib
-import socket
-import threading
 from types import SimpleNamespace
 from typing import Any
 
@@ -50,6 +48,7 @@ from insitu.plans import (
 from insitu.plans.arguments import MAX_DURATION_S, MAX_LIST_LENGTH, MIN_STEP_C
 from insitu.plans.closed_loop import ACTIONS, TRANSITIONS
 from insitu.plans.heat_ramp import RampSignals, ramp_acquisition
+from insitu.testing.drivers import ConnectionCounter, RecordingRamanBackend, RecordingT95
 
 # The stage of the simulated beamline: TS1500 narrowed to 900 C and 50 C/min (sim.yaml).
 LIMITS = StageLimits("TS1500, beamline limit", 20.0, 900.0, 0.01, 50.0)
@@ -66,81 +65,8 @@ FAST = settings(
 )
 
 # --------------------------------------------------------------------------------------------
-# Recording instruments
+# Real devices on recording far ends (insitu.testing.drivers)
 # --------------------------------------------------------------------------------------------
-
-_STATUS_25C = b"\x01\x80\x80\x80\x80\x8000FA"  # stopped, no error, 25.0 C
-
-
-class RecordingT95:
-    """A transport that answers ``T`` like a T95 at 25 C and records every other command."""
-
-    address = "recording-t95"
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._replies: list[bytes] = []
-        self.commands: list[bytes] = []
-
-    def write(self, data: bytes | str) -> None:
-        payload = data.encode("latin-1") if isinstance(data, str) else bytes(data)
-        with self._lock:
-            if payload != b"T":
-                self.commands.append(payload)
-            self._replies.append(_STATUS_25C if payload == b"T" else b"")
-
-    def read_line(self) -> bytes:
-        with self._lock:
-            return self._replies.pop(0)
-
-    def discard_input(self) -> None:
-        with self._lock:
-            self._replies.clear()
-
-    def close(self) -> None:
-        pass
-
-
-class RecordingRamanBackend:
-    """A Raman backend that records configure/acquire and returns a small flat spectrum."""
-
-    laser_wavelength_nm = 532.0
-
-    def __init__(self) -> None:
-        self.calls: list[tuple] = []
-
-    def configure(self, exposure_s: float, accumulations: int, laser_power_mW: float) -> None:
-        self.calls.append(("configure", exposure_s, accumulations, laser_power_mW))
-
-    def acquire(self) -> tuple[np.ndarray, np.ndarray]:
-        self.calls.append(("acquire",))
-        return np.linspace(100.0, 900.0, 8), np.ones(8)
-
-    def close(self) -> None:
-        pass
-
-
-class ConnectionCounter:
-    """A loopback TCP listener that counts (and drops) every connection made to it."""
-
-    def __init__(self) -> None:
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.port = self.server.getsockname()[1]
-        self.count = 0
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                connection, _ = self.server.accept()
-            except OSError:
-                return
-            self.count += 1
-            connection.close()
-
-    def close(self) -> None:
-        self.server.close()
 
 
 @pytest.fixture(scope="module")

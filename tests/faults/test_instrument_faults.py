@@ -27,8 +27,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -39,6 +38,7 @@ from insitu import clock
 from insitu.plans.heat_ramp import heat_ramp
 from insitu.plans.safe_state import SAFE_TEMPERATURE_C
 from insitu.plans.step_eis import step_eis, step_eis_schedule
+from insitu.testing.recorders import RunRecorder, assert_no_event_lost, error_text
 
 SPEEDUP = 200.0
 EIS_PLAN = {"temperatures": [100.0, 150.0], "cycles": 1, "stabilize_s": 0.0, "rate": 50.0}
@@ -63,36 +63,6 @@ def beamline(tmp_path) -> Iterator[insitu.beamline.Beamline]:
     clock.reset()
 
 
-class RunRecorder:
-    """RunEngine subscriber: counts each stream's events, keeps the primary ones, and calls
-    ``at_event`` when the ``primary`` stream has emitted ``n`` events (in the RunEngine's
-    thread, before the next message)."""
-
-    def __init__(self, n: int, at_event: Callable[[], None]):
-        self.n = n
-        self.at_event = at_event
-        self.start: dict | None = None
-        self.stop: dict | None = None
-        self.streams: dict[str, str] = {}
-        self.emitted: Counter[str] = Counter()
-        self.primary: list[dict] = []
-
-    def __call__(self, name: str, doc: dict) -> None:
-        if name == "start":
-            self.start = doc
-        elif name == "descriptor":
-            self.streams[doc["uid"]] = doc["name"]
-        elif name == "event":
-            stream = self.streams[doc["descriptor"]]
-            self.emitted[stream] += 1
-            if stream == "primary":
-                self.primary.append(doc)
-                if len(self.primary) == self.n:
-                    self.at_event()
-        elif name == "stop":
-            self.stop = doc
-
-
 def run(bl, plan, recorder: RunRecorder) -> BaseException | None:
     """Run ``plan``; return what the RunEngine raised, if anything."""
     try:
@@ -100,30 +70,6 @@ def run(bl, plan, recorder: RunRecorder) -> BaseException | None:
     except (Exception, RunEngineInterrupted) as error:  # the outcome is checked after
         return error
     return None
-
-
-def assert_no_event_lost(bl, recorder: RunRecorder, derived: str) -> dict:
-    """Every event emitted is in the catalog, and so is one ``derived`` live-analysis event per
-    primary event; returns the stop document as stored."""
-    bl.flush()
-    stored = bl.catalog[recorder.start["uid"]]
-    stop = stored.stop
-    assert stop is not None and stop["uid"] == recorder.stop["uid"]
-    counted = stop["num_events"]
-    assert {name: counted[name] for name in recorder.emitted} == dict(recorder.emitted)
-    assert counted.get(derived, 0) == recorder.emitted["primary"]
-    for stream, count in counted.items():
-        assert len(stored[stream].read()["time"]) == count, stream
-    return stop
-
-
-def error_text(error: BaseException | None) -> str:
-    """What the caller of ``RE(plan)`` is told: the exception and the chain of its causes."""
-    parts = []
-    while error is not None:
-        parts.append(f"{type(error).__name__}: {error}")
-        error = error.__cause__ or error.__context__
-    return " <- ".join(parts)
 
 
 def track(signal) -> list:

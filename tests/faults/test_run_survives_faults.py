@@ -19,7 +19,6 @@ the RunEngine's own document stream, so "before the fault" is exact). What must 
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -31,6 +30,7 @@ from insitu import clock
 from insitu.devices.linkam import LinkamProtocolError, LinkamStatus, decode_status_reply
 from insitu.plans.heat_ramp import heat_ramp
 from insitu.sim.linkam_t95 import LinkamT95Emulator
+from insitu.testing.recorders import RunRecorder, assert_no_event_lost, error_text
 
 SPEEDUP = 200.0
 STALL_TIMEOUT_S = 2.0  # the watchdog's, wall seconds (10 s on the shipped beamline)
@@ -58,34 +58,6 @@ def beamline(tmp_path) -> Iterator[insitu.beamline.Beamline]:
     clock.reset()
 
 
-class RunRecorder:
-    """RunEngine subscriber: counts the events each stream emits; calls ``at_event`` once the
-    ``primary`` stream has emitted ``n`` events (from the RunEngine's thread, in order)."""
-
-    def __init__(self, n: int, at_event: Callable[[], None]):
-        self.n = n
-        self.at_event = at_event
-        self.start: dict | None = None
-        self.stop: dict | None = None
-        self.streams: dict[str, str] = {}
-        self.emitted: Counter[str] = Counter()
-        self.fault_started_at: float | None = None
-
-    def __call__(self, name: str, doc: dict) -> None:
-        if name == "start":
-            self.start = doc
-        elif name == "descriptor":
-            self.streams[doc["uid"]] = doc["name"]
-        elif name == "event":
-            stream = self.streams[doc["descriptor"]]
-            self.emitted[stream] += 1
-            if stream == "primary" and self.emitted[stream] == self.n:
-                self.fault_started_at = time.monotonic()
-                self.at_event()
-        elif name == "stop":
-            self.stop = doc
-
-
 def run_ramp(bl, recorder: RunRecorder) -> BaseException | None:
     """Run the heat_ramp with Raman; return what the RunEngine raised, if anything."""
     try:
@@ -93,32 +65,6 @@ def run_ramp(bl, recorder: RunRecorder) -> BaseException | None:
     except (Exception, RunEngineInterrupted) as error:  # the run's outcome is checked after
         return error
     return None
-
-
-def assert_no_event_lost(bl, recorder: RunRecorder) -> dict:
-    """Every event the run emitted is in the catalog, and so is every live-analysis event
-    derived from them (one ``raman_analysis`` per spectrum); returns the stop document."""
-    bl.flush()
-    run = bl.catalog[recorder.start["uid"]]
-    stop = run.stop
-    assert stop is not None and stop["uid"] == recorder.stop["uid"]
-    assert recorder.emitted["primary"] >= FAULT_AT_EVENT
-    counted = stop["num_events"]
-    # The RunEngine's streams as emitted; the analysis chain adds its derived stream.
-    assert {name: counted[name] for name in recorder.emitted} == dict(recorder.emitted)
-    assert counted["raman_analysis"] == recorder.emitted["primary"]
-    for stream, count in counted.items():
-        assert len(run[stream].read()["time"]) == count, stream
-    return stop
-
-
-def error_text(error: BaseException | None) -> str:
-    """What the caller of ``RE(plan)`` is told: the exception and the chain of its causes."""
-    parts = []
-    while error is not None:
-        parts.append(f"{type(error).__name__}: {error}")
-        error = error.__cause__ or error.__context__
-    return " <- ".join(parts)
 
 
 def assert_clear_error(error: BaseException | None, stop: dict, *says: str) -> None:
@@ -190,7 +136,7 @@ def test_heat_ramp_with_raman_completes_with_every_point_through_link_glitches(b
     error = run_ramp(bl, recorder)
     assert error is None, error
     assert bad_t_replies(emulator, mark) >= 2, "the glitches never happened"
-    stop = assert_no_event_lost(bl, recorder)
+    stop = assert_no_event_lost(bl, recorder, derived="raman_analysis", min_primary=FAULT_AT_EVENT)
     assert stop["exit_status"] == "success"
     starts = bl.catalog[recorder.start["uid"]]["primary"].read()["stage_temperature_start"]
     assert len(starts) == len(STEPS)
@@ -206,7 +152,7 @@ def test_a_garbled_link_fails_the_run_cleanly_and_the_heater_is_switched_off(bea
     error = run_ramp(bl, recorder)
     assert error is not None
     assert str(bl.RE.state) == "idle"
-    stop = assert_no_event_lost(bl, recorder)
+    stop = assert_no_event_lost(bl, recorder, derived="raman_analysis", min_primary=FAULT_AT_EVENT)
     assert_clear_error(error, stop, "T reply")
     wait_for(lambda: emulator.status_byte() == LinkamStatus.STOPPED, "the heater off")
     assert time.monotonic() - recorder.fault_started_at < SAFE_WITHIN_S
@@ -233,7 +179,7 @@ def test_a_link_lost_mid_ramp_fails_the_run_and_the_stage_is_made_safe_when_it_i
     error = run_ramp(bl, recorder)
     assert error is not None
     assert str(bl.RE.state) == "idle"
-    stop = assert_no_event_lost(bl, recorder)
+    stop = assert_no_event_lost(bl, recorder, derived="raman_analysis", min_primary=FAULT_AT_EVENT)
     assert_clear_error(error, stop, "stage at TCPIP::127.0.0.1::", says)
     # The controller's last command is the ramp to the plan's top: it heats at most to 90 C.
     assert emulator.limit <= RAMP["stop"]
@@ -259,7 +205,7 @@ def test_stage_unplugged_mid_ramp_aborts_the_run_with_the_error_flag(beamline):
     error = run_ramp(bl, recorder)
     assert error is not None
     assert str(bl.RE.state) == "idle"
-    stop = assert_no_event_lost(bl, recorder)
+    stop = assert_no_event_lost(bl, recorder, derived="raman_analysis", min_primary=FAULT_AT_EVENT)
     assert_clear_error(error, stop, "OPEN_CIRCUIT")
     wait_for(lambda: bl.watchdog.tripped, "the error-flag alarm")
     assert bl.watchdog.alarm.limit == "stage_error"

@@ -25,15 +25,14 @@ from insitu.plans.suspenders import (
     isothermal,
     temperature_band_suspender,
 )
+from insitu.testing.devices import FakeStage
 
 SPEEDUP = 100.0
 
 
-class FakeStage(Device):
-    """A stage reduced to what the suspender reads: a temperature Signal and limits."""
-
-    temperature = Cpt(Signal, value=500.0)
-    limits = (-196.0, 1500.0)
+def fake_stage() -> FakeStage:
+    """A stage at 500 C whose limits are those of a TS1500 cooled with liquid nitrogen."""
+    return FakeStage(name="stage", temperature=500.0, limits=(-196.0, 1500.0))
 
 
 @pytest.fixture
@@ -82,7 +81,7 @@ def _after_event(recorder: Recorder, n: int, action) -> None:
 
 
 def test_temperature_leaving_the_band_suspends_until_back_for_the_settle_time(fast_clock):
-    stage = FakeStage(name="stage")
+    stage = fake_stage()
     det = Signal(name="det", value=1.0)
     RE = RunEngine({})
     recorder = Recorder(RE)
@@ -116,7 +115,7 @@ def test_temperature_leaving_the_band_suspends_until_back_for_the_settle_time(fa
 
 
 def test_a_second_excursion_during_the_settle_time_restarts_the_wait(fast_clock):
-    stage = FakeStage(name="stage")
+    stage = fake_stage()
     det = Signal(name="det", value=1.0)
     RE = RunEngine({})
     recorder = Recorder(RE)
@@ -231,7 +230,7 @@ def test_isothermal_eis_on_the_simulated_beamline_waits_out_a_temperature_excurs
     ],
 )
 def test_temperature_band_suspender_rejects_bad_arguments(kwargs, error, message):
-    stage = FakeStage(name="stage")
+    stage = fake_stage()
     arguments = {"target": 500.0, **kwargs}
     target = arguments.pop("target")
     with pytest.raises(error, match=message):
@@ -244,16 +243,16 @@ def test_suspenders_need_the_signals_they_watch():
     with pytest.raises(TypeError, match="det has no temperature Signal"):
         temperature_band_suspender(Signal(name="det"), 100.0)
     with pytest.raises(TypeError, match="stage has no 'connected' Signal"):
-        connection_suspenders(FakeStage(name="stage"))
+        connection_suspenders(Device(name="stage"))  # its .connected: ophyd's bool
     with pytest.raises(ValueError, match="settle_time -1.0 s"):
         connection_suspenders(settle_time=-1.0)
     with pytest.raises(TypeError, match="is a function"):
-        isothermal(bp.count, FakeStage(name="stage"), 100.0)
+        isothermal(bp.count, fake_stage(), 100.0)
     assert connection_suspenders() == []
 
 
 def test_the_resume_delay_is_experiment_time_at_the_moment_of_resuming(fast_clock):
-    stage = FakeStage(name="stage")
+    stage = fake_stage()
     suspender = temperature_band_suspender(stage, 500.0, settle_time=60.0)
     assert suspender._sleep == pytest.approx(60.0 / SPEEDUP)
     clock.set_speedup(10.0)

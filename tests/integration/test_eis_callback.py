@@ -16,6 +16,7 @@ from insitu.analysis.arrhenius import BOLTZMANN_EV_PER_K, CELSIUS_ZERO_K
 from insitu.analysis.callbacks import EISFitCallback
 from insitu.analysis.callbacks import eis_fit as eis_fit_module
 from insitu.analysis.eis import FILM_MODELS, FilmGeometry, circuit_impedance, conductivity
+from insitu.testing.devices import SoftStage
 
 EA_EV = 0.36
 SIGMA_30C = 5.59e-9  # S/cm, the paper's 650 C film
@@ -31,12 +32,6 @@ def film_resistance_at(temperature_c: float) -> float:
     return float(geometry.gap / (sigma * geometry.electrode_length * geometry.thickness) / 100.0)
 
 
-class Stage(Device):
-    """A heating stage whose temperature (C) is a settable soft signal."""
-
-    temperature = Component(Signal, value=25.0, kind="hinted")
-
-
 class SyntheticImpedanceAnalyzer(Device):
     """Measures a film + blocking electrodes spectrum at the stage's temperature, 1 % noise."""
 
@@ -44,7 +39,7 @@ class SyntheticImpedanceAnalyzer(Device):
     z_real = Component(Signal, value=np.zeros(FREQUENCY.size), kind="normal")
     z_imag = Component(Signal, value=np.zeros(FREQUENCY.size), kind="normal")
 
-    def __init__(self, *args, stage: Stage, broken_at_c: float | None = None, **kwargs):
+    def __init__(self, *args, stage: SoftStage, broken_at_c: float | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self._stage = stage
         self._broken_at_c = broken_at_c
@@ -72,7 +67,7 @@ class SyntheticImpedanceAnalyzer(Device):
 @pytest.fixture
 def beamline(collect_documents):
     engine = RunEngine({})
-    stage = Stage(name="stage")
+    stage = SoftStage(name="stage")
     analyzer = SyntheticImpedanceAnalyzer(name="eis", stage=stage)
     callback = EISFitCallback()
     collector = collect_documents()
@@ -199,7 +194,7 @@ def test_a_spectrum_that_cannot_be_fitted_gives_a_failed_event_and_a_logged_trac
     caplog, collect_documents
 ):
     engine = RunEngine({})
-    stage = Stage(name="stage")
+    stage = SoftStage(name="stage")
     analyzer = SyntheticImpedanceAnalyzer(name="eis", stage=stage, broken_at_c=200.0)
     callback = EISFitCallback()
     collector = collect_documents()
@@ -304,7 +299,7 @@ def test_a_tiled_writer_behind_the_callback_stores_the_fits_beside_the_raw_data(
         callback.subscribe(TiledWriter(catalog))
         engine = RunEngine({})
         engine.subscribe(callback)
-        stage = Stage(name="stage")
+        stage = SoftStage(name="stage")
         uid = run_ramp(engine, stage, SyntheticImpedanceAnalyzer(name="eis", stage=stage))
         callback.flush(timeout=120)
         run = catalog[uid]

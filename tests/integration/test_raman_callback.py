@@ -25,18 +25,12 @@ from insitu.analysis.raman import TRANSITION_KINDS
 from insitu.sim import raman_model
 from insitu.sim.sample import GarnetFilm
 from insitu.sim.thermal_profile import ThermalProfile
+from insitu.testing.devices import SoftStage
 
 AXIS = raman_model.default_axis()
 PROFILE = ThermalProfile.ramp(25.0, 850.0, 5.0)
 TEMPERATURES = np.arange(25.0, 850.01, 5.0)
 LEVELS = {"crystallization_onset": 0.05, "crystallized": 0.95, "decomposition": 0.10}
-
-
-class Stage(Device):
-    """A heating stage whose temperature (C) is a settable soft signal."""
-
-    temperature = Component(Signal, value=25.0, kind="hinted")
-    temperature_mean = Component(Signal, value=float("nan"), kind="omitted")
 
 
 class SimulatedRaman(Device):
@@ -45,7 +39,7 @@ class SimulatedRaman(Device):
     spectrum = Component(Signal, value=np.zeros(AXIS.size), kind="normal")
     wavenumber = Component(Signal, value=AXIS, kind="config")
 
-    def __init__(self, *args, stage: Stage, broken_at_c: float | None = None, **kwargs):
+    def __init__(self, *args, stage: SoftStage, broken_at_c: float | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self._stage = stage
         self._film = GarnetFilm(PROFILE, start_time=0.0)
@@ -80,7 +74,7 @@ class SimulatedRaman(Device):
 @pytest.fixture
 def rig(collect_documents):
     engine = RunEngine({})
-    stage = Stage(name="stage")
+    stage = SoftStage(name="stage")
     raman = SimulatedRaman(name="raman", stage=stage)
     callback = RamanTransitionCallback()
     collector = collect_documents()
@@ -209,7 +203,7 @@ def test_a_broken_spectrum_gives_a_failed_event_a_traceback_and_a_flush_error(
     caplog, collect_documents
 ):
     engine = RunEngine({})
-    stage = Stage(name="stage")
+    stage = SoftStage(name="stage")
     raman = SimulatedRaman(name="raman", stage=stage, broken_at_c=300.0)
     callback = RamanTransitionCallback()
     collector = collect_documents()
@@ -250,7 +244,7 @@ def test_the_axis_may_come_with_the_event_and_is_required(rig):
 
 def test_the_run_engine_is_not_blocked_by_slow_analysis(monkeypatch, collect_documents):
     engine = RunEngine({})
-    stage = Stage(name="stage")
+    stage = SoftStage(name="stage")
     raman = SimulatedRaman(name="raman", stage=stage)
     callback = RamanTransitionCallback()
     collector = collect_documents()
@@ -313,7 +307,7 @@ def test_a_tiled_writer_behind_the_callback_stores_the_analysis_beside_the_raw_d
         callback.subscribe(TiledWriter(catalog))
         engine = RunEngine({})
         engine.subscribe(callback)
-        stage = Stage(name="stage")
+        stage = SoftStage(name="stage")
         raman = SimulatedRaman(name="raman", stage=stage)
         uid = ramp(engine, stage, raman, TEMPERATURES[110:150])
         callback.flush(timeout=120)

@@ -16,7 +16,7 @@ from insitu.devices.linkam import (
     LinkamT95,
     LinkamTimeout,
 )
-from insitu.devices.scripted_transport import ScriptedTransport
+from insitu.testing.scripted_transport import ScriptedTransport
 
 # A T reply: SB1 EB1 PB1 GS 0x80 0x80, four hex digits of tenths of degC, CR.
 STOPPED_25C = b"\x01\x80\x80\x80\x80\x8000FA\r"

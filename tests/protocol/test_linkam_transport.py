@@ -6,13 +6,13 @@ import socket
 
 import pytest
 
-from insitu.devices.scripted_transport import ScriptedTransport
 from insitu.devices.transport import (
     TransportAddressError,
     TransportConnectionError,
     TransportTimeout,
     open_transport,
 )
+from insitu.testing.scripted_transport import ScriptedTransport
 
 
 def test_scripted_transport_replays_exact_exchanges():

@@ -3,7 +3,7 @@
 The idea is pymeasure's ``expected_protocol``: the test lists the exact bytes a driver must send
 and the exact bytes the instrument answers; any unexpected write, and any exchange or reply byte
 left over when the script is checked, fails with an AssertionError that shows the difference.
-It lives in the package (not in tests/) because tests never import from tests/.
+It lives in :mod:`insitu.testing` (not in tests/) because tests never import from tests/.
 """
 
 from __future__ import annotations
