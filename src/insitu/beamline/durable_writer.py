@@ -17,11 +17,10 @@ import threading
 import time
 from typing import Any
 
-from bluesky_tiled_plugins import TiledWriter
-from bluesky_tiled_plugins.writing.tiled_writer import (
-    JSONLinesWriter,
-    _ConditionalBackup,
-    _RunWriter,
+from insitu.compat.bluesky_tiled_plugins import (
+    PerRunTiledWriter,
+    RunWriter,
+    write_cached_events,
 )
 
 __all__ = ["DurableTiledWriter", "CatalogWriteError"]
@@ -36,33 +35,22 @@ class CatalogWriteError(RuntimeError):
     """Raised into the RunEngine when documents could not be written to the catalog."""
 
 
-class _FlushableTiledWriter(TiledWriter):
+class _FlushableTiledWriter(PerRunTiledWriter):
     """TiledWriter that remembers its per-run writers so buffered events can be flushed on demand.
 
-    TiledWriter has no public flush; this mirrors its ``_factory`` (bluesky-tiled-plugins 2.0.12,
-    pinned) and writes a run writer's event cache the way its own ``stop`` does.
+    TiledWriter has no public flush; this keeps each run's writer (made as TiledWriter makes it)
+    and writes its event cache the way its own ``stop`` does, through
+    :mod:`insitu.compat.bluesky_tiled_plugins`.
     """
 
     def __init__(self, client, **kwargs):
         super().__init__(client, **kwargs)
-        self.run_writers: dict[str, _RunWriter] = {}
+        self.run_writers: dict[str, RunWriter] = {}
 
-    def _factory(self, name, doc):
-        run_writer = _RunWriter(
-            self.client,
-            batch_size=self._batch_size,
-            max_array_size=self._max_array_size,
-            validate=self._validate,
-            ignore_errors=self.ignore_errors,
-        )
-        self.run_writers[doc["uid"]] = run_writer
-        cb = run_writer
-        if self._normalizer:
-            cb = self._normalizer(patches=self.patches, spec_to_mimetype=self.spec_to_mimetype)
-            cb.subscribe(run_writer)
-        if self.backup_directory:
-            cb = _ConditionalBackup(cb, [JSONLinesWriter(self.backup_directory)])
-        return [cb], []
+    def make_run_writer(self, start_doc):
+        run_writer = super().make_run_writer(start_doc)
+        self.run_writers[start_doc["uid"]] = run_writer
+        return run_writer
 
     def __call__(self, name, doc):
         super().__call__(name, doc)
@@ -73,11 +61,7 @@ class _FlushableTiledWriter(TiledWriter):
         """Write every buffered event of every open run; return how many were written."""
         written = 0
         for run_writer in list(self.run_writers.values()):
-            for stream, cache in run_writer._internal_data_cache.items():
-                if cache:
-                    run_writer._write_internal_data(cache, desc_node=run_writer._desc_nodes[stream])
-                    written += len(cache)
-                    cache.clear()
+            written += write_cached_events(run_writer)
         return written
 
 

@@ -48,7 +48,7 @@ _LIVE: weakref.WeakSet[SafeExit] = weakref.WeakSet()
 
 def _run_live_safe_exits() -> None:
     for safe_exit in list(_LIVE):
-        safe_exit._at_exit()
+        safe_exit.run("interpreter exit")  # the reason its atexit hook gives
 
 
 def _register_early_exit_hook(hook) -> None:

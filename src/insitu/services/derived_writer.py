@@ -5,8 +5,9 @@ A beamline's own :class:`~insitu.beamline.durable_writer.DurableTiledWriter` (wi
 stop document. A separate analysis process receives the same documents (over 0MQ), runs the
 analysis callbacks, and must add their derived streams (``raman_analysis``, ``eis_fit``...) to
 those same runs without touching the raw ones. :class:`DerivedStreamsWriter` does that with
-bluesky-tiled-plugins' own document handling (RunNormalizer + ``_RunWriter``, the classes behind
-``TiledWriter``; pinned 2.0.12) and changes only what must differ:
+bluesky-tiled-plugins' own document handling (RunNormalizer + its per-run writer, the classes
+behind ``TiledWriter``, reached through :mod:`insitu.compat.bluesky_tiled_plugins`) and changes
+only what must differ:
 
 * ``start``: the run's container is not created but looked up (waiting for the raw writer to
   create it); nothing of the start document is written.
@@ -32,14 +33,16 @@ import logging
 import time
 from collections.abc import Iterable
 
-from bluesky_tiled_plugins.writing.tiled_writer import (
-    JSONLinesWriter,
-    _ConditionalBackup,
-    _RunWriter,
-)
 from tiled.utils import patch_mimetypes
 
 from insitu.beamline.durable_writer import DurableTiledWriter, _FlushableTiledWriter
+from insitu.compat.bluesky_tiled_plugins import (
+    RunWriter,
+    run_writer_options,
+    stream_nodes,
+    stream_tree_nodes,
+    write_cached_events,
+)
 
 __all__ = ["DerivedStreamsWriter", "DerivedStreamConflictError"]
 
@@ -50,8 +53,8 @@ class DerivedStreamConflictError(RuntimeError):
     """A derived stream already exists in the run: it is not overwritten."""
 
 
-class _DerivedRunWriter(_RunWriter):
-    """``_RunWriter`` for one run that another writer created: adds streams, never the run."""
+class _DerivedRunWriter(RunWriter):
+    """TiledWriter's per-run writer for a run another writer created: adds streams, not the run."""
 
     def __init__(self, client, *, run_timeout: float, stop_timeout: float, **kwargs):
         super().__init__(client, **kwargs)
@@ -83,7 +86,7 @@ class _DerivedRunWriter(_RunWriter):
     def descriptor(self, doc):
         root = self._run_node()
         name = doc["name"]
-        if name not in self._desc_nodes and name in root:
+        if name not in stream_nodes(self) and name in root:
             raise DerivedStreamConflictError(
                 f"run {self.run_uid} already has a stream {name!r} (another analysis wrote it);"
                 " not overwriting it"
@@ -91,26 +94,19 @@ class _DerivedRunWriter(_RunWriter):
         super().descriptor(doc)
 
     def event(self, doc):
-        if doc["descriptor"] in self._desc_nodes:  # else its stream could not be created
+        if doc["descriptor"] in stream_nodes(self):  # else its stream could not be created
             super().event(doc)
 
     def stop(self, doc):
         if self.root_node is None:
             return  # no derived stream in this run: nothing to write
-        for stream, cache in self._internal_data_cache.items():
-            if cache:
-                self._write_internal_data(cache, desc_node=self._desc_nodes[stream])
-                cache.clear()
+        write_cached_events(self)
         closed: set[str] = set()  # the run's own node is the raw writer's to close
-        for node in (
-            *self._internal_tables.values(),
-            *self._internal_arrays.values(),
-            *self._desc_nodes.values(),
-        ):
+        for node in stream_tree_nodes(self):
             if node.uri not in closed:
                 closed.add(node.uri)
                 node.close_stream()
-        streams = {node.item["id"] for node in self._desc_nodes.values()}
+        streams = {node.item["id"] for node in stream_nodes(self).values()}
         counts = {
             name: count for name, count in (doc.get("num_events") or {}).items() if name in streams
         }
@@ -147,20 +143,17 @@ class _DerivedTiledWriter(_FlushableTiledWriter):
         self._open_runs: set[str] = set()
         self._descriptors: dict[str, str] = {}  # derived descriptor uid -> run uid
 
-    def _factory(self, name, doc):
+    def make_run_writer(self, start_doc):
+        options = run_writer_options(self)
         run_writer = _DerivedRunWriter(
             self.client,
             run_timeout=self.run_timeout,
             stop_timeout=self.stop_timeout,
-            batch_size=self._batch_size,
-            max_array_size=self._max_array_size,
+            batch_size=options["batch_size"],
+            max_array_size=options["max_array_size"],
         )
-        self.run_writers[doc["uid"]] = run_writer
-        callback = self._normalizer(patches=self.patches, spec_to_mimetype=self.spec_to_mimetype)
-        callback.subscribe(run_writer)
-        if self.backup_directory:
-            callback = _ConditionalBackup(callback, [JSONLinesWriter(self.backup_directory)])
-        return [callback], []
+        self.run_writers[start_doc["uid"]] = run_writer
+        return run_writer
 
     def __call__(self, name, doc):
         if name == "start":

@@ -195,24 +195,20 @@ def manager_api(zmq_control: str, *, timeout: float = 5.0) -> Iterator[Any]:
 
     ``REManagerAPI.close()`` closes its sockets but leaves the ``zmq.Context`` objects of its
     request client and of its console and system-info monitors (made at init) to the garbage
-    collector, which pyzmq reports as ResourceWarnings; they are destroyed here.
+    collector, which pyzmq reports as ResourceWarnings; they are destroyed here (found through
+    :func:`insitu.compat.queueserver_api.zmq_contexts`: they are private).
     """
     from bluesky_queueserver_api.zmq import REManagerAPI
+
+    from insitu.compat.queueserver_api import zmq_contexts
 
     api = REManagerAPI(zmq_control_addr=zmq_control, timeout_recv=timeout)
     try:
         yield api
     finally:
         api.close()
-        monitors = (
-            getattr(api, name, None) for name in ("_console_monitor", "_system_info_monitor")
-        )
-        sockets = (getattr(getattr(m, "_rco", None), "_socket", None) for m in monitors)
-        contexts = [getattr(getattr(api, "_client", None), "_ctx", None)]
-        contexts += [getattr(socket, "context", None) for socket in sockets]
-        for context in contexts:
-            if context is not None:
-                context.destroy(linger=0)
+        for context in zmq_contexts(api):
+            context.destroy(linger=0)
 
 
 def _wait_for_manager(manager: subprocess.Popen, zmq_control: str) -> None:

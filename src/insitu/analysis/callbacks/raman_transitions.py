@@ -128,10 +128,9 @@ class AnalysisProgress(Signal):
 
     def set(self, value: Any, *, timeout: float | None = None, **kwargs: Any) -> Status:
         """Return a Status that finishes once spectrum event ``value`` has been analysed."""
-        target = self._owner._target_seq_num(value)
-        status = Status(self, timeout=self._timeout if timeout is None else timeout)
-        self._owner._add_waiter(target, status)
-        return status
+        return self._owner.analysis_status(
+            self, value, timeout=self._timeout if timeout is None else timeout
+        )
 
 
 @dataclass
@@ -236,6 +235,22 @@ class RamanTransitionCallback(DerivedStreamCallback):
                 self._received_seq_num = max(self._received_seq_num, int(doc["seq_num"]))
                 self._arrivals[doc["uid"]] = time.monotonic()
         super().__call__(name, doc)
+
+    def analysis_status(self, signal: Signal, seq_num: Any, *, timeout: float) -> Status:
+        """A Status of ``signal`` that finishes once spectrum event ``seq_num`` is analysed.
+
+        ``seq_num`` 0 means the latest spectrum event received; the Status fails after
+        ``timeout`` seconds (wall time).
+
+        Raises
+        ------
+        ValueError
+            If ``seq_num`` is not an integer >= 0.
+        """
+        target = self._target_seq_num(seq_num)
+        status = Status(signal, timeout=timeout)
+        self._add_waiter(target, status)
+        return status
 
     def _target_seq_num(self, value: Any) -> int:
         try:

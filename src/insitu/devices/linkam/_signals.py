@@ -14,13 +14,13 @@ __all__ = ["CheckedSignal", "ReadbackSignal"]
 
 
 class ReadbackSignal(SignalRO):
-    """A read-only Signal whose value the device's poller updates.
+    """A read-only Signal whose value the device's poller updates (through :meth:`update`).
 
     Subscribers (``bps.monitor``, progress bars) are told only when the value changes, as with
     a Channel Access monitor.
     """
 
-    def _update(self, value: Any, timestamp: float, *, force: bool = False) -> None:
+    def update(self, value: Any, timestamp: float, *, force: bool = False) -> None:
         """Publish ``value`` read at experiment time ``timestamp`` (if changed, or ``force``)."""
         if not force and _same(value, self._readback):
             return

@@ -93,7 +93,7 @@ def _check_rate(signal: CheckedSignal, value: Any) -> float:
 
 
 def _apply_rate(signal: CheckedSignal, value: float) -> None:
-    signal.parent._apply_rate(value)
+    signal.parent.apply_rate(value)
 
 
 @dataclass(frozen=True)
@@ -241,10 +241,10 @@ class LinkamStage(Device, PositionerBase):
             self.settle_time.put(settle_time, force=False)
             self.rate.put(_check_rate(self.rate, rate), force=True)
             now = clock.now()
-            self.setpoint._update(math.nan, now, force=True)
+            self.setpoint.update(math.nan, now, force=True)
             reading = self.driver.status(check_errors=False)
             self._store_reading(reading, now, force=True)
-            self.connected._update(1, now, force=True)
+            self.connected.update(1, now, force=True)
             self._last_poll = StagePoll(reading, None, now, now, time.monotonic())
         except BaseException:
             if self._owns_driver:
@@ -333,7 +333,7 @@ class LinkamStage(Device, PositionerBase):
         self.driver.set_limit(target)
         self.driver.start()
         started_at = clock.now()
-        self.setpoint._update(target, started_at)
+        self.setpoint.update(target, started_at)
         status = ExplainedMoveStatus(self, target)
         if moved_cb is not None:
             status.add_callback(functools.partial(moved_cb, obj=self))
@@ -542,7 +542,7 @@ class LinkamStage(Device, PositionerBase):
             # usually answers. Only a failure that persists reaches whoever waits.
             persistent = self._poll_failures >= _MAX_POLL_FAILURES
             if persistent:
-                self.connected._update(0, failed_at)
+                self.connected.update(0, failed_at)
             self._publish_poll(StagePoll(None, exc, requested_at, failed_at, time.monotonic()))
             if persistent:
                 self._poll_failed(exc, requested_at)
@@ -551,18 +551,18 @@ class LinkamStage(Device, PositionerBase):
         received_at = clock.now()
         self._poll_error = None
         self._store_reading(reading, received_at)
-        self.connected._update(1, received_at)
+        self.connected.update(1, received_at)
         self._publish_poll(StagePoll(reading, None, requested_at, received_at, time.monotonic()))
         for _, status in self._take_triggers(requested_at):
             status.set_finished()
         self._judge_move(reading, requested_at, received_at)
 
     def _store_reading(self, reading: LinkamReading, t: float, *, force: bool = False) -> None:
-        self.temperature._update(reading.temperature, t, force=force)
-        self.status._update(reading.status.name, t, force=force)
-        self.errors._update("|".join(reading.errors.names), t, force=force)
+        self.temperature.update(reading.temperature, t, force=force)
+        self.status.update(reading.status.name, t, force=force)
+        self.errors.update("|".join(reading.errors.names), t, force=force)
         pump = -1 if reading.pump_speed is None else reading.pump_speed
-        self.pump._update(pump, t, force=force)
+        self.pump.update(pump, t, force=force)
         self._set_position(reading.temperature, timestamp=t)
 
     def _judge_move(self, reading: LinkamReading, requested_at: float, t: float) -> None:
@@ -635,8 +635,12 @@ class LinkamStage(Device, PositionerBase):
         expected = ramp_seconds * _RAMP_TIME_FACTOR + self.settle_time.get() + _TIMEOUT_MARGIN_S
         return max(expected, _MIN_WALL_TIMEOUT_S * clock.speedup())
 
-    def _apply_rate(self, rate: float) -> None:
-        """Send a new rate; a pending move gets a deadline recomputed for the new rate."""
+    def apply_rate(self, rate: float) -> None:
+        """Send a new rate; a pending move gets a deadline recomputed for the new rate.
+
+        The hook of the ``rate`` Signal, which calls it with a checked value: set ``rate``
+        rather than calling this.
+        """
         self.driver.set_rate(rate)
         with self._move_lock:
             move = self._move

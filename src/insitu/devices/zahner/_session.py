@@ -5,10 +5,12 @@ A :class:`ThalesSession` holds the "ScriptRemote" command channel (``ThalesRemot
 Term. The library is used unmodified; three things it lacks are done here, each with public calls
 where the library offers them:
 
-* Port: the library connects to ``ThalesRemoteConnection._term_port`` (260, set in its
-  constructor, no parameter). It is set on our own connection instances before they connect;
-  for the file channel, whose constructor builds and connects its connection in one go, through
-  a property on the public ``remoteConnection`` attribute (:class:`_FileInterfaceOnPort`).
+* Port: the library connects to a private port attribute of ``ThalesRemoteConnection`` (260,
+  set in its constructor, no parameter). It is set (through :mod:`insitu.compat.thales_remote`,
+  like every private name of the library used here) on our own connection instances before they
+  connect; for the file channel, whose constructor builds and connects its connection in one
+  go, through a property on the public ``remoteConnection`` attribute
+  (:class:`_FileInterfaceOnPort`).
 * Closing: ``disconnectFromTerm`` shuts the socket's receiving side and joins its receiver
   thread, which on Linux only ends if Term resets the connection (``recv`` returns ``b""`` after
   a shutdown and the library's ``readall`` loops on it); on a dead link it raises before closing
@@ -38,6 +40,12 @@ from thales_remote.error import TermConnectionError, ThalesRemoteError
 from thales_remote.file_interface import ThalesFileInterface
 from thales_remote.script_wrapper import ThalesRemoteScriptWrapper
 
+from insitu.compat.thales_remote import (
+    close_socket,
+    receiver_thread,
+    set_term_port,
+    thales_socket,
+)
 from insitu.devices.zahner._errors import (
     ZahnerCommandError,
     ZahnerConnectionError,
@@ -56,7 +64,7 @@ T = TypeVar("T")
 
 def _connection_on_port(port: int) -> ThalesRemoteConnection:
     connection = ThalesRemoteConnection()
-    connection._term_port = port
+    set_term_port(connection, port)
     return connection
 
 
@@ -81,7 +89,7 @@ class _FileInterfaceOnPort(ThalesFileInterface):
 
     @remoteConnection.setter
     def remoteConnection(self, connection: ThalesRemoteConnection) -> None:  # noqa: N802
-        connection._term_port = self._port_for_connection
+        set_term_port(connection, self._port_for_connection)
         self.__dict__["_connection_on_port"] = connection
 
 
@@ -97,11 +105,11 @@ def sever(connection: ThalesRemoteConnection | None) -> None:
             return
         try:
             # wakes the receiver thread blocked in recv()
-            connection._socket_handle.shutdown(socket.SHUT_RDWR)
+            thales_socket(connection).shutdown(socket.SHUT_RDWR)
         except OSError:
             pass  # already reset by the peer: nothing left to shut down
-        connection._closeSocket()
-    receiver = getattr(connection, "_receiving_worker", None)
+        close_socket(connection)
+    receiver = receiver_thread(connection)
     if receiver is not None and receiver is not threading.current_thread():
         receiver.join(timeout=_GOODBYE_TIMEOUT_S)
 

@@ -1,0 +1,127 @@
+"""bluesky-tiled-plugins: TiledWriter's private per-run writers, as it has no flush or per-run hook.
+
+``TiledWriter`` batches events by count only and has no public flush; the beamline's
+:class:`~insitu.beamline.durable_writer.DurableTiledWriter` writes each run writer's event cache
+on a time bound. :class:`~insitu.services.derived_writer.DerivedStreamsWriter` adds streams to
+runs another writer created, with its own per-run writer. Both need TiledWriter's private
+per-run machinery, reached only through this module:
+
+* ``TiledWriter._factory`` (the ``RunRouter`` factory it builds in ``__init__``), its settings
+  ``_batch_size``, ``_max_array_size``, ``_validate``, ``_normalizer``, and the private
+  ``_RunWriter`` and ``_ConditionalBackup`` classes: :class:`PerRunTiledWriter`,
+  :func:`run_writer_options`, :func:`run_callback`, :data:`RunWriter`;
+* ``_RunWriter._internal_data_cache`` (events batched per stream name), ``_write_internal_data``
+  and ``_desc_nodes`` (stream containers by stream name and descriptor uid):
+  :func:`write_cached_events`, :func:`stream_nodes`;
+* ``_RunWriter._internal_tables`` and ``_internal_arrays`` (the nodes it opened):
+  :func:`stream_tree_nodes`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bluesky_tiled_plugins import TiledWriter
+from bluesky_tiled_plugins.writing import tiled_writer as _library
+from bluesky_tiled_plugins.writing.tiled_writer import JSONLinesWriter
+
+from insitu.compat import check_version
+
+__all__ = [
+    "DISTRIBUTION",
+    "WRITTEN_FOR",
+    "PerRunTiledWriter",
+    "RunWriter",
+    "run_callback",
+    "run_writer_options",
+    "stream_nodes",
+    "stream_tree_nodes",
+    "write_cached_events",
+]
+
+DISTRIBUTION = "bluesky-tiled-plugins"
+WRITTEN_FOR = "2.0.12"
+check_version(DISTRIBUTION, WRITTEN_FOR, module=__name__)
+
+#: TiledWriter's writer of one run (``_RunWriter``: private in the library); subclass it to
+#: change how a run is written.
+RunWriter = _library._RunWriter
+_ConditionalBackup = _library._ConditionalBackup
+
+
+def run_writer_options(writer: TiledWriter) -> dict[str, Any]:
+    """The keyword arguments TiledWriter gives every per-run writer it makes."""
+    return {
+        "batch_size": writer._batch_size,
+        "max_array_size": writer._max_array_size,
+        "validate": writer._validate,
+        "ignore_errors": writer.ignore_errors,
+    }
+
+
+def run_callback(writer: TiledWriter, run_writer: Any) -> Any:
+    """What ``writer`` routes one run's documents to, as TiledWriter's own ``_factory`` builds it.
+
+    ``run_writer`` behind the writer's normalizer (unless it has none) and, with a
+    ``backup_directory``, behind a JSON-lines backup used when writing fails.
+    """
+    callback = run_writer
+    if writer._normalizer:
+        callback = writer._normalizer(
+            patches=writer.patches, spec_to_mimetype=writer.spec_to_mimetype
+        )
+        callback.subscribe(run_writer)
+    if writer.backup_directory:
+        callback = _ConditionalBackup(callback, [JSONLinesWriter(writer.backup_directory)])
+    return callback
+
+
+class PerRunTiledWriter(TiledWriter):
+    """A TiledWriter whose per-run writer comes from :meth:`make_run_writer` (override it).
+
+    TiledWriter's ``RunRouter`` calls its private ``_factory`` for each run's start document;
+    here that factory makes the run writer with :meth:`make_run_writer` and wraps it with
+    :func:`run_callback` (normalizer and backup, as the library does).
+    """
+
+    def make_run_writer(self, start_doc: dict) -> Any:
+        """A new writer for the run that ``start_doc`` starts (default: the library's own)."""
+        return RunWriter(self.client, **run_writer_options(self))
+
+    def _factory(self, name, doc):
+        return [run_callback(self, self.make_run_writer(doc))], []
+
+
+def write_cached_events(run_writer: Any) -> int:
+    """Write the events ``run_writer`` holds in its batch cache, as its own ``stop`` does.
+
+    Returns
+    -------
+    int
+        How many events were written (the cache is then empty).
+    """
+    written = 0
+    for stream, cache in run_writer._internal_data_cache.items():
+        if cache:
+            run_writer._write_internal_data(cache, desc_node=run_writer._desc_nodes[stream])
+            written += len(cache)
+            cache.clear()
+    return written
+
+
+def stream_nodes(run_writer: Any) -> dict[str, Any]:
+    """The run writer's stream containers, keyed by stream name and by descriptor uid (live)."""
+    return run_writer._desc_nodes
+
+
+def stream_tree_nodes(run_writer: Any) -> list[Any]:
+    """The nodes the run writer opened: internal tables, internal arrays, stream containers.
+
+    In that order, with repeats (a stream's container is listed under its name and under each
+    descriptor uid): close each ``uri`` once.
+    """
+    return [
+        *run_writer._internal_tables.values(),
+        *run_writer._internal_arrays.values(),
+        *run_writer._desc_nodes.values(),
+    ]
