@@ -12,6 +12,9 @@ from pathlib import Path
 from tiled.client import Context, from_context
 from tiled.structures.core import Spec
 
+from insitu.beamline.catalog_database import prepare_catalog_database
+from insitu.compat.tiled_clients import catalog_structure_clients
+
 __all__ = [
     "DEFAULT_CATALOG_DIR",
     "RUNS_CONTAINER",
@@ -70,13 +73,14 @@ def _embedded_context(directory: Path) -> Context:
 
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "data").mkdir(exist_ok=True)
+    database = directory / "catalog.db"
     adapter = catalog_from_uri(
-        f"sqlite:///{directory / 'catalog.db'}",
+        f"sqlite:///{database}",
         writable_storage=[
             f"file://{directory / 'data'}",
             f"sqlite:///{directory / 'storage.sqlite'}",
         ],
-        init_if_not_exists=True,
+        init_if_not_exists=not prepare_catalog_database(database),
     )
     # The in-process server's start-up banner is noise in a user's session.
     logging.getLogger("tiled.server.app").setLevel(logging.WARNING)
@@ -137,7 +141,11 @@ def open_catalog(
             raise ValueError(f"catalog location {str(path)!r} exists and is not a directory")
         context = _embedded_context(path)
     try:
-        root = from_context(context, node_path_parts=node_path)
+        # Its own registry: databroker's Broker (and any run.v2) must not switch every run
+        # this process reads to the v2 layout (see insitu.compat.tiled_clients).
+        root = from_context(
+            context, structure_clients=catalog_structure_clients(), node_path_parts=node_path
+        )
         if container not in root:
             if not create:
                 raise KeyError(f"catalog at {location!r} has no container {container!r}")
