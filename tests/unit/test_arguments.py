@@ -20,7 +20,9 @@ def test_as_number_accepts_real_scalars(value):
     assert a.as_number(value, "plan x") == pytest.approx(float(value))
 
 
-@pytest.mark.parametrize("value", NOT_NUMBERS, ids=repr)
+@pytest.mark.parametrize(
+    "value", NOT_NUMBERS, ids=lambda v: type(v).__name__ if type(v) is object else repr(v)
+)
 def test_as_number_rejects_what_is_not_a_number_with_a_type_error(value):
     with pytest.raises(TypeError, match=r"^plan x .* is not a (single )?number"):
         a.as_number(value, "plan x")

@@ -17,6 +17,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from insitu.analysis.eis_circuits import parse_circuit
 from insitu.analysis.eis_fit import CircuitFit, fit_circuit
+from insitu.checks import as_positive
 
 # Film alone; film behind a series (lead/contact) resistance; film plus blocking electrodes.
 FILM_MODELS: tuple[str, ...] = ("p(R1,CPE1)", "R0-p(R1,CPE1)", "p(R1,CPE1)-CPE2")
@@ -45,9 +46,7 @@ class FilmGeometry:
     def __post_init__(self) -> None:
         for name in ("gap", "electrode_length", "thickness"):
             value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"FilmGeometry.{name} = {value!r} m must be a finite length > 0")
-            if value > 1.0:
+            if as_positive(value, f"FilmGeometry.{name}", unit="m") > 1.0:
                 raise ValueError(
                     f"FilmGeometry.{name} = {value!r} m is over 1 m; lengths are in metres"
                     " (0.25 mm is 0.25e-3)"
@@ -76,8 +75,7 @@ def conductivity(
     """
     lengths = {"gap": gap, "electrode_length": electrode_length, "thickness": thickness}
     for name, value in lengths.items():
-        if not (math.isfinite(value) and value > 0):
-            raise ValueError(f"conductivity: {name} = {value!r} m must be finite and > 0")
+        as_positive(value, f"conductivity: {name}", unit="m")
     r = np.asarray(resistance, dtype=float)
     if np.any(~np.isfinite(r)) or np.any(r <= 0):
         raise ValueError(f"conductivity: resistance {resistance!r} Ohm must be finite and > 0")

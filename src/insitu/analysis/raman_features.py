@@ -51,6 +51,7 @@ from insitu.analysis.raman_preprocess import (
     remove_spikes,
 )
 from insitu.analysis.raman_reference import LLZO, PHASE_CLASSES, RamanReference
+from insitu.checks import as_positive, in_range
 
 __all__ = [
     "Peak",
@@ -406,10 +407,11 @@ def unmix_phases(
         On an invalid spectrum, temperature or significance.
     """
     x, y = check_spectrum(wavenumber, counts)
-    if temperature is not None and not (math.isfinite(temperature) and temperature > -273.15):
-        raise ValueError(f"unmix_phases temperature {temperature} C is not above -273.15 C")
-    if not (math.isfinite(significance) and significance >= 0):
-        raise ValueError(f"unmix_phases significance {significance} must be a number >= 0")
+    if temperature is not None:
+        temperature = in_range(
+            temperature, -273.15, math.inf, "unmix_phases temperature", unit="C", include_low=False
+        )
+    significance = as_positive(significance, "unmix_phases significance", allow_zero=True)
     names = reference.phase_names
     n = len(names)
     classes = {phase.name: phase.phase_class for phase in reference.phases}

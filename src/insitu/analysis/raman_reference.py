@@ -51,6 +51,8 @@ from typing import Any
 import numpy as np
 import yaml
 
+from insitu.checks import as_finite
+
 __all__ = [
     "PHASE_CLASSES",
     "ReferenceBand",
@@ -332,14 +334,14 @@ _BAND_KEYS = {
 
 
 def _number(value: Any, where: str, *, positive: bool = False, unit: str = "") -> float:
+    # A table is rejected with ValueError whatever is wrong in it, a non-number included.
     try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{where} {value!r} is not a number") from None
-    if isinstance(value, bool) or not math.isfinite(number):
-        raise ValueError(f"{where} {value!r} is not a finite number")
+        number = as_finite(value, where, unit=unit)
+    except TypeError as error:
+        raise ValueError(str(error)) from None
     if positive and number <= 0:
-        raise ValueError(f"{where} {number}{unit} must be > 0")
+        suffix = f" {unit}" if unit else ""
+        raise ValueError(f"{where} {number}{suffix} must be > 0")
     return number
 
 
@@ -359,9 +361,9 @@ def _band_from_mapping(data: Any, where: str) -> ReferenceBand:
     if not 0.0 <= eta <= 1.0:
         raise ValueError(f"{where}.lorentz_fraction {eta} is outside 0 to 1")
     return ReferenceBand(
-        position=_number(data["position"], f"{where}.position", positive=True, unit=" cm-1"),
+        position=_number(data["position"], f"{where}.position", positive=True, unit="cm-1"),
         fwhm=(
-            _number(data["fwhm"], f"{where}.fwhm", positive=True, unit=" cm-1")
+            _number(data["fwhm"], f"{where}.fwhm", positive=True, unit="cm-1")
             if "fwhm" in data
             else None
         ),

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from insitu import clock
+from insitu.checks import as_finite, as_positive
 from insitu.devices.linkam import LinkamStatus
 
 if TYPE_CHECKING:
@@ -175,18 +176,19 @@ class Watchdog:
         safe_state: Literal["hold", "stop"] = "stop",
         name: str = "watchdog",
     ) -> None:
-        for label, value in (
-            ("max_rate", max_rate),
-            ("rate_window", rate_window),
-            ("stall_timeout", stall_timeout),
+        for label, value, unit in (
+            ("max_rate", max_rate, "C/min"),
+            ("rate_window", rate_window, "s"),
+            ("stall_timeout", stall_timeout, "s"),
         ):
-            _check_positive(name, label, value)
-        if not (isinstance(max_temperature, (int, float)) and math.isfinite(max_temperature)):
-            raise ValueError(f"{name}.max_temperature {max_temperature!r} C is not a number")
+            as_positive(value, f"{name}.{label}", unit=unit)
+        max_temperature = as_finite(max_temperature, f"{name}.max_temperature", unit="C")
         if time_above is not None:
             above_temperature, above_seconds = time_above
-            _check_positive(name, "time_above seconds", above_seconds)
-            time_above = (float(above_temperature), float(above_seconds))
+            time_above = (
+                as_finite(above_temperature, f"{name}.time_above temperature", unit="C"),
+                as_positive(above_seconds, f"{name}.time_above seconds", unit="s"),
+            )
         if safe_state not in _SAFE_STATUSES:
             raise ValueError(f"{name}.safe_state {safe_state!r} is neither 'hold' nor 'stop'")
         self.name = name
@@ -639,10 +641,3 @@ class RunAborter:
             return msg
 
         return msg_mutator(plan, fill)
-
-
-def _check_positive(name: str, label: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name}.{label} {value!r} is not a number")
-    if not (0 < value < math.inf):
-        raise ValueError(f"{name}.{label} {value!r} must be a positive finite number")

@@ -17,7 +17,6 @@ simulation does not make a TCP connect faster.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +26,7 @@ import tenacity
 from ophyd import Signal, SignalRO
 
 from insitu import clock
+from insitu.checks import as_finite
 
 __all__ = ["ConnectedSignal", "Reconnector", "LinkState"]
 
@@ -113,9 +113,7 @@ class Reconnector:
             ("max_delay", max_delay),
             ("give_up_after", give_up_after),
         ):
-            if isinstance(value, bool) or not (
-                isinstance(value, int | float) and math.isfinite(value) and value > 0
-            ):
+            if as_finite(value, f"{owner}.reconnect {label}", unit="s") <= 0:
                 raise ValueError(f"{owner}.reconnect {label} {value!r} s must be a number > 0")
         if initial_delay > max_delay:
             raise ValueError(

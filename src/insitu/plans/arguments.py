@@ -9,13 +9,14 @@ before its first message, so a rejected argument never reaches a device.
 from __future__ import annotations
 
 import json
-import math
 import operator
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
 from event_model import DocumentNames, schema_validators
+
+from insitu.checks import as_finite
 
 __all__ = [
     "MAX_DURATION_S",
@@ -55,7 +56,7 @@ def _is_bool(value: Any) -> bool:
 
 
 def as_number(value: Any, what: str, unit: str = "") -> float:
-    """``value`` as a finite float.
+    """``value`` as a finite float: :func:`insitu.checks.as_finite` (``unit`` for the message).
 
     Accepts ints, floats and numpy scalars; rejects bools, strings, None, arrays and anything
     else that only converts to a number by accident.
@@ -67,20 +68,7 @@ def as_number(value: Any, what: str, unit: str = "") -> float:
     ValueError
         If it is NaN, infinite, or too large for a float.
     """
-    suffix = f" {unit}" if unit else ""
-    if _is_bool(value) or isinstance(value, (str, bytes, complex)) or value is None:
-        raise TypeError(f"{what} {value!r} is not a number{suffix}")
-    if getattr(value, "ndim", 0) != 0:
-        raise TypeError(f"{what} {value!r} is not a single number{suffix}")
-    try:
-        number = float(value)
-    except OverflowError:
-        raise ValueError(f"{what} {value!r}{suffix} is too large: give a finite number") from None
-    except (TypeError, ValueError):
-        raise TypeError(f"{what} {value!r} is not a number{suffix}") from None
-    if not math.isfinite(number):
-        raise ValueError(f"{what} {number}{suffix} is not allowed: give a finite number")
-    return number
+    return as_finite(value, what, unit=unit)
 
 
 def as_positive(

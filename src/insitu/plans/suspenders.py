@@ -19,7 +19,6 @@ here:
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -28,22 +27,10 @@ from bluesky.preprocessors import suspend_wrapper
 from bluesky.suspenders import SuspendBoolLow, SuspendWhenOutsideBand
 
 from insitu import clock
+from insitu.checks import as_finite, as_positive
 from insitu.devices.reconnect import LinkState
 
 __all__ = ["temperature_band_suspender", "connection_suspenders", "isothermal"]
-
-
-def _number(label: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{label} {value!r} is not a number")
-    return float(value)
-
-
-def _check_settle_time(label: str, value: Any) -> float:
-    seconds = _number(label, value)
-    if not (math.isfinite(seconds) and seconds >= 0):
-        raise ValueError(f"{label} {value!r} s is outside the allowed range: finite, >= 0 s")
-    return seconds
 
 
 class _SettleInExperimentTime:
@@ -170,9 +157,7 @@ def temperature_band_suspender(
     temperature = getattr(stage, "temperature", None)
     if not (callable(getattr(temperature, "subscribe", None)) and callable(temperature.get)):
         raise TypeError(f"temperature_band_suspender: {name} has no temperature Signal")
-    target_C = _number(f"{name} isothermal target", target)
-    if not math.isfinite(target_C):
-        raise ValueError(f"{name} isothermal target {target!r} C is not a finite temperature")
+    target_C = as_finite(target, f"{name} isothermal target", unit="C")
     limits = getattr(stage, "limits", None)
     if isinstance(limits, tuple) and len(limits) == 2 and limits[0] < limits[1]:
         low, high = limits
@@ -181,10 +166,10 @@ def temperature_band_suspender(
                 f"{name} isothermal target {target_C} C is outside the stage limits "
                 f"{low} to {high} C"
             )
-    band_C = _number(f"{name} isothermal band", band)
-    if not (math.isfinite(band_C) and band_C > 0):
+    band_C = as_finite(band, f"{name} isothermal band", unit="C")
+    if band_C <= 0:
         raise ValueError(f"{name} isothermal band {band!r} C is outside the allowed range: > 0 C")
-    settle = _check_settle_time(f"{name} isothermal settle_time", settle_time)
+    settle = as_positive(settle_time, f"{name} isothermal settle_time", unit="s", allow_zero=True)
     return _TemperatureBand(stage, target_C, band_C, settle)
 
 
@@ -214,7 +199,9 @@ def connection_suspenders(*devices: Any, settle_time: float = 5.0) -> list:
     ValueError
         If ``settle_time`` is negative or not finite.
     """
-    settle = _check_settle_time("connection_suspenders settle_time", settle_time)
+    settle = as_positive(
+        settle_time, "connection_suspenders settle_time", unit="s", allow_zero=True
+    )
     suspenders = []
     for device in devices:
         connected = getattr(device, "connected", None)

@@ -32,10 +32,12 @@ Speed: one 1600-point spectrum takes a few hundred microseconds (see benchmarks/
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 from numpy.typing import ArrayLike
 
+from insitu.checks import as_positive, in_range
 from insitu.sim.raman_bands import BANDS, GROUPS
 from insitu.sim.sample import FilmState
 
@@ -155,14 +157,13 @@ def _thermal_emission(temperature_C: float, wavelength_nm: np.ndarray) -> np.nda
 def _check_settings(
     temperature_C: float, exposure_s: float, accumulations: int, laser_power_mW: float
 ) -> None:
-    if not np.isfinite(temperature_C) or temperature_C <= -273.15:
-        raise ValueError(f"raman_model temperature {temperature_C} C is not above -273.15 C")
-    if not (np.isfinite(exposure_s) and exposure_s > 0):
-        raise ValueError(f"raman_model exposure {exposure_s} s must be a positive number")
+    in_range(
+        temperature_C, -273.15, math.inf, "raman_model temperature", unit="C", include_low=False
+    )
+    as_positive(exposure_s, "raman_model exposure", unit="s")
     if int(accumulations) != accumulations or accumulations < 1:
         raise ValueError(f"raman_model accumulations {accumulations} must be an integer >= 1")
-    if not (np.isfinite(laser_power_mW) and laser_power_mW >= 0):
-        raise ValueError(f"raman_model laser power {laser_power_mW} mW must be >= 0")
+    as_positive(laser_power_mW, "raman_model laser power", unit="mW", allow_zero=True)
 
 
 def _resolve_axis(wavenumber: ArrayLike | None) -> np.ndarray:

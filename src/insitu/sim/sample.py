@@ -41,6 +41,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from insitu import clock
+from insitu.checks import as_positive, in_range
 from insitu.sim import sample_kinetics as kinetics
 from insitu.sim.sample_conductivity import ConductivityLaw, film_law
 from insitu.sim.thermal_profile import ROOM_TEMPERATURE_C, ThermalProfile
@@ -239,10 +240,8 @@ class GarnetFilm:
         variability: float = 0.0,
         max_step_s: float = 1.0,
     ) -> None:
-        if not (math.isfinite(max_step_s) and max_step_s > 0):
-            raise ValueError(f"GarnetFilm.max_step_s {max_step_s} must be a positive number")
-        if not (math.isfinite(variability) and 0.0 <= variability <= 1.0):
-            raise ValueError(f"GarnetFilm.variability {variability} is outside 0 to 1")
+        max_step_s = as_positive(max_step_s, "GarnetFilm.max_step_s", unit="s")
+        variability = in_range(variability, 0.0, 1.0, "GarnetFilm.variability")
         if temperature_at is not None and not callable(temperature_at):
             raise TypeError(f"GarnetFilm.temperature_at {temperature_at!r} is not callable")
         self._temperature_at = temperature_at or ThermalProfile.constant(ROOM_TEMPERATURE_C)

@@ -58,6 +58,7 @@ from insitu.analysis.callbacks._derived_stream import DerivedRun, DerivedStreamC
 from insitu.analysis.raman_reference import LLZO, RamanReference
 from insitu.analysis.transition_features import RECORD_KEYS, TransitionFeatures
 from insitu.analysis.transitions import RamanTransitionDetector, TransitionFlag
+from insitu.checks import in_range
 
 __all__ = ["RamanTransitionCallback", "AnalysisProgress", "TRANSITION_DATA_KEYS"]
 
@@ -215,9 +216,7 @@ class RamanTransitionCallback(DerivedStreamCallback):
         self._analysed_seq_num = 0  # of its last analysed spectrum event
         self._waiters: list[tuple[str | None, int, Status]] = []
         self._finished_run_uid: str | None = None  # the last run whose stop was processed
-        if not (math.isfinite(defer_s) and 0.0 <= defer_s <= 1.0):
-            raise ValueError(f"RamanTransitionCallback.defer_s {defer_s} is outside 0 to 1 s")
-        self.defer_s = float(defer_s)
+        self.defer_s = in_range(defer_s, 0.0, 1.0, "RamanTransitionCallback.defer_s", unit="s")
         self._arrivals: dict[str, float] = {}  # event uid -> monotonic arrival time
         super().__init__(name="RamanTransitionCallback")
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
-import numpy as np
+from insitu.checks import as_finite
 
 __all__ = ["STAGE_LIMITS", "StageLimits", "check_limit", "check_rate", "limits_for"]
 
@@ -67,20 +66,6 @@ def limits_for(stage_model: str) -> StageLimits:
         raise ValueError(f"unknown Linkam stage model {stage_model!r}; known: {known}") from None
 
 
-def _as_finite(value: object, what: str) -> float:
-    if isinstance(value, (bool, np.bool_, str, bytes)):
-        raise TypeError(f"{what} {value!r} is not a number")
-    try:
-        number = float(value)  # also numpy scalars
-    except OverflowError:
-        raise ValueError(f"{what} {value!r} is not a finite number") from None
-    except (TypeError, ValueError):
-        raise TypeError(f"{what} {value!r} is not a number") from None
-    if not math.isfinite(number):
-        raise ValueError(f"{what} {number} is not a finite number")
-    return number
-
-
 def check_limit(value: object, limits: StageLimits, device: str = "linkam") -> float:
     """Return ``value`` as a float setpoint in degC if the stage accepts it, else raise.
 
@@ -91,7 +76,7 @@ def check_limit(value: object, limits: StageLimits, device: str = "linkam") -> f
     ValueError
         If it is not finite or lies outside the stage's temperature range.
     """
-    celsius = _as_finite(value, f"{device}.setpoint")
+    celsius = as_finite(value, f"{device}.setpoint", unit="C")
     if celsius > limits.max_temperature:
         raise ValueError(
             f"{device}.setpoint {celsius} C is above the stage limit {limits.max_temperature} C "
@@ -115,7 +100,7 @@ def check_rate(value: object, limits: StageLimits, device: str = "linkam") -> fl
     ValueError
         If it is not finite or lies outside the stage's rate range.
     """
-    rate = _as_finite(value, f"{device}.rate")
+    rate = as_finite(value, f"{device}.rate", unit="C/min")
     if rate > limits.max_rate:
         raise ValueError(
             f"{device}.rate {rate} C/min is above the stage limit {limits.max_rate} C/min "

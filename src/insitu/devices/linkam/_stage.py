@@ -12,12 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import numpy as np
 from ophyd import Component as Cpt
 from ophyd import Device, PositionerBase
 from ophyd.status import DeviceStatus, MoveStatus
 
 from insitu import clock
+from insitu.checks import as_positive, in_range
 from insitu.devices.linkam._driver import LinkamT95
 from insitu.devices.linkam._errors import (
     LinkamError,
@@ -54,37 +54,12 @@ MAX_TOLERANCE_C = 100.0
 MAX_SETTLE_TIME_S = 86400.0
 
 
-def _finite(
-    name: str, value: Any, *, minimum: float, inclusive: bool, maximum: float, unit: str
-) -> float:
-    if isinstance(value, (bool, np.bool_, str, bytes)):
-        raise TypeError(f"{name} {value!r} is not a number")
-    try:
-        number = float(value)
-    except OverflowError:
-        number = math.inf
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} {value!r} is not a number") from None
-    too_small = number < minimum if inclusive else number <= minimum
-    if not math.isfinite(number) or too_small or number > maximum:
-        low = "from" if inclusive else "above"
-        raise ValueError(
-            f"{name} {value!r} {unit} is outside the allowed range {low} {minimum} to "
-            f"{maximum} {unit}"
-        )
-    return number
-
-
 def _check_tolerance(signal: CheckedSignal, value: Any) -> float:
-    return _finite(
-        signal.name, value, minimum=0.0, inclusive=False, maximum=MAX_TOLERANCE_C, unit="C"
-    )
+    return in_range(value, 0.0, MAX_TOLERANCE_C, signal.name, unit="C", include_low=False)
 
 
 def _check_settle_time(signal: CheckedSignal, value: Any) -> float:
-    return _finite(
-        signal.name, value, minimum=0.0, inclusive=True, maximum=MAX_SETTLE_TIME_S, unit="s"
-    )
+    return in_range(value, 0.0, MAX_SETTLE_TIME_S, signal.name, unit="s")
 
 
 def _check_rate(signal: CheckedSignal, value: Any) -> float:
@@ -201,10 +176,9 @@ class LinkamStage(Device, PositionerBase):
         reply_timeout: float = 1.0,
         **kwargs: Any,
     ) -> None:
-        if not (isinstance(poll_period, (int, float)) and 0 < poll_period < math.inf):
-            raise ValueError(f"{name}.poll_period {poll_period!r} s must be a positive number")
-        if timeout is not None and not (0 < timeout < math.inf):
-            raise ValueError(f"{name}.timeout {timeout!r} s must be a positive number or None")
+        poll_period = as_positive(poll_period, f"{name}.poll_period", unit="s")
+        if timeout is not None:
+            timeout = as_positive(timeout, f"{name}.timeout", unit="s")
         if isinstance(address_or_driver, LinkamT95):
             driver = address_or_driver
             if stage_model is not None and stage_model != driver.stage_model:
@@ -320,10 +294,7 @@ class LinkamStage(Device, PositionerBase):
         """
         target = self.driver.check_limit(position)
         if timeout is not None:
-            timeout = _finite(
-                f"{self.name}.timeout", timeout, minimum=0.0, inclusive=False, maximum=math.inf,
-                unit="s",
-            )  # fmt: skip
+            timeout = as_positive(timeout, f"{self.name}.timeout", unit="s")
         self.driver.check_interlock(f"move to {target} C")
         if self._stopping.is_set():
             raise LinkamMoveInterrupted(f"{self.name}: the device is destroyed")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
+from insitu.checks import in_range
+
 __all__ = ["raman_shift_cm1", "wavelength_nm", "check_laser_wavelength"]
 
 
@@ -16,13 +18,7 @@ def check_laser_wavelength(laser_wavelength_nm: float, *, owner: str = "raman") 
     ValueError
         If it is not a finite number between 200 and 2000 nm.
     """
-    value = float(laser_wavelength_nm)
-    if not (np.isfinite(value) and 200.0 <= value <= 2000.0):
-        raise ValueError(
-            f"{owner}.laser_wavelength {laser_wavelength_nm} nm is outside the allowed range "
-            f"200 to 2000 nm"
-        )
-    return value
+    return in_range(laser_wavelength_nm, 200.0, 2000.0, f"{owner}.laser_wavelength", unit="nm")
 
 
 def raman_shift_cm1(wavelength: ArrayLike, laser_wavelength_nm: float) -> np.ndarray:

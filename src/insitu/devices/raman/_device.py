@@ -11,6 +11,7 @@ from ophyd import Component as Cpt
 from ophyd import Device
 from ophyd.status import DeviceStatus
 
+from insitu.checks import as_positive
 from insitu.devices.raman._axis import check_laser_wavelength
 from insitu.devices.raman._backend import RamanBackend
 from insitu.devices.raman._cosmic_rays import (
@@ -134,18 +135,12 @@ class RamanSpectrometer(Device):
                 f"{name}.laser_wavelength {laser} nm differs from its backend's "
                 f"{backend_laser} nm: the Raman-shift axis would be wrong"
             )
-        max_power = float(max_laser_power_mW)
-        if not (np.isfinite(max_power) and 0 < max_power <= 1000.0):
-            raise ValueError(
-                f"{name}.max_laser_power {max_laser_power_mW} mW is outside the allowed range "
-                f"0 < value <= 1000 mW"
-            )
-        max_exposure = float(max_exposure_s)
-        if not (np.isfinite(max_exposure) and 0 < max_exposure <= 86400.0):
-            raise ValueError(
-                f"{name}.max_exposure {max_exposure_s} s is outside the allowed range "
-                f"0 < value <= 86400 s"
-            )
+        max_power = as_positive(
+            max_laser_power_mW, f"{name}.max_laser_power", unit="mW", maximum=1000.0
+        )
+        max_exposure = as_positive(
+            max_exposure_s, f"{name}.max_exposure", unit="s", maximum=86400.0
+        )
         self.cosmic_ray_removal.check_value(cosmic_ray_removal)
         self.backend = backend
         self.laser_power.high = max_power

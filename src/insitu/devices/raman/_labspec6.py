@@ -23,6 +23,7 @@ from typing import Any, Literal
 import numpy as np
 
 from insitu import clock
+from insitu.checks import as_finite, as_positive
 from insitu.devices.raman._axis import check_laser_wavelength, raman_shift_cm1
 from insitu.devices.raman._socket_stream import ByteStream, SocketStream, parse_socket_address
 
@@ -82,11 +83,9 @@ class LabSpec6Client:
     """
 
     def __init__(self, stream: ByteStream, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
-        if not (math.isfinite(timeout_s) and timeout_s > 0):
-            raise ValueError(f"labspec6 timeout {timeout_s} s must be a positive number")
+        self.timeout_s = as_positive(timeout_s, "labspec6 timeout", unit="s")
         self._stream = stream
         self.address: tuple[str, int] | None = None
-        self.timeout_s = float(timeout_s)
         self._next_id = 0
         self._lock = threading.Lock()
         greeting = self._decode(stream.read_line(self.timeout_s))
@@ -292,10 +291,9 @@ class LabSpec6Backend:
     ) -> None:
         self.name = name
         self.laser_wavelength_nm = check_laser_wavelength(laser_wavelength_nm, owner=name)
-        if not (math.isfinite(full_laser_power_mW) and full_laser_power_mW > 0):
-            raise ValueError(
-                f"{name}.full_laser_power {full_laser_power_mW} mW must be a positive number"
-            )
+        full_laser_power_mW = as_positive(
+            full_laser_power_mW, f"{name}.full_laser_power", unit="mW"
+        )
         if laser_power_control not in ("filter", "none"):
             raise ValueError(
                 f"{name}.laser_power_control {laser_power_control!r} is not 'filter' or 'none'"
@@ -339,12 +337,11 @@ class LabSpec6Backend:
             For a non-positive exposure, accumulations < 1, or a laser power LabSpec cannot
             give (above the full power, or between ND filter steps).
         """
-        exposure = float(exposure_s)
-        if not (math.isfinite(exposure) and exposure > 0):
-            raise ValueError(f"{self.name}.exposure {exposure_s} s must be > 0")
+        exposure = as_positive(exposure_s, f"{self.name}.exposure", unit="s")
         if int(accumulations) != accumulations or accumulations < 1:
             raise ValueError(f"{self.name}.accumulations {accumulations} must be an integer >= 1")
-        filter_index = self._filter_for(float(laser_power_mW))
+        power = as_finite(laser_power_mW, f"{self.name}.laser_power", unit="mW")
+        filter_index = self._filter_for(power)
         self._configured = False
         self._acquisition_time_s = None
         self.client.set_param("Exposure", exposure)
@@ -355,7 +352,7 @@ class LabSpec6Backend:
 
     def _filter_for(self, power: float) -> int | None:
         full = self.full_laser_power_mW
-        if not (math.isfinite(power) and 0 < power <= full * 1.0001):
+        if not 0 < power <= full * 1.0001:
             raise ValueError(
                 f"{self.name}.laser_power {power} mW is outside the allowed range "
                 f"0 < value <= {full:g} mW"

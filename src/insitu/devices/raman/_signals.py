@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 from ophyd import Signal
+
+from insitu.checks import as_finite
 
 __all__ = ["RangeSignal", "ChoiceSignal", "ArraySignal"]
 
@@ -46,17 +47,9 @@ class RangeSignal(Signal):
         """Raise ``ValueError`` unless ``value`` is a number in the allowed range."""
         units = f" {self.units}" if self.units else ""
         try:
-            if isinstance(value, (str, bytes)):
-                raise TypeError  # float("5") would accept text
-            number = float(value)
-        except OverflowError:
-            number = math.inf
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"{self.name} {value!r} is not a number (allowed: {self.allowed_range()})"
-            ) from None
-        if isinstance(value, (bool, np.bool_)) or not math.isfinite(number):
-            raise ValueError(f"{self.name} {value!r} is not allowed ({self.allowed_range()})")
+            number = as_finite(value, self.name, unit=self.units)
+        except (TypeError, ValueError) as error:  # ophyd's check_value raises ValueError
+            raise ValueError(f"{error} (allowed: {self.allowed_range()})") from None
         if self.integer and number != int(number):
             raise ValueError(
                 f"{self.name} {value}{units} is not an integer ({self.allowed_range()})"

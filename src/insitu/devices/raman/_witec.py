@@ -10,12 +10,12 @@ against a fake object with the SDK's documented surface, never against a real in
 from __future__ import annotations
 
 import asyncio
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from insitu.checks import as_positive
 from insitu.devices.raman._axis import check_laser_wavelength, raman_shift_cm1
 
 __all__ = ["WitecBackend", "TrueMatchSpectrum", "parse_truematch"]
@@ -221,14 +221,10 @@ class WitecBackend:
             For a non-positive exposure or power, or accumulations < 1 (the SDK raises its own
             ``ValueOutOfRangeException`` for values outside the instrument's range).
         """
-        exposure = float(exposure_s)
-        power = float(laser_power_mW)
-        if not (math.isfinite(exposure) and exposure > 0):
-            raise ValueError(f"{self.name}.exposure {exposure_s} s must be > 0")
+        exposure = as_positive(exposure_s, f"{self.name}.exposure", unit="s")
         if int(accumulations) != accumulations or accumulations < 1:
             raise ValueError(f"{self.name}.accumulations {accumulations} must be an integer >= 1")
-        if not (math.isfinite(power) and power > 0):
-            raise ValueError(f"{self.name}.laser_power {laser_power_mW} mW must be > 0")
+        power = as_positive(laser_power_mW, f"{self.name}.laser_power", unit="mW")
         self.control.LaserManager.SelectedLaserPower = power
         self._silent.SetParameters(
             numberOfAccumulations=int(accumulations), integrationTime=exposure

@@ -27,7 +27,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
+from insitu.checks import as_finite
 
 __all__ = [
     "AMPLITUDE",
@@ -73,15 +73,9 @@ class SettingRange:
         """
         unit = f" {self.unit}" if self.unit else ""
         try:
-            if isinstance(value, (str, bytes)):
-                raise TypeError  # float("5") would accept text
-            number = float(value)
-        except OverflowError:
-            number = math.inf
-        except (TypeError, ValueError):
-            raise ValueError(f"{label} {value!r} is not a number") from None
-        if isinstance(value, (bool, np.bool_)) or not math.isfinite(number):
-            raise ValueError(f"{label} {value!r} is not a finite number")
+            number = as_finite(value, label, unit=self.unit)
+        except TypeError as error:  # a setting is refused with ValueError, as ophyd's are
+            raise ValueError(str(error)) from None
         if self.integer and number != int(number):
             raise ValueError(f"{label} {value!r} is not a whole number")
         shown = int(number) if self.integer else number
