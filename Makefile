@@ -26,13 +26,19 @@ lint: $(STAMP)
 
 # Redis and PostgreSQL (for the tests marked `services`) are installed if missing and started on
 # loopback by scripts/services.sh, which writes their addresses to .services/env.
+# The unit and device tiers mostly wait on sockets and wall time: four pytest-xdist workers (whole
+# files per worker: a module's beamline fixture stays one). The system tier runs alone, one test
+# at a time: its campaigns and SIGKILL tests measure wall-clock latency, which parallel load bends.
 test: lint
 	scripts/services.sh start
-	. ./.services/env && $(BIN)/pytest
+	$(BIN)/pytest -m "unit or device" $(FAST_TIER_WORKERS)
+	. ./.services/env && $(BIN)/pytest -m system
+
+FAST_TIER_WORKERS := -n 4 --dist loadfile
 
 # The edit loop: the unit and device tiers only (no services, no subprocess campaigns).
 test-fast: $(STAMP)
-	$(BIN)/pytest -m "unit or device"
+	$(BIN)/pytest -m "unit or device" --strict-budget $(FAST_TIER_WORKERS)
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done

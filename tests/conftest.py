@@ -6,8 +6,10 @@ tests/faults: wire emulators, one beamline per module) or ``system`` (tests/serv
 test marked ``slow``: subprocesses, SIGKILL, the demo, the end-to-end campaign, services).
 ``make test-fast`` runs ``-m "unit or device"``; ``make test`` runs all three.
 
-A test of the fast tiers whose call takes more than ``FAST_TIER_LIMIT_S`` fails, unless marked
-``allow_slow``: a slow test there is a design problem, not something to wait for.
+A test of the fast tiers whose call takes more than ``FAST_TIER_LIMIT_S`` (unless marked
+``allow_slow``) is a design problem, not something to wait for. ``make test-fast`` passes
+``--strict-budget``, which fails it; ``make test`` (CI, a shared and slower machine whose load
+is not the test's doing) lists it at the end of the run instead of failing a correct test.
 """
 
 from __future__ import annotations
@@ -49,6 +51,17 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(tier)
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--strict-budget",
+        action="store_true",
+        help=f"fail unit/device tests whose call takes over {FAST_TIER_LIMIT_S:.0f} s",
+    )
+
+
+_over_budget: list[str] = []
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
@@ -56,14 +69,32 @@ def pytest_runtest_makereport(item, call):
     if report.when != "call" or not report.passed:
         return
     tier = dict(item.user_properties).get("tier")
-    if tier in ("unit", "device") and item.get_closest_marker("allow_slow") is None:
-        if report.duration > FAST_TIER_LIMIT_S:
+    if tier not in ("unit", "device") or item.get_closest_marker("allow_slow") is not None:
+        return
+    if report.duration > FAST_TIER_LIMIT_S:
+        message = (
+            f"{item.nodeid} is in the {tier} tier and took {report.duration:.1f} s, over "
+            f"its {FAST_TIER_LIMIT_S:.0f} s budget: make it faster, or move it to the "
+            "system tier (mark it slow) or mark it allow_slow(reason) saying why"
+        )
+        if item.config.getoption("--strict-budget"):
             report.outcome = "failed"
-            report.longrepr = (
-                f"{item.nodeid} is in the {tier} tier and took {report.duration:.1f} s, over "
-                f"its {FAST_TIER_LIMIT_S:.0f} s budget: make it faster, or move it to the "
-                "system tier (mark it slow) or mark it allow_slow(reason) saying why"
-            )
+            report.longrepr = message
+        else:
+            # On the report, not in this process: under pytest-xdist the summary is printed by
+            # the controller, which sees only reports.
+            report.user_properties.append(("over_budget", message))
+
+
+def pytest_runtest_logreport(report):
+    _over_budget.extend(text for key, text in report.user_properties if key == "over_budget")
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _over_budget:
+        terminalreporter.section("fast-tier tests over their time budget")
+        for message in _over_budget:
+            terminalreporter.line(message)
 
 
 @pytest.fixture

@@ -80,6 +80,9 @@ def track(signal) -> list:
 
 
 # --- Zahner Term ----------------------------------------------------------------------------------
+@pytest.mark.allow_slow(
+    "EIS sweeps to 0.1 Hz: minutes of experiment time at the speed-up (issue 17)"
+)
 def test_step_eis_completes_every_point_when_term_drops_the_connection_mid_sweep(beamline):
     """Term closes the connection halfway through the 2nd sweep: the analyzer reconnects by
     itself and sweeps again; the run succeeds with exactly one complete spectrum per scheduled
@@ -135,6 +138,9 @@ def test_a_thales_error_during_step_eis_fails_the_run_cleanly_with_the_potentios
 
 
 # --- the Raman spectrometer -----------------------------------------------------------------------
+@pytest.mark.allow_slow(
+    "waits out the spectrometer's 1 s reply timeout and the reconnect backoff in wall time"
+)
 def test_heat_ramp_goes_on_through_a_spectrometer_that_stops_answering(beamline):
     """LabSpec goes silent for 1.5 wall s after the 2nd spectrum: the spectrometer notices (a
     reply timeout of 1 s here), reconnects once LabSpec answers, takes the cut spectrum again,

@@ -45,6 +45,9 @@ def _last_program(emulator) -> list[bytes]:
     return commands[last_start - 2 : last_start + 1]
 
 
+@pytest.mark.allow_slow(
+    "a reduced anneal campaign over the wire: ramps, dwell and EIS sweeps in experiment time"
+)
 def test_a_campaign_never_programs_above_its_top_and_ends_parked(sim_beamline):
     bl = sim_beamline
     emulator = bl.simulation.linkam
@@ -98,6 +101,9 @@ def test_an_anneal_that_fails_mid_ramp_is_parked_at_its_cool_to(sim_beamline):
     assert [stop["exit_status"] for stop in stops] == ["fail"]
 
 
+@pytest.mark.allow_slow(
+    "EIS sweeps to 0.1 Hz: minutes of experiment time at the speed-up (issue 17)"
+)
 def test_heat_ramp_and_step_eis_end_parked_and_an_abort_parks_too(sim_beamline):
     bl = sim_beamline
     emulator = bl.simulation.linkam

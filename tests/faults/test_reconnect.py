@@ -197,6 +197,9 @@ def test_labspec_that_never_comes_back_ends_the_run_with_a_clear_error(labspec):
 
 
 # --- Zahner Term ----------------------------------------------------------------------------------
+@pytest.mark.allow_slow(
+    "EIS sweeps to 0.1 Hz: minutes of experiment time at the speed-up (issue 17)"
+)
 def test_thales_connection_dropped_mid_sweep_suspends_and_every_sweep_completes(term):
     eis = make_eis(term)
     run = Run(eis)
@@ -213,6 +216,9 @@ def test_thales_connection_dropped_mid_sweep_suspends_and_every_sweep_completes(
     assert not term.potentiostat_on
 
 
+@pytest.mark.allow_slow(
+    "the reconnect backoff runs in wall time while Term is down, plus EIS sweeps"
+)
 def test_thales_unreachable_for_a_while_then_back(term):
     eis = make_eis(term, reconnect_timeout=40.0)  # a failure surfaces as an error, not a hang
     run = Run(eis)
@@ -237,6 +243,7 @@ def test_thales_unreachable_for_a_while_then_back(term):
     assert not term.potentiostat_on
 
 
+@pytest.mark.allow_slow("waits out the whole reconnect budget in wall time")
 def test_thales_that_never_comes_back_ends_the_run_with_a_clear_error(term):
     eis = make_eis(term, reconnect_timeout=3.0)
     run = Run(eis)

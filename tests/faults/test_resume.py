@@ -128,6 +128,7 @@ def _stored_eis_points(lab, index):
     return sorted(points)
 
 
+@pytest.mark.allow_slow("runs a whole (fake) campaign into a real catalog, then resumes it")
 def test_a_finished_campaign_resumes_to_nothing(lab):
     lab.RE(lab.campaign())
     lab.flush()
@@ -140,6 +141,7 @@ def test_a_finished_campaign_resumes_to_nothing(lab):
     assert lab.stage.setpoint.get() == 30.0  # still parked at room temperature
 
 
+@pytest.mark.allow_slow("a failing impedance run into a real catalog, then its resume")
 def test_a_failed_impedance_run_resumes_at_the_first_missing_point(lab):
     schedule = step_eis_schedule(EIS_TEMPERATURES, 1)  # 3 points per sample
     lab.eis.fail_at = len(schedule) + 2  # sample 1's second impedance point

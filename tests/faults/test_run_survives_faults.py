@@ -143,6 +143,9 @@ def test_heat_ramp_with_raman_completes_with_every_point_through_link_glitches(b
     np.testing.assert_allclose(np.asarray(starts), STEPS, atol=2.0)
 
 
+@pytest.mark.allow_slow(
+    "the garbled link is only declared lost after the stage's reply timeouts, in wall time"
+)
 def test_a_garbled_link_fails_the_run_cleanly_and_the_heater_is_switched_off(beamline):
     """From the 2nd spectrum on the controller answers only garbage (it still executes
     commands): the run fails at once naming the stage and the bad reply, no event is lost,

@@ -175,6 +175,7 @@ def test_isothermal_eis_on_the_simulated_beamline_waits_out_a_temperature_excurs
             stage.driver.set_limit(140.0)
             stage.driver.start()
             wait_for(lambda: stage.temperature.get() > 126.0, "left the band")
+            left_band.set()
             # Suspending, the RunEngine calls stop() on the stage it moved, which holds a
             # ramping stage where it is: send it back only after that call (not after a guessed
             # delay: on a loaded machine the RunEngine may take longer to get there).
@@ -188,14 +189,22 @@ def test_isothermal_eis_on_the_simulated_beamline_waits_out_a_temperature_excurs
             # Without this, a failed excursion leaves the RunEngine suspended until the timeout.
             excursion_errors.append(error)
             beamline.RE.request_pause(defer=False)
+        finally:
+            left_band.set()
+
+    left_band = threading.Event()
+
+    def shot_then_wait_for_the_disturbance(detectors):
+        yield from bps.one_shot(detectors)
+        # The disturbance must come while the plan measures, not after its last point: on a
+        # loaded machine the excursion thread can start after four short sweeps are done.
+        while not left_band.is_set():
+            yield from bps.sleep(0.02)
 
     def campaign():
         yield from bps.mv(stage, 120.0)
-        return (
-            yield from isothermal(
-                bp.count([eis, stage], num=4), stage, 120.0, band=5.0, settle_time=60.0
-            )
-        )
+        measure = bp.count([eis, stage], num=4, per_shot=shot_then_wait_for_the_disturbance)
+        return (yield from isothermal(measure, stage, 120.0, band=5.0, settle_time=60.0))
 
     _after_event(recorder, 1, excursion)
     try:

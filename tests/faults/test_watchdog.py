@@ -248,6 +248,7 @@ def test_a_stalled_poller_trips(rig, monkeypatch):
         hang.set()
 
 
+@pytest.mark.allow_slow("watches the held safe state over several watchdog polls in wall time")
 def test_hold_safe_state_holds_and_reset_needs_the_cause_gone(rig):
     emulator, stage, watchdog = rig(safe_state="hold")
     emulator.inject_fault("overshoot", degrees=30.0)
@@ -277,6 +278,9 @@ def test_hold_safe_state_holds_and_reset_needs_the_cause_gone(rig):
     assert not watchdog.tripped and len(watchdog.alarms) == 1
 
 
+@pytest.mark.allow_slow(
+    "waits for the watchdog to see and stop a restart, over several polls in wall time"
+)
 def test_a_front_panel_restart_after_the_trip_is_stopped_again(rig):
     emulator, stage, watchdog = rig()
     rogue_heating(emulator, 400.0, rate=50.0)

@@ -29,6 +29,7 @@ def _config(tmp_path: Path) -> dict:
     }
 
 
+@pytest.mark.allow_slow("loads the beamline three times (emulators, catalog, watchdog each time)")
 def test_scan_id_persists_across_restarts(tmp_path, real_time_clock):
     signal = SynSignal(func=lambda: 1.0, name="signal")
     with insitu.beamline.load(_config(tmp_path), table=False) as beamline:

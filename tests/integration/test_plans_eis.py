@@ -20,6 +20,9 @@ def test_schedule_heats_then_cools_each_cycle():
     ]  # fmt: skip
 
 
+@pytest.mark.allow_slow(
+    "EIS sweeps to 0.1 Hz: minutes of experiment time at the speed-up (issue 17)"
+)
 def test_count_eis_lands_in_the_catalog_with_the_films_activation_energy(sim_beamline):
     bl = sim_beamline
     resistance = {}
@@ -39,6 +42,9 @@ def test_count_eis_lands_in_the_catalog_with_the_films_activation_energy(sim_bea
     assert expected > 100  # the as-deposited film's high activation energy
 
 
+@pytest.mark.allow_slow(
+    "EIS sweeps to 0.1 Hz: minutes of experiment time at the speed-up (issue 17)"
+)
 def test_step_eis_settles_before_measuring_and_switches_the_potentiostat_off(sim_beamline):
     bl = sim_beamline
     (uid,) = bl.RE(
@@ -64,6 +70,9 @@ def test_step_eis_settles_before_measuring_and_switches_the_potentiostat_off(sim
     np.testing.assert_allclose(data["stage_temperature"], [100, 150, 100] * 2, atol=1.0)
 
 
+@pytest.mark.allow_slow(
+    "EIS sweeps to 0.1 Hz: minutes of experiment time at the speed-up (issue 17)"
+)
 def test_step_eis_resume_skips_stored_measurements(sim_beamline):
     bl = sim_beamline
     skip = [(1, "heating", 100.0)]

@@ -103,6 +103,7 @@ def test_help_everywhere():
         assert "usage: insitu" in result.stdout
 
 
+@pytest.mark.slow  # a CLI process: its imports alone are seconds
 def test_bad_config_is_a_clear_error_not_a_traceback(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("stage:\n  model: TS9000\n")

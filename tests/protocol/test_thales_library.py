@@ -39,6 +39,9 @@ def term_on_260() -> Iterator[TermEmulator]:
         clock.set_speedup(1.0)
 
 
+@pytest.mark.allow_slow(
+    "EIS sweeps to 0.1 Hz: minutes of experiment time at the speed-up (issue 17)"
+)
 def test_unmodified_library_runs_an_eis_sweep_and_gets_the_ism_file(term_on_260):
     term = term_on_260
     connection = ThalesRemoteConnection()
