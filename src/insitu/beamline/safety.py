@@ -17,6 +17,9 @@ suspended or idle, and between runs. On a breach it
 Why not a bluesky suspender: a suspender pauses and later *resumes* the plan, and it only acts
 while a plan runs; a safety trip must act at once in every RunEngine state, end the run, and
 stay latched until a person clears it.
+
+The limits themselves are pure rules (:mod:`insitu.beamline.safety_rules`); turning an alarm
+into the run's abort is :mod:`insitu.beamline.run_aborter`. Both are re-exported here.
 """
 
 from __future__ import annotations
@@ -25,13 +28,13 @@ import logging
 import math
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from insitu import clock
-from insitu.checks import as_finite, as_positive
+from insitu.beamline.run_aborter import RunAborter
+from insitu.beamline.safety_rules import SafetyAlarm, StageLimits
+from insitu.checks import as_positive
 from insitu.devices.linkam import LinkamStatus
 
 if TYPE_CHECKING:
@@ -51,9 +54,6 @@ _SAFE_STATUSES = {
 #: Wall seconds between re-sends of the safe command when the controller is not in its safe
 #: state after it (a front-panel restart, a lost command): often enough, but no flood.
 _RESEND_INTERVAL_S = 2.0
-#: Fewest readings, and fraction of the window they must span, for a rate measurement.
-_RATE_MIN_READINGS = 3
-_RATE_MIN_SPAN = 0.5
 #: Wall-second floor of the rate window. A reading's time is known to a few wall milliseconds
 #: (the round trip), which a sped-up clock multiplies: at 400x, 30 experiment seconds are 75 ms
 #: of wall time and a 10 ms jitter reads a 50 C/min ramp as ~90 C/min. On real hardware
@@ -65,51 +65,10 @@ _CHECK_FLOOR_S = 0.05
 _CALLBACK_GRACE_S = 2.0
 #: Wall seconds an aborted plan gets to stop the stage's pending move before the watchdog ends it.
 _MOVE_GRACE_S = 1.0
-#: Wall seconds RunAborter.abort waits for a transient RunEngine state to settle.
-_ABORT_WAIT_S = 30.0
 
 
 class AlarmStillActiveError(RuntimeError):
     """An alarm cannot be acknowledged yet: the condition that caused it is still present."""
-
-
-@dataclass(frozen=True)
-class SafetyAlarm:
-    """One breach of a hard limit, as recorded by the watchdog.
-
-    Attributes
-    ----------
-    limit : str
-        Which limit: ``"max_temperature_C"``, ``"max_rate_C_per_min"``, ``"time_above"``,
-        ``"stage_error"`` (an EB1 error flag) or ``"stall_timeout_s"`` (no valid reading).
-    value, threshold : float or str
-        What was measured and what was allowed (same units; flag names for ``stage_error``).
-    device : str
-        The stage's name.
-    message : str
-        One sentence naming limit, value, threshold and device.
-    time : float
-        Experiment time (``insitu.clock``) of the breaching reading or of the stall check.
-    safe_state : str
-        ``"stop"`` or ``"hold"``: what the stage was told.
-    """
-
-    limit: str
-    value: float | str
-    threshold: float | str
-    device: str
-    message: str
-    time: float
-    safe_state: str
-
-    @property
-    def reason(self) -> str:
-        """The text that goes into the stop document and the interlock refusals."""
-        what = "heater off (E)" if self.safe_state == "stop" else "hold (O)"
-        return (
-            f"safety watchdog: {self.message}; {self.device} put in its safe state "
-            f"'{self.safe_state}' ({what})"
-        )
 
 
 class Watchdog:
@@ -176,28 +135,21 @@ class Watchdog:
         safe_state: Literal["hold", "stop"] = "stop",
         name: str = "watchdog",
     ) -> None:
-        for label, value, unit in (
-            ("max_rate", max_rate, "C/min"),
-            ("rate_window", rate_window, "s"),
-            ("stall_timeout", stall_timeout, "s"),
-        ):
-            as_positive(value, f"{name}.{label}", unit=unit)
-        max_temperature = as_finite(max_temperature, f"{name}.max_temperature", unit="C")
-        if time_above is not None:
-            above_temperature, above_seconds = time_above
-            time_above = (
-                as_finite(above_temperature, f"{name}.time_above temperature", unit="C"),
-                as_positive(above_seconds, f"{name}.time_above seconds", unit="s"),
-            )
+        self.stall_timeout = as_positive(stall_timeout, f"{name}.stall_timeout", unit="s")
         if safe_state not in _SAFE_STATUSES:
             raise ValueError(f"{name}.safe_state {safe_state!r} is neither 'hold' nor 'stop'")
+        self.limits = StageLimits(
+            stage.name,
+            max_temperature=max_temperature,
+            max_rate=max_rate,
+            rate_window=rate_window,
+            time_above=time_above,
+            safe_state=safe_state,
+            name=name,
+        )
+        """The pure limit rules every reading is judged by."""
         self.name = name
         self.stage = stage
-        self.max_temperature = float(max_temperature)
-        self.max_rate = float(max_rate)
-        self.rate_window = float(rate_window)
-        self.time_above = time_above
-        self.stall_timeout = float(stall_timeout)
         self.safe_state = safe_state
         self.alarms: list[SafetyAlarm] = []
         """Every alarm since the watchdog started, oldest first."""
@@ -211,8 +163,6 @@ class Watchdog:
         self._safe_pending = False
         self._safe_sent_at: float | None = None  # experiment time the safe command went out
         self._safe_sent_wall = -math.inf
-        self._rate_points: deque[tuple[float, float]] = deque()
-        self._above_since: float | None = None
         self._last_good_wall = time.monotonic()
         self._last_error: Exception | None = None
 
@@ -229,6 +179,26 @@ class Watchdog:
             stall_timeout=safety.stall_timeout_s,
             safe_state=safety.safe_state,
         )
+
+    @property
+    def max_temperature(self) -> float:
+        """degC: a reading above it trips."""
+        return self.limits.max_temperature
+
+    @property
+    def max_rate(self) -> float:
+        """degC/min: heating faster trips."""
+        return self.limits.max_rate
+
+    @property
+    def rate_window(self) -> float:
+        """Experiment seconds over which the heating rate is measured."""
+        return self.limits.rate_window
+
+    @property
+    def time_above(self) -> tuple[float, float] | None:
+        """(degC, experiment seconds): a longer dwell above the temperature trips."""
+        return self.limits.time_above
 
     def __repr__(self) -> str:
         state = "tripped" if self._alarm is not None else "armed" if self.running else "stopped"
@@ -315,8 +285,7 @@ class Watchdog:
             self._alarm = None
             self._safe_pending = False
             self._safe_sent_at = None
-            self._rate_points.clear()
-            self._above_since = None
+            self.limits.restart()
             self.stage.release_safe_state()
         logger.warning("%s: alarm acknowledged (%s)", self.name, alarm.message)
 
@@ -426,75 +395,11 @@ class Watchdog:
         if self._alarm is not None:
             self._watch_safe_state(poll)
             return None
-        if reading.errors:
-            flags = "|".join(reading.errors.names)
-            return self._make_alarm(
-                "stage_error",
-                flags,
-                "no error flag",
-                t,
-                f"{self.stage.name} controller reports error flag {flags} at "
-                f"{reading.temperature} C",
-            )
-        if reading.temperature > self.max_temperature:
-            return self._make_alarm(
-                "max_temperature_C",
-                reading.temperature,
-                self.max_temperature,
-                t,
-                f"{self.stage.name} temperature {reading.temperature} C is above "
-                f"max_temperature_C {self.max_temperature} C",
-            )
-        rate = self._heating_rate(t, reading.temperature)
-        if rate is not None and rate > self.max_rate:
-            return self._make_alarm(
-                "max_rate_C_per_min",
-                round(rate, 2),
-                self.max_rate,
-                t,
-                f"{self.stage.name} heats at {rate:.1f} C/min over the last "
-                f"{len(self._rate_points)} readings, above max_rate_C_per_min "
-                f"{self.max_rate} C/min",
-            )
-        return self._check_time_above(t, reading.temperature)
-
-    def _heating_rate(self, t: float, temperature: float) -> float | None:
-        window = max(self.rate_window, _RATE_WINDOW_WALL_FLOOR_S * clock.speedup())
-        points = self._rate_points
-        points.append((t, temperature))
-        while points and points[0][0] < t - window:
-            points.popleft()
-        if len(points) < _RATE_MIN_READINGS:
-            return None
-        span = points[-1][0] - points[0][0]
-        if span < _RATE_MIN_SPAN * window:
-            return None
-        # Least-squares slope: the regulation ripple (+/-0.1 C) averages out over the window.
-        mean_t = sum(p[0] for p in points) / len(points)
-        mean_T = sum(p[1] for p in points) / len(points)  # noqa: N806 - T is temperature
-        covariance = sum((p[0] - mean_t) * (p[1] - mean_T) for p in points)
-        variance = sum((p[0] - mean_t) ** 2 for p in points)
-        return covariance / variance * 60.0 if variance > 0 else None
-
-    def _check_time_above(self, t: float, temperature: float) -> SafetyAlarm | None:
-        if self.time_above is None:
-            return None
-        threshold, seconds = self.time_above
-        if temperature <= threshold:
-            self._above_since = None
-            return None
-        if self._above_since is None:
-            self._above_since = t
-        dwell = t - self._above_since
-        if dwell < seconds:
-            return None
-        return self._make_alarm(
-            "time_above",
-            round(dwell, 1),
-            seconds,
+        return self.limits.judge(
             t,
-            f"{self.stage.name} has stayed above {threshold} C for {dwell:.0f} s, longer than "
-            f"time_above {seconds:g} s (now {temperature} C)",
+            reading.temperature,
+            "|".join(reading.errors.names) if reading.errors else "",
+            min_rate_window=_RATE_WINDOW_WALL_FLOOR_S * clock.speedup(),
         )
 
     def _check_stall(self) -> SafetyAlarm | None:
@@ -565,79 +470,3 @@ class Watchdog:
             callback(alarm)
         except Exception:  # reported; the stage is already safe whatever the callback does
             logger.exception("%s: alarm callback %r failed", self.name, callback)
-
-
-class RunAborter:
-    """Abort the RunEngine's current plan from any thread, with the reason in the stop document.
-
-    ``RE.abort(reason)`` (bluesky's public API, callable from another thread) ends the plan
-    with its cleanup and every open run with ``exit_status='abort'``; the caller of
-    ``RE(plan)`` gets ``RunEngineInterrupted``. But a plan that closes its own run (every
-    ``run_decorator``/``run_wrapper`` plan) closes it without the reason (the RunEngine only
-    uses it for runs it closes itself; blueapi issue #1306 reports the same). So the aborter
-    also installs a RunEngine preprocessor that puts the reason into the ``close_run`` of an
-    abort it requested.
-
-    Parameters
-    ----------
-    run_engine : bluesky.RunEngine
-        Its ``preprocessors`` list gets the reason filler (applies to plans started later).
-    """
-
-    def __init__(self, run_engine: Any) -> None:
-        self.run_engine = run_engine
-        self._reason: str | None = None
-        run_engine.preprocessors.append(self._fill_reason)
-
-    def abort(self, reason: str, *, wait: float = _ABORT_WAIT_S) -> bool:
-        """Abort the running, suspended or paused plan for ``reason``; nothing if idle.
-
-        A transient state (pausing, suspending) is waited out for up to ``wait`` wall
-        seconds. Aborting a *paused* plan from a thread other than the main one needs a
-        RunEngine whose Ctrl-C handler is installed only on the main thread (the beamline's
-        is: see ``insitu.beamline.assembly``); the cleanup then runs on the calling thread.
-
-        Returns
-        -------
-        bool
-            True if an abort was requested.
-        """
-        from bluesky.utils import TransitionError
-
-        deadline = time.monotonic() + wait
-        while True:
-            state = str(self.run_engine.state)
-            if state in ("running", "paused"):
-                self._reason = reason  # before the abort: the run may close before it returns
-                try:
-                    self.run_engine.abort(reason=reason)
-                except TransitionError:  # it went idle meanwhile: nothing left to abort
-                    return False
-                return True
-            if state in ("idle", "panicked", "aborting", "halting", "stopping"):
-                return False
-            if time.monotonic() > deadline:
-                logger.error("RunEngine stayed %r for %s s: not aborted (%s)", state, wait, reason)
-                return False
-            time.sleep(0.02)  # wall time on purpose: waiting for a RunEngine state transition
-
-    def on_alarm(self, alarm: SafetyAlarm) -> bool:
-        """Watchdog alarm callback: ``abort(alarm.reason)``."""
-        return self.abort(alarm.reason)
-
-    def _fill_reason(self, plan: Any) -> Any:
-        from bluesky.preprocessors import msg_mutator
-
-        def fill(msg: Any) -> Any:
-            if msg.command == "open_run":
-                self._reason = None  # a new run: an earlier abort's reason is not its own
-            elif (
-                msg.command == "close_run"
-                and self._reason is not None
-                and msg.kwargs.get("exit_status") == "abort"
-                and not msg.kwargs.get("reason")
-            ):
-                return msg._replace(kwargs={**msg.kwargs, "reason": self._reason})
-            return msg
-
-        return msg_mutator(plan, fill)
