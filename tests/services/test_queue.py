@@ -19,7 +19,7 @@ from tiled.queries import Key
 
 from insitu.beamline.catalog import close_catalog, open_catalog
 from insitu.services.queue_plans import QUEUE_PLANS
-from insitu.services.queue_server import QueueService
+from insitu.services.queue_service import QueueService
 
 pytestmark = pytest.mark.services
 

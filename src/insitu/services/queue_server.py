@@ -24,23 +24,21 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from insitu.services.redis_server import DEFAULT_REDIS, RedisAddress, start_redis
 
 __all__ = [
     "DEFAULT_ZMQ_CONTROL",
     "DEFAULT_ZMQ_INFO",
-    "RedisAddress",
     "add_serve_parser",
-    "QueueService",
     "default_startup_dir",
     "manager_api",
     "manager_command",
@@ -51,53 +49,7 @@ __all__ = [
 #: for exposing it with queueserver's 0MQ encryption keys).
 DEFAULT_ZMQ_CONTROL = "tcp://127.0.0.1:60615"
 DEFAULT_ZMQ_INFO = "tcp://127.0.0.1:60625"
-DEFAULT_REDIS = "redis://127.0.0.1:6379"
-_LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _WAIT_S = 60.0
-
-
-@dataclass(frozen=True)
-class RedisAddress:
-    """A Redis server address: ``redis://host:port/db``, ``host:port`` or ``host``."""
-
-    host: str
-    port: int = 6379
-    db: int = 0
-
-    @classmethod
-    def parse(cls, text: str) -> RedisAddress:
-        """Parse an address; raise ``ValueError`` naming it if it is not one."""
-        match = re.fullmatch(r"(?:redis://)?([^:/\s]+)(?::(\d+))?(?:/(\d+))?/?", text.strip())
-        if not match:
-            raise ValueError(
-                f"Redis address {text!r} is not valid: use redis://HOST:PORT, HOST:PORT or HOST"
-            )
-        host, port, db = match.group(1), int(match.group(2) or 6379), int(match.group(3) or 0)
-        if not 0 < port < 65536:
-            raise ValueError(f"Redis address {text!r}: port {port} is not in 1..65535")
-        return cls(host, port, db)
-
-    @property
-    def for_manager(self) -> str:
-        """The form ``start-re-manager --redis-addr`` takes: ``host:port/db``."""
-        return f"{self.host}:{self.port}/{self.db}"
-
-    def answers(self, timeout: float = 1.0) -> bool:
-        """True if a Redis server answers PING at this address."""
-        import redis
-
-        client = redis.Redis(
-            host=self.host, port=self.port, db=self.db, socket_connect_timeout=timeout
-        )
-        try:
-            return bool(client.ping())
-        except redis.exceptions.RedisError:
-            return False
-        finally:
-            client.close()
-
-    def __str__(self) -> str:
-        return f"redis://{self.host}:{self.port}/{self.db}"
 
 
 def default_startup_dir() -> Path:
@@ -142,51 +94,6 @@ def manager_command(
         "--zmq-publish-console",
         "ON",
     ]
-
-
-def _start_redis(address: RedisAddress, directory: Path) -> subprocess.Popen:
-    """A ``redis-server`` on loopback, append-only file in ``directory`` (so the queue outlives
-    Redis too); stopped when the service stops."""
-    if address.host not in _LOOPBACK:
-        raise ValueError(
-            f"no Redis answers at {address} and a Redis is only started here on loopback "
-            f"(127.0.0.1): start it on {address.host} or give --redis redis://127.0.0.1:PORT"
-        )
-    executable = shutil.which("redis-server")
-    if executable is None:
-        raise ValueError(
-            f"no Redis answers at {address} and redis-server is not installed "
-            "(Debian: apt-get install redis-server)"
-        )
-    directory.mkdir(parents=True, exist_ok=True)
-    server = subprocess.Popen(
-        [
-            executable,
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(address.port),
-            "--dir",
-            str(directory),
-            "--appendonly",
-            "yes",
-            "--save",
-            "",
-            "--protected-mode",
-            "yes",
-            "--logfile",
-            str(directory / "redis.log"),
-        ]  # fmt: skip
-    )
-    deadline = time.monotonic() + _WAIT_S
-    while not address.answers():
-        if server.poll() is not None or time.monotonic() > deadline:
-            server.kill()
-            raise RuntimeError(
-                f"redis-server did not start on {address}, see {directory / 'redis.log'}"
-            )
-        time.sleep(0.1)
-    return server
 
 
 @contextmanager
@@ -340,7 +247,7 @@ def serve_queue(
     previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         if not address.answers():
-            redis_server = _start_redis(address, state / "redis")
+            redis_server = start_redis(address, state / "redis")
         command = manager_command(
             startup_dir=startup.resolve(),
             state_dir=state,
@@ -452,93 +359,3 @@ def add_serve_parser(services: argparse._SubParsersAction) -> None:
         help="open the RE environment (build the beamline) once the manager answers",
     )
     parser.set_defaults(func=_cmd_serve_queue)
-
-
-class QueueService:
-    """``insitu serve queue`` in a subprocess: for scripts, benchmarks and tests.
-
-    Parameters
-    ----------
-    config : path
-        The station's beamline YAML.
-    log_path : path
-        Where the service's output goes (appended to on each start).
-    **options
-        ``redis``, ``redis_prefix``, ``zmq_control``, ``zmq_info``, ``state_dir``,
-        ``startup_dir`` as for :func:`serve_queue`; the environment is always opened.
-    """
-
-    READY = "insitu serve queue: environment open"
-
-    def __init__(self, config: str | os.PathLike, log_path: str | os.PathLike, **options) -> None:
-        self.config = Path(config)
-        self.log_path = Path(log_path)
-        self.zmq_control = options.get("zmq_control", DEFAULT_ZMQ_CONTROL)
-        self.options = options
-        self.process: subprocess.Popen | None = None
-
-    def command(self) -> list[str]:
-        """The ``insitu serve queue`` command line."""
-        command = [sys.executable, "-m", "insitu.cli", "serve", "queue", "--open"]
-        command += ["--config", str(self.config)]
-        for name, value in self.options.items():
-            if value is not None:
-                command += [f"--{name.replace('_', '-')}", str(value)]
-        return command
-
-    def start(self, timeout: float = 300.0) -> None:
-        """Start the service and wait until its environment is open."""
-        if self.process is not None and self.process.poll() is None:
-            return
-        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                self.command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        deadline = time.monotonic() + timeout
-        while self.READY not in self.log_text(offset):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                text = self.log_text(offset)
-                self.kill()
-                raise RuntimeError(f"insitu serve queue did not get ready:\n{text[-4000:]}")
-            time.sleep(0.2)
-
-    def stop(self, timeout: float = 120.0) -> int:
-        """Stop it as Ctrl-C does (in order); return its exit code."""
-        process, self.process = self.process, None
-        if process is None:
-            return 0
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(10)
-        return process.returncode
-
-    def kill(self) -> None:
-        """Kill the service, its manager and worker at once (a crash, a power cut)."""
-        process, self.process = self.process, None
-        if process is None:
-            return
-        # The manager runs in its own process group (see serve_queue): kill both groups.
-        groups = [process.pid] + [
-            int(pid) for pid in re.findall(r"manager pid (\d+)", self.log_text())[-1:]
-        ]
-        for group in groups:
-            try:
-                os.killpg(group, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        process.wait(10)
-
-    def api(self, timeout: float = 10.0):
-        """Context manager: a ``REManagerAPI`` on the service's control address."""
-        return manager_api(self.zmq_control, timeout=timeout)
-
-    def log_text(self, offset: int = 0) -> str:
-        """What the service printed so far (from byte ``offset`` of its log)."""
-        if not self.log_path.exists():
-            return ""
-        return self.log_path.read_bytes()[offset:].decode(errors="replace")
