@@ -34,6 +34,7 @@ import bluesky.preprocessors as bpp
 from bluesky.utils import FailedStatus
 
 from insitu.plans.arguments import as_number
+from insitu.plans.suspenders import release_temperature_bands
 
 __all__ = ["SAFE_TEMPERATURE_C", "check_park_at", "park", "parked_on_exit"]
 
@@ -57,8 +58,11 @@ def park(stage, temperature: float, *, rate: float | None = None):
 
     A move still pending when the park starts (a failed plan's ramp) is superseded by it, and
     its Status fails; the RunEngine reports that failure into the plan as ``FailedStatus``.
-    That one is expected and ignored; a failure of the park's own move is raised.
+    That one is expected and ignored; a failure of the park's own move is raised. A
+    temperature-band suspender still installed on the stage is removed first: the park leaves
+    the band on purpose.
     """
+    yield from release_temperature_bands(stage)
     if rate is not None:
         yield from bps.mv(stage.rate, rate)
     group = f"park-{uuid.uuid4()}"

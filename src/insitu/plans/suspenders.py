@@ -19,18 +19,25 @@ here:
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import bluesky.plan_stubs as bps
 from bluesky.preprocessors import suspend_wrapper
 from bluesky.suspenders import SuspendBoolLow, SuspendWhenOutsideBand
+from bluesky.utils import Msg
 
 from insitu import clock
 from insitu.checks import as_finite, as_positive
 from insitu.devices.reconnect import LinkState
 
-__all__ = ["temperature_band_suspender", "connection_suspenders", "isothermal"]
+__all__ = [
+    "temperature_band_suspender",
+    "connection_suspenders",
+    "isothermal",
+    "release_temperature_bands",
+]
 
 
 class _SettleInExperimentTime:
@@ -52,24 +59,62 @@ class _SettleInExperimentTime:
         self._settle_time = float(seconds)
 
 
+#: RunEngine states in which a plan's cleanup runs on purpose (see _TemperatureBand).
+_WINDING_DOWN = frozenset({"aborting", "stopping", "halting"})
+
+
 class _TemperatureBand(_SettleInExperimentTime, SuspendWhenOutsideBand):
     """``SuspendWhenOutsideBand`` on ``stage.temperature`` with a justification in degC."""
 
     def __init__(self, stage: Any, target: float, band: float, settle_time: float) -> None:
-        self._stage_name = getattr(stage, "name", "stage")
+        self.stage_name = getattr(stage, "name", "stage")
         self.target = target
         self.band = band
         super().__init__(stage.temperature, target - band, target + band, sleep=settle_time)
+
+    def install(self, RE: Any, *, event_type: Any = None) -> None:
+        super().install(RE, event_type=event_type)
+        _INSTALLED_BANDS.add(self)
+
+    def remove(self) -> None:
+        _INSTALLED_BANDS.discard(self)
+        super().remove()
+
+    def _should_suspend(self, value: Any) -> bool:
+        # A plan being aborted or stopped runs its cleanup, which parks the stage: it leaves the
+        # band on purpose. Suspending then would wait for a temperature that never comes back,
+        # and the RunEngine would hang in the abort (found by stopping a campaign at every one
+        # of its messages: tests/faults/test_plans_park_at_every_message.py).
+        if self.RE is not None and str(self.RE.state) in _WINDING_DOWN:
+            return False
+        return super()._should_suspend(value)
 
     def _get_justification(self) -> str:
         if not self.tripped:
             return ""
         return (
-            f"{self._stage_name}.temperature = {self._sig.get()!r} C is outside the band "
+            f"{self.stage_name}.temperature = {self._sig.get()!r} C is outside the band "
             f"{self.target:g} +/- {self.band:g} C ({self._bot:g} to {self._top:g} C); the "
             f"measurement resumes {self._settle_time:g} s (experiment time) after the "
             f"temperature is back in the band"
         )
+
+
+#: Band suspenders installed on a RunEngine now (they remove themselves when removed).
+_INSTALLED_BANDS: weakref.WeakSet[_TemperatureBand] = weakref.WeakSet()
+
+
+def release_temperature_bands(stage: Any):
+    """Plan stub: remove every temperature-band suspender on ``stage`` from the RunEngine.
+
+    A park leaves the band on purpose. With a band still installed (an error or a pause that
+    came between a measurement's last message and the suspender's removal, then an abort) the
+    RunEngine would suspend the park and wait for a temperature that never comes back.
+    """
+    name = getattr(stage, "name", None)
+    for band in list(_INSTALLED_BANDS):
+        if band.RE is not None and band.stage_name == name:
+            yield Msg("remove_suspender", None, band)
 
 
 def _gave_up(device: Any) -> bool:
