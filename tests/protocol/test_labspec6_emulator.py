@@ -1,4 +1,8 @@
-"""The LabSpec 6 emulator on loopback TCP, driven by the real client."""
+"""The LabSpec 6 emulator on loopback TCP, driven by the real client.
+
+With ``--device-address labspec6=HOST:PORT`` the tests that use ``client`` (and are not
+emulator_only) run against that LabSpec 6 instead (docs/real_instruments.md).
+"""
 
 from __future__ import annotations
 
@@ -13,9 +17,23 @@ import numpy as np
 import pytest
 
 from insitu import clock
-from insitu.devices.raman import LabSpec6Backend, LabSpec6Client, LabSpec6Error, raman_shift_cm1
+from insitu.devices.raman import (
+    LabSpec6Backend,
+    LabSpec6Client,
+    LabSpec6Error,
+    parse_socket_address,
+    raman_shift_cm1,
+)
 from insitu.sim.labspec6 import LabSpec6Emulator
 from insitu.sim.sample import GarnetFilm, post_annealed_film
+
+pytestmark = pytest.mark.instrument("labspec6")
+
+FAULT = "injects a fault into the emulator"
+EMULATOR_CONFIG = (
+    "asserts the emulator's configuration (532 nm laser, gratings 300/600/1800, filters "
+    "100/50/25 %, 1600 pixels over 50-1000 cm-1, 1 s x 1 at start); a real LabSpec 6 has the lab's"
+)
 
 
 @pytest.fixture
@@ -34,13 +52,20 @@ def emulator(fast_clock) -> Iterator[LabSpec6Emulator]:
 
 
 @pytest.fixture
-def client(emulator) -> Iterator[LabSpec6Client]:
-    port = emulator.serve_tcp()
-    client = LabSpec6Client.connect("127.0.0.1", port, timeout_s=2.0)
+def labspec6_emulator(emulator) -> LabSpec6Emulator:
+    """The emulator ``labspec6_address`` serves when no real LabSpec 6 is given."""
+    return emulator
+
+
+@pytest.fixture
+def client(labspec6_address) -> Iterator[LabSpec6Client]:
+    host, port = parse_socket_address(labspec6_address)
+    client = LabSpec6Client.connect(host, port, timeout_s=2.0)
     yield client
     client.close()
 
 
+@pytest.mark.emulator_only(EMULATOR_CONFIG)
 def test_greeting_and_parameters(client):
     assert "LabSpec6" in client.controller_id
     assert client.get_param("LaserWavelength") == (532.0, [])
@@ -51,6 +76,9 @@ def test_greeting_and_parameters(client):
     assert client.acquisition_time_s() == 10.0
 
 
+@pytest.mark.emulator_only(
+    "asserts the emulator's error wording and its 1 s x 1 default acquisition time"
+)
 def test_unknown_parameter_and_bad_values_are_errors(client):
     with pytest.raises(LabSpec6Error, match="Unknown"):
         client.get_param("Temperature")
@@ -68,6 +96,7 @@ def test_binning_quirk_errs_but_applies(client):
     assert client.get_param("Binning")[0] == 2.0
 
 
+@pytest.mark.emulator_only(EMULATOR_CONFIG)
 def test_axis_is_nm_and_maps_to_the_default_raman_range(client):
     axis_nm = client.spectral_axis()
     assert axis_nm.size == 1600
@@ -83,6 +112,9 @@ def test_moving_the_spectrometer_moves_the_axis(client):
     assert client.spectral_axis().mean() == pytest.approx(centre + 10.0, abs=1e-3)
 
 
+@pytest.mark.emulator_only(
+    "counts the emulator's measurements; needs its 1000x clock for 6 s of exposure"
+)
 def test_point_list_and_measurement(client, emulator):
     client.set_param("Exposure", 3.0)
     client.set_param("Accumulations", 2)
@@ -97,6 +129,7 @@ def test_point_list_and_measurement(client, emulator):
         client.set_active_point(5)
 
 
+@pytest.mark.emulator_only("calls the emulator's message handler directly")
 def test_point_list_byte_count_is_checked(emulator):
     session: dict = {}
     assert emulator.handle_command("0 SetPointList 1 9", session) == ["0 OK Ready to receive"]
@@ -106,6 +139,7 @@ def test_point_list_byte_count_is_checked(emulator):
     assert emulator.handle_command("1 SetActivePoint 0", session) == ["1 OK"]
 
 
+@pytest.mark.emulator_only("changes the simulated stage temperature under the simulated film")
 def test_measures_the_film_at_the_stage_temperature(fast_clock):
     film, _ = post_annealed_film(750.0)
     stage = {"temperature": 25.0}
@@ -122,6 +156,10 @@ def test_measures_the_film_at_the_stage_temperature(fast_clock):
     assert cold[window].max() > 3 * np.median(cold)
 
 
+@pytest.mark.emulator_only(
+    "needs the 1000x clock for 2 x 10 s exposures and a sample whose median scales with the "
+    "laser (no dark counts or background); it also fires the laser at full power"
+)
 def test_laser_filter_scales_the_signal(client):
     client.set_param("Exposure", 10.0)
     full = client.start_measurement(0, timeout_s=5.0)
@@ -131,6 +169,7 @@ def test_laser_filter_scales_the_signal(client):
 
 
 # --- faults ---------------------------------------------------------------------------------------
+@pytest.mark.emulator_only(FAULT)
 def test_fault_no_reply_times_out_then_recovers(emulator):
     port = emulator.serve_tcp()
     client = LabSpec6Client.connect("127.0.0.1", port, timeout_s=0.3)
@@ -144,6 +183,7 @@ def test_fault_no_reply_times_out_then_recovers(emulator):
     fresh.close()
 
 
+@pytest.mark.emulator_only(FAULT)
 def test_fault_error(client, emulator):
     emulator.inject_fault("error")
     with pytest.raises(LabSpec6Error, match="injected fault"):
@@ -152,12 +192,14 @@ def test_fault_error(client, emulator):
     client.set_param("Exposure", 1.0)
 
 
+@pytest.mark.emulator_only(FAULT)
 def test_fault_garbage(client, emulator):
     emulator.inject_fault("garbage")
     with pytest.raises(LabSpec6Error):
         client.get_param("Slit")
 
 
+@pytest.mark.emulator_only(FAULT)
 def test_fault_disconnect(emulator):
     port = emulator.serve_tcp()
     client = LabSpec6Client.connect("127.0.0.1", port, timeout_s=2.0)
@@ -171,15 +213,18 @@ def test_fault_disconnect(emulator):
     LabSpec6Client.connect("127.0.0.1", port, timeout_s=2.0).logout()
 
 
+@pytest.mark.emulator_only("tests the emulator's fault injection itself")
 def test_unknown_fault_is_rejected(emulator):
     with pytest.raises(ValueError, match="not one of"):
         emulator.inject_fault("fire")
 
 
+@pytest.mark.emulator_only("calls the emulator's message handler directly")
 def test_malformed_message_gets_an_error_reply(emulator):
     assert emulator.handle_command("hello", {}) == ["hello Error malformed message"]
 
 
+@pytest.mark.emulator_only("closes the emulator in the middle of an acquisition")
 def test_close_cancels_a_running_acquisition(fast_clock):
     clock.set_speedup(1.0)
     emu = LabSpec6Emulator(GarnetFilm(), lambda: 25.0)
@@ -192,6 +237,7 @@ def test_close_cancels_a_running_acquisition(fast_clock):
     client.close()
 
 
+@pytest.mark.emulator_only("starts the emulator's standalone server in a subprocess")
 def test_serve_standalone_until_ctrl_c():
     code = (
         "from insitu.sim.labspec6 import serve_standalone; "

@@ -1,4 +1,7 @@
-"""The unmodified thales_remote library, used directly, against the Term emulator on port 260."""
+"""The unmodified thales_remote library, used directly, against the Term emulator on port 260.
+
+Both tests need the emulator: they are skipped with ``--device-address term=...``.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +27,8 @@ from insitu import clock
 from insitu.devices.zahner import ZahnerEIS, ZahnerError, sweep_point_count
 from insitu.sim.thales_term import TERM_PORT, TermEmulator
 
+pytestmark = pytest.mark.instrument("term")
+
 
 @pytest.fixture
 def term_on_260() -> Iterator[TermEmulator]:
@@ -39,6 +44,10 @@ def term_on_260() -> Iterator[TermEmulator]:
         clock.set_speedup(1.0)
 
 
+@pytest.mark.emulator_only(
+    "reads the emulator's potentiostat state and impedance model, and needs its 1000x clock for "
+    "a sweep down to 0.1 Hz (minutes on a real cell, with the potentiostat on)"
+)
 @pytest.mark.allow_slow(
     "EIS sweeps to 0.1 Hz: minutes of experiment time at the speed-up (issue 17)"
 )
@@ -109,6 +118,7 @@ def test_unmodified_library_runs_an_eis_sweep_and_gets_the_ism_file(term_on_260)
     assert math.isclose(abs(z[-1]), abs(term.impedance_model.impedance(1e6, 25.0)), rel_tol=0.05)
 
 
+@pytest.mark.emulator_only("needs a Term that reports Thales 5.8.0, and reads its command log")
 def test_too_old_thales_is_refused_with_a_clear_error():
     with TermEmulator(thales_version="5.8.0") as term:
         port = term.serve_tcp(0)

@@ -1,4 +1,8 @@
-"""The Term emulator byte for byte, and the device's pure helpers that mirror it."""
+"""The Term emulator byte for byte, and the device's pure helpers that mirror it.
+
+With ``--device-address term=HOST:PORT`` the tests that use ``script`` (and are not
+emulator_only) run against that Term instead (docs/real_instruments.md).
+"""
 
 from __future__ import annotations
 
@@ -16,14 +20,16 @@ from insitu.sim.thales_eis import frequency_grid, measuring_order
 from insitu.sim.thales_script import split_commands
 from insitu.sim.thales_term import TermEmulator
 
+pytestmark = pytest.mark.instrument("term")
+
 REGISTRATION = bytes([0x12, 0xD0, 0xFF, 0xFF, 0xFF, 0xFF])
 
 
 class RawClient:
     """A client speaking Term's framing directly (no thales_remote)."""
 
-    def __init__(self, port: int, name: str) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    def __init__(self, port: int, name: str, *, host: str = "127.0.0.1") -> None:
+        self.sock = socket.create_connection((host, port), timeout=5)
         self.sock.sendall(struct.pack(">H", len(name)) + REGISTRATION + name.encode())
 
     def send(self, message_type: int, payload: str) -> None:
@@ -64,12 +70,22 @@ def term() -> Iterator[TermEmulator]:
 
 
 @pytest.fixture
-def script(term: TermEmulator) -> Iterator[RawClient]:
-    client = RawClient(term.port, "ScriptRemote")
+def term_emulator(term: TermEmulator) -> TermEmulator:
+    """The emulator ``term_address`` points at when no real Term is given."""
+    return term
+
+
+@pytest.fixture
+def script(term_address: str) -> Iterator[RawClient]:
+    host, port = parse_term_address(term_address)
+    client = RawClient(port, "ScriptRemote", host=host)
     yield client
     client.close()
 
 
+@pytest.mark.emulator_only(
+    "compares with the emulator's Thales version and reads its registration log"
+)
 def test_control_channel_answers_version_heartbeat_and_remote_script(script, term):
     assert script.ask(128, "3,ScriptRemote,7") == f"3,ScriptRemote,{term.thales_version}"
     kind, name, milliseconds = script.ask(128, "1,ScriptRemote").split(",")
@@ -79,6 +95,10 @@ def test_control_channel_answers_version_heartbeat_and_remote_script(script, ter
     assert term.registrations == ["ScriptRemote"]
 
 
+@pytest.mark.emulator_only(
+    "reads the emulator's settings, potentiostat state and command log (and switches the "
+    "potentiostat on)"
+)
 def test_script_commands_reply_ok_values_and_indexed_errors(script, term):
     assert script.ask(2, "1:Gal=0:GAL=0:") == "OK\r"
     assert script.ask(2, r"1:EIS_PATH=c:\thales\temp:") == "OK\r"
@@ -104,6 +124,7 @@ def test_sweep_with_inconsistent_limits_is_an_error(script):
     assert script.ask(2, "1:EIS:") == "ERROR;100;1\r"
 
 
+@pytest.mark.emulator_only("compares with the files the emulator wrote (and runs two EIS sweeps)")
 def test_file_exchange_sends_path_length_and_data(script, term):
     files = RawClient(term.port, "FileExchange")
     try:
@@ -139,6 +160,7 @@ def test_goodbye_is_answered_with_a_reset(script):
             pass
 
 
+@pytest.mark.emulator_only("tests the emulator's fault injection itself")
 def test_unknown_fault_kind_is_refused(term):
     with pytest.raises(ValueError, match="'melt' is not one of drop_connection_mid_sweep"):
         term.inject_fault("melt")
