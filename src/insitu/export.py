@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["export_run", "run_summary"]
+from insitu.beamline.private_dir import make_private_dir
+
+__all__ = ["export_run", "run_summary", "safe_file_name"]
+
+#: What a file name written by ``insitu export`` may hold: ASCII letters, digits, ``.``, ``_``,
+#: ``-`` (never first a ``.``). Anything else in a stored value becomes ``_``.
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
 def run_summary(run) -> dict:
@@ -47,6 +54,39 @@ def _arrays(stream) -> dict[str, np.ndarray]:
     return columns
 
 
+def safe_file_name(value: object) -> str:
+    """``value`` (a uid, stream name or data key as stored) as a safe part of a file name.
+
+    Parameters
+    ----------
+    value : object
+        The stored value; converted with ``str``.
+
+    Returns
+    -------
+    str
+        ``value`` with every character other than ASCII letters, digits, ``.``, ``_`` and ``-``
+        replaced by ``_``, and leading dots replaced by ``_`` too, so it holds no path separator,
+        is never ``.``/``..`` and never names a hidden file. Empty if ``value`` is empty.
+    """
+    text = _UNSAFE.sub("_", str(value))
+    stripped = text.lstrip(".")
+    return "_" * (len(text) - len(stripped)) + stripped
+
+
+def _file_in(directory: Path, name: str, *, uid: object, value: object, what: str) -> Path:
+    """``directory / name``, refused unless it provably resolves inside ``directory``."""
+    path = directory / name
+    resolved = path.resolve()  # follows a symlink planted in the output directory
+    if not resolved.is_relative_to(directory):
+        raise ValueError(
+            f"export of run {uid!r}: {what} {value!r} gives the file {name!r}, which resolves to "
+            f"{str(resolved)!r}, outside the output directory {str(directory)!r}: refusing to "
+            "write it (remove the link or file there, or choose another --output)"
+        )
+    return path
+
+
 def export_run(run, directory: str | Path, fmt: str = "csv") -> list[Path]:
     """Write every stream of ``run`` into ``directory``; return the files written.
 
@@ -54,22 +94,50 @@ def export_run(run, directory: str | Path, fmt: str = "csv") -> list[Path]:
     ----------
     run : tiled client of one bluesky run
     directory : path
-        Created if missing.
+        Created if missing (owner-only, mode 0700, for the directories created here).
     fmt : {"csv", "hdf5"}
-        ``csv``: one ``<stream>.csv`` of the scalar columns per stream, and one
-        ``<stream>_<key>.csv`` per array column (one row per event). ``hdf5``: one file with a
-        group per stream, a dataset per column and the start/stop documents as JSON attributes.
+        ``csv``: one ``<uid8>_<stream>.csv`` of the scalar columns per stream, and one
+        ``<uid8>_<stream>_<key>.csv`` per array column (one row per event). ``hdf5``: one
+        ``<uid>.h5`` with a group per stream, a dataset per column and the start/stop documents
+        as JSON attributes.
+
+    Every file is written directly in ``directory``: the uid, stream names and data keys, as
+    stored, are made safe with :func:`safe_file_name`.
+
+    Raises
+    ------
+    ValueError
+        On an unknown format; if the run's uid has no usable character; if two streams or
+        columns would share a file; if a file would resolve outside ``directory`` (a symlink
+        in it), naming the run, the value and the directory. Nothing is written then.
     """
     if fmt not in ("csv", "hdf5"):
         raise ValueError(f"export format {fmt!r} is not supported: use 'csv' or 'hdf5'")
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     uid = run.start["uid"]
+    if not any(c.isalnum() for c in safe_file_name(uid)):
+        raise ValueError(
+            f"export of run {uid!r}: its uid has no letter or digit to name files after; "
+            "file names need ASCII letters, digits, '.', '_' or '-'"
+        )
     streams = {name: _arrays(run[name]) for name in run}
+    directory = make_private_dir(directory).resolve()
+
+    def plan(name: str, value: object, what: str) -> Path:
+        path = _file_in(directory, name, uid=uid, value=value, what=what)
+        if path in planned:
+            raise ValueError(
+                f"export of run {uid!r}: {what} {value!r} and {planned[path]!r} would be written "
+                f"to the same file {name!r} in {str(directory)!r} (names are reduced to ASCII "
+                "letters, digits, '.', '_' and '-')"
+            )
+        planned[path] = value
+        return path
+
+    planned: dict[Path, object] = {}
     if fmt == "hdf5":
         import h5py
 
-        path = directory / f"{uid}.h5"
+        path = plan(f"{safe_file_name(uid)}.h5", uid, "uid")
         with h5py.File(path, "w") as h5:
             h5.attrs["start"] = json.dumps(run.start, default=str)
             h5.attrs["stop"] = json.dumps(run.metadata.get("stop"), default=str)
@@ -83,15 +151,20 @@ def export_run(run, directory: str | Path, fmt: str = "csv") -> list[Path]:
 
     import pandas as pd
 
-    written = []
+    prefix = safe_file_name(str(uid)[:8])
+    # Every name is checked before the first file is written: a refusal leaves nothing behind.
+    files = []
     for stream_name, columns in streams.items():
-        scalars = {k: v for k, v in columns.items() if v.ndim == 1}
-        path = directory / f"{uid[:8]}_{stream_name}.csv"
-        pd.DataFrame(scalars).to_csv(path, index=False)
-        written.append(path)
+        stream = safe_file_name(stream_name)
+        path = plan(f"{prefix}_{stream}.csv", stream_name, "stream name")
+        files.append((path, {k: v for k, v in columns.items() if v.ndim == 1}))
         for key, values in columns.items():
             if values.ndim == 2:
-                array_path = directory / f"{uid[:8]}_{stream_name}_{key}.csv"
-                np.savetxt(array_path, values, delimiter=",")
-                written.append(array_path)
-    return written
+                array_path = plan(f"{prefix}_{stream}_{safe_file_name(key)}.csv", key, "data key")
+                files.append((array_path, values))
+    for path, data in files:
+        if isinstance(data, dict):
+            pd.DataFrame(data).to_csv(path, index=False)
+        else:
+            np.savetxt(path, data, delimiter=",")
+    return [path for path, _ in files]

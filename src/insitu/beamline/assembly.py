@@ -144,6 +144,35 @@ class _MainThreadSigintHandler(SigintHandler):
             super().__exit__(*exc)
 
 
+#: Start-document keys naming the process that writes a run (see insitu.beamline.recovery).
+_PROCESS_KEYS = ("host", "pid")
+
+
+def _guard_process_metadata(engine: RunEngine) -> None:
+    """Refuse to open a run whose ``host``/``pid`` differ from those the beamline put in RE.md.
+
+    The insitu plans refuse them in their ``md`` already (``as_metadata``); this covers the rest:
+    bluesky's own plans (``bp.count(..., md={"pid": 1})``) and ``RE(plan, pid=1)``. It runs as
+    the RunEngine's ``md_validator``, on the final metadata, before the run opens.
+    """
+    validate = engine.md_validator
+
+    def md_validator(md: dict) -> None:
+        validate(md)
+        for key in _PROCESS_KEYS:
+            recorded = engine.md.get(key)
+            if key in md and md[key] != recorded:
+                plan = md.get("plan_name") or "the plan"
+                raise ValueError(
+                    f"{plan} metadata key {key!r} ({md[key]!r}) is not allowed: 'host' and "
+                    f"'pid' are recorded by the beamline ({key} {recorded!r}: the process "
+                    "writing the run, which crash recovery checks); leave them out of the "
+                    "plan's md and of RE(...) keywords"
+                )
+
+    engine.md_validator = md_validator
+
+
 def _start_watchdog(cfg: BeamlineConfig, beamline: Beamline) -> None:
     stage = beamline.devices.get("stage")
     if stage is None:
@@ -230,8 +259,10 @@ def load(
     else:
         cfg = load_config(config)
     if catalog is not None:
+        # Validated like the config's own (a password in a URI is shown as '***' in reprs).
+        location = parse_config({"catalog": {"location": os.fspath(catalog)}}).catalog.location
         cfg = cfg.model_copy(
-            update={"catalog": cfg.catalog.model_copy(update={"location": catalog})}
+            update={"catalog": cfg.catalog.model_copy(update={"location": location})}
         )
     if speedup is not None:
         simulation = parse_config({"simulation": {"speedup": speedup}}).simulation
@@ -257,6 +288,7 @@ def load(
     # Which process writes the runs: crash recovery closes only runs of a process that is gone.
     engine.md["host"] = socket.gethostname()
     engine.md["pid"] = os.getpid()
+    _guard_process_metadata(engine)
     engine.waiting_hook = ProgressBarManager()
     if analysis is None:
         analysis = cfg.streaming.local_analysis

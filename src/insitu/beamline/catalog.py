@@ -13,6 +13,7 @@ from tiled.client import Context, from_context
 from tiled.structures.core import Spec
 
 from insitu.beamline.catalog_database import prepare_catalog_database
+from insitu.beamline.private_dir import make_private_dir
 from insitu.compat.tiled_clients import catalog_structure_clients
 
 __all__ = [
@@ -71,8 +72,9 @@ def _embedded_context(directory: Path) -> Context:
     from tiled.catalog import from_uri as catalog_from_uri
     from tiled.server.app import build_app
 
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "data").mkdir(exist_ok=True)
+    # Owner-only (0700) for what is created here; a directory someone chose is left as it is.
+    make_private_dir(directory)
+    make_private_dir(directory / "data")
     database = directory / "catalog.db"
     adapter = catalog_from_uri(
         f"sqlite:///{database}",
@@ -103,7 +105,8 @@ def open_catalog(
     ----------
     location : str or path-like, optional
         A directory for an embedded, persistent catalog (SQLite files, no HTTP server; created if
-        missing; default ``./insitu-data``), or an ``http(s)://`` URI of a ``tiled serve`` server.
+        missing, owner-only (0700); default ``./insitu-data``), or an ``http(s)://`` URI of a
+        ``tiled serve`` server.
     api_key : str, optional
         API key for a remote server.
     container : str

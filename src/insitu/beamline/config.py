@@ -5,19 +5,29 @@ from __future__ import annotations
 import os
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 __all__ = [
     "BeamlineConfig",
     "ConfigError",
     "SafetyConfig",
+    "Secret",
     "TimeAboveConfig",
     "default_config_path",
     "load_config",
     "parse_config",
+    "redact_url",
 ]
 
 #: An instrument address of ``sim`` means: start the emulator for it on this machine.
@@ -26,6 +36,64 @@ SIMULATED = "sim"
 
 class ConfigError(ValueError):
     """A beamline configuration is invalid; the message names each bad key and value."""
+
+
+class Secret(str):
+    """A string that is a secret (an API key): its ``repr`` is ``'***'``.
+
+    It is still the string itself (``==``, f-strings, HTTP headers, ``str()`` give the value), so
+    code that uses it needs nothing special; only the places that show objects (``repr`` of a
+    config, of a beamline, a traceback's locals, a log line with ``%r``) see ``'***'``.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'***'"
+
+
+class _URLWithSecret(str):
+    """A URL whose ``repr`` has any password replaced by ``***`` (see :func:`redact_url`)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return repr(redact_url(str(self)))
+
+
+def redact_url(url: str) -> str:
+    """``url`` with the password of its user part, if any, replaced by ``***``.
+
+    Parameters
+    ----------
+    url : str
+        A URL (``postgresql://user:password@host:5432/db``, ``https://user:pw@host``) or any
+        other location (a directory path is returned unchanged).
+
+    Returns
+    -------
+    str
+        The same URL, safe to show: ``postgresql://user:***@host:5432/db``.
+    """
+    try:
+        parts = urlsplit(url)
+        has_password = parts.password is not None
+    except ValueError:  # not a URL urllib can take apart: show no user part at all
+        scheme, sep, rest = url.partition("://")
+        return f"{scheme}{sep}***@{rest.rpartition('@')[2]}" if sep and "@" in rest else url
+    if not has_password:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    name = user.partition(":")[0]
+    return urlunsplit((parts.scheme, f"{name}:***@{host}", parts.path, parts.query, parts.fragment))
+
+
+def _as_secret(value: str | None) -> Secret | None:
+    return None if value is None else Secret(value)
+
+
+def _as_location(value: str) -> str:
+    return _URLWithSecret(value)
 
 
 class _Section(BaseModel):
@@ -42,8 +110,11 @@ class SimulationConfig(_Section):
 class CatalogConfig(_Section):
     """Where runs are stored."""
 
-    location: str = Field("insitu-data", description="directory (embedded) or http(s) URI")
-    api_key: str | None = None
+    location: Annotated[str, AfterValidator(_as_location)] = Field(
+        "insitu-data", description="directory (embedded) or http(s) URI"
+    )
+    #: Shown as '***' (a :class:`Secret`); the value is the key.
+    api_key: Annotated[str | None, AfterValidator(_as_secret)] = None
     max_write_delay_s: float = Field(0.5, gt=0.0, le=1.0)
 
 

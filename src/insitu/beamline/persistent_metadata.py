@@ -11,6 +11,8 @@ from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
+from insitu.beamline.private_dir import make_private_dir
+
 __all__ = ["PersistentMetadata"]
 
 
@@ -25,7 +27,7 @@ class PersistentMetadata(MutableMapping):
 
     def __init__(self, directory: str | os.PathLike):
         self._path = Path(directory) / "metadata.json"
-        self._path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self._path.parent)  # 0700 if created here: scan ids, samples, pids
         self._lock = threading.Lock()
         self._data: dict[str, Any] = {}
         if self._path.exists():

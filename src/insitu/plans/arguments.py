@@ -49,6 +49,9 @@ MAX_LIST_LENGTH = 1000
 
 #: Start-document keys the RunEngine fills in itself; a plan's ``md`` must not carry them.
 _RESERVED_METADATA = ("uid", "time")
+#: Start-document keys the beamline records (``RE.md``): which process on which machine writes
+#: the run. Crash recovery closes a run whose process is gone, so a plan must not change them.
+_PROCESS_METADATA = ("host", "pid")
 
 
 def _is_bool(value: Any) -> bool:
@@ -269,10 +272,12 @@ def _json_default(value: Any) -> Any:
 def as_metadata(md: Any, what: str) -> dict[str, Any]:
     """``md`` as a dict fit for a run's start document (``{}`` for None).
 
-    Keys must be strings other than ``uid`` and ``time`` (the RunEngine sets those), values
-    JSON-serializable (numpy scalars and arrays allowed), and known keys of the start-document
-    schema must have its types (``scan_id`` an integer...): checked with event-model's own
-    schema, so an unfit ``md`` is rejected here rather than by ``open_run`` after staging.
+    Keys must be strings other than ``uid`` and ``time`` (the RunEngine sets those) and
+    ``host`` and ``pid`` (the beamline records the writing process there, and crash recovery
+    trusts them to tell a live run from one whose process died), values JSON-serializable
+    (numpy scalars and arrays allowed), and known keys of the start-document schema must have
+    its types (``scan_id`` an integer...): checked with event-model's own schema, so an unfit
+    ``md`` is rejected here rather than by ``open_run`` after staging.
     """
     if md is None:
         return {}
@@ -283,6 +288,12 @@ def as_metadata(md: Any, what: str) -> dict[str, Any]:
             raise TypeError(f"{what} key {key!r} is not a string")
         if key in _RESERVED_METADATA:
             raise ValueError(f"{what} key {key!r} is set by the RunEngine: leave it out")
+        if key in _PROCESS_METADATA:
+            raise ValueError(
+                f"{what} key {key!r} ({md[key]!r}) is not allowed: 'host' and 'pid' are "
+                "recorded by the beamline (the process writing the run, which crash recovery "
+                "checks); leave them out"
+            )
     try:
         json.dumps(dict(md), default=_json_default, allow_nan=True)
     except (TypeError, ValueError) as error:

@@ -36,6 +36,7 @@ __all__ = [
     "is_loopback",
     "resolve_settings",
     "serve_catalog",
+    "store_generated_key",
     "tiled_command",
 ]
 
@@ -44,6 +45,8 @@ API_KEY_ENV = "TILED_API_KEY"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 DEFAULT_DATA_DIR = "insitu-catalog"
+#: Where a generated API key is kept (owner-only), in the data directory: it is never printed.
+GENERATED_KEY_FILE = "api-key"
 _SQL_SCHEMES = ("sqlite", "postgresql", "postgresql+asyncpg")
 _READY_TIMEOUT_S = 120.0
 
@@ -67,6 +70,8 @@ class CatalogServerSettings:
         The single-user API key (alphanumeric).
     generated_key : bool
         True when no key was given and a random one was made (loopback only).
+
+    The ``repr`` shows the key and the database password as ``'***'``.
     """
 
     database: str
@@ -91,6 +96,19 @@ class CatalogServerSettings:
     def database_for_display(self) -> str:
         """The database URI, safe to print (it never holds the password)."""
         return self.database
+
+    @property
+    def generated_key_file(self) -> Path:
+        """Where :func:`store_generated_key` keeps a generated key: ``DATA/api-key``."""
+        return self.data_dir / GENERATED_KEY_FILE
+
+    def __repr__(self) -> str:
+        password = None if self.database_password is None else "***"
+        return (
+            f"CatalogServerSettings(database={self.database!r}, database_password={password!r}, "
+            f"data_dir={self.data_dir!r}, host={self.host!r}, port={self.port!r}, "
+            f"api_key='***', generated_key={self.generated_key!r})"
+        )
 
 
 def is_loopback(host: str) -> bool:
@@ -117,7 +135,9 @@ def _split_database(database: str | None, data_dir: Path) -> tuple[str, str | No
         path = parts.path
         if not path or path == "/":
             raise ValueError(f"catalog database {database!r} names no file: use sqlite:///PATH")
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        from insitu.beamline.private_dir import make_private_dir  # here: `insitu` starts fast
+
+        make_private_dir(Path(path).parent)
         return database, None
     if not parts.hostname or not parts.path.strip("/"):
         raise ValueError(
@@ -149,7 +169,7 @@ def resolve_settings(
         ``sqlite:///PATH`` or ``postgresql://USER:PASSWORD@HOST:PORT/DB``; default a SQLite file
         ``catalog.db`` in ``data_dir``.
     data_dir : str or path-like
-        Writable directory for array data and event tables (created if missing).
+        Writable directory for array data and event tables (created if missing, owner-only).
     host : str
         Address to listen on (default loopback only).
     port : int
@@ -181,7 +201,9 @@ def resolve_settings(
             "`python -c 'import secrets; print(secrets.token_hex(32))'`"
         )
     data = Path(data_dir).expanduser().resolve()
-    data.mkdir(parents=True, exist_ok=True)
+    from insitu.beamline.private_dir import make_private_dir  # here: `insitu` starts fast
+
+    make_private_dir(data)
     db, password = _split_database(database, data)
     return CatalogServerSettings(
         database=db,
@@ -194,10 +216,42 @@ def resolve_settings(
     )
 
 
+def store_generated_key(settings: CatalogServerSettings) -> Path:
+    """Write the API key to ``DATA/api-key``, readable by its owner only (mode 0600).
+
+    ``insitu serve catalog`` does this, instead of printing the key, when it generated one:
+    clients read it from there (``--api-key "$(cat DATA/api-key)"``). A file already there (the
+    key of an earlier start) is replaced.
+
+    Parameters
+    ----------
+    settings : CatalogServerSettings
+
+    Returns
+    -------
+    Path
+        The file holding the key.
+
+    Raises
+    ------
+    OSError
+        If the file cannot be written (or is a symlink: it is never followed).
+    """
+    path = settings.generated_key_file
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+    handle = os.open(path, flags, 0o600)
+    with os.fdopen(handle, "w") as file:
+        os.fchmod(file.fileno(), 0o600)  # a file left by an earlier start may have another mode
+        file.write(settings.api_key + "\n")
+    return path
+
+
 def tiled_command(settings: CatalogServerSettings) -> list[str]:
     """The ``tiled serve catalog`` command line for ``settings`` (no secrets in it)."""
+    from insitu.beamline.private_dir import make_private_dir  # here: `insitu` starts fast
+
     arrays = settings.data_dir / "arrays"
-    arrays.mkdir(exist_ok=True)
+    make_private_dir(arrays)
     return [
         sys.executable,
         "-m",
@@ -284,6 +338,8 @@ def serve_catalog(settings: CatalogServerSettings) -> int:
         The server's exit code (0 after a SIGINT/SIGTERM shutdown).
     """
     command = tiled_command(settings)
+    if settings.generated_key:
+        store_generated_key(settings)  # before the server starts: a key nobody can read is useless
     process = subprocess.Popen(
         command,
         env=_server_environment(settings),
@@ -334,8 +390,11 @@ def _print_ready(settings: CatalogServerSettings) -> None:
     print(f"catalog database: {settings.database_for_display}")
     print(f"data directory:   {settings.data_dir}")
     if settings.generated_key:
-        print(f"API key (generated; pass --api-key or set {API_KEY_ENV} to choose one):")
-        print(f"  {settings.api_key}")
+        # Never printed: stdout ends up in terminals' scrollback, logs and CI output.
+        print(
+            f"API key: generated, stored in {settings.generated_key_file} (readable by its owner "
+            f"only); pass --api-key or set {API_KEY_ENV} to choose one"
+        )
     if not is_loopback(settings.host):
         print(
             f"WARNING: listening on {settings.host}, beyond loopback: keep it behind a firewall "
@@ -346,7 +405,8 @@ def _print_ready(settings: CatalogServerSettings) -> None:
         f"  write: insitu.beamline.load(config, catalog={settings.uri!r}) with catalog.api_key "
         "in the config"
     )
-    print(f"  read:  insitu runs --catalog {settings.uri} --api-key KEY")
+    key = f'"$(cat {settings.generated_key_file})"' if settings.generated_key else "KEY"
+    print(f"  read:  insitu runs --catalog {settings.uri} --api-key {key}")
     sys.stdout.flush()
 
 
@@ -392,6 +452,7 @@ def add_serve_parser(services) -> None:
         "--api-key",
         default=None,
         help=f"the API key every client must send (default: ${API_KEY_ENV}; on loopback a random "
-        "key is generated and printed when neither is set)",
+        f"key is generated and stored, owner-only, in DATA/{GENERATED_KEY_FILE} when neither "
+        "is set)",
     )
     parser.set_defaults(func=_cmd_serve_catalog)

@@ -218,6 +218,7 @@ def serve_queue(
         Open the RE environment (build the beamline) once the manager answers.
     """
     from insitu.beamline.config import load_config
+    from insitu.beamline.private_dir import make_private_dir
 
     station = load_config(config)
     address = RedisAddress.parse(redis)
@@ -229,7 +230,7 @@ def serve_queue(
         )
     state = Path(state_dir) if state_dir is not None else Path("insitu-queue") / station.name
     state = state.resolve()
-    state.mkdir(parents=True, exist_ok=True)
+    make_private_dir(state)
     prefix = redis_prefix or _default_prefix(station.name)
 
     stop_requested = False

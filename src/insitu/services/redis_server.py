@@ -74,7 +74,9 @@ def start_redis(address: RedisAddress, directory: Path) -> subprocess.Popen:
             f"no Redis answers at {address} and redis-server is not installed "
             "(Debian: apt-get install redis-server)"
         )
-    directory.mkdir(parents=True, exist_ok=True)
+    from insitu.beamline.private_dir import make_private_dir  # here: `insitu` starts fast
+
+    make_private_dir(directory)
     server = subprocess.Popen(
         [
             executable,
