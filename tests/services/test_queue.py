@@ -406,8 +406,14 @@ def test_two_stations_one_queue_each_one_shared_catalog(
 
     own_redis = f"redis://127.0.0.1:{free_port()}"
     stations = {
-        "station-1": queue_station(tmp_path / "s1", "station-1", catalog_server, redis_url),
-        "station-2": queue_station(tmp_path / "s2", "station-2", catalog_server, own_redis),
+        # 100x, not 400x: a 10 C step at 20 C/min is then 300 ms of wall time, enough for a
+        # spectrum with two stations loading two cores (at 400x, 75 ms, CI stored 6 of 10).
+        "station-1": queue_station(
+            tmp_path / "s1", "station-1", catalog_server, redis_url, speedup=100
+        ),
+        "station-2": queue_station(
+            tmp_path / "s2", "station-2", catalog_server, own_redis, speedup=100
+        ),
     }
     tag = secrets.token_hex(4)
     histories = {}
