@@ -166,7 +166,10 @@ def test_heat_ramp_goes_on_through_a_spectrometer_that_stops_answering(beamline)
     assert spectra.shape[1] == 1600 and np.all(np.isfinite(spectra))
     start = np.asarray(table["stage_temperature_start"])
     end = np.asarray(table["stage_temperature_end"])
-    assert np.all(end >= start) and np.all(np.diff(start) > 0)
+    # Rising while the ramp runs; once it holds at the top (the outage can outlast the ramp at
+    # 200x) the controller's 0.1 C reading flickers, so allow one count of it there.
+    assert np.all(end >= start - 0.1 - 1e-9) and np.all(np.diff(start) > 0)
+    assert np.all(end[start < RAMP["stop"] - 1.0] >= start[start < RAMP["stop"] - 1.0])
     # The spectrum cut by the silence was retaken: it spans the outage, not one 6 s exposure.
     spans = end - start
     assert spans[2] > 3 * max(spans[0], spans[1]), spans

@@ -28,6 +28,16 @@ def test_an_overshoot_after_the_first_crossing_restarts_the_settle_time():
     assert move.update(22.0, 150.0) == "settled"
 
 
+def test_a_slow_reply_does_not_shorten_the_settle_time():
+    """Each reading is timed by the interval it can have been sampled in: the stay starts at the
+    first in-band reply's arrival and must last until the latest poll was sent."""
+    move = tracker()
+    assert move.update(2.0, 150.0, requested_at=0.0) is None  # sampled anywhere in [0, 2]
+    # Sent at 11.5, answered at 12.5: perhaps sampled 9.5 s after the stay began; not enough.
+    assert move.update(12.5, 150.0, requested_at=11.5) is None
+    assert move.update(13.0, 150.0, requested_at=12.0) == "settled"
+
+
 def test_band_edges_are_inclusive():
     move = tracker(settle_time=0.0)
     assert move.update(0.0, 151.0) == "settled"

@@ -37,18 +37,34 @@ class SettleTracker:
         """True if ``temperature`` lies within the band around the target."""
         return abs(temperature - self.target) <= self.tolerance
 
-    def update(self, t: float, temperature: float) -> Literal["settled", "timed out"] | None:
-        """Feed one reading taken at experiment time ``t``.
+    def update(
+        self, t: float, temperature: float, *, requested_at: float | None = None
+    ) -> Literal["settled", "timed out"] | None:
+        """Feed one reading received at experiment time ``t``.
+
+        Parameters
+        ----------
+        t : float
+            When the reply arrived (the latest the temperature can have been sampled).
+        temperature : float
+            The reading, degC.
+        requested_at : float, optional
+            When the poll was sent (the earliest it can have been sampled); default ``t``.
+            A stay in the band is timed from the latest possible sample of its first reading to
+            the earliest possible sample of the latest one, so a slow reply (a loaded machine,
+            where milliseconds of wall time are seconds of a fast simulation) can never make a
+            move look settled sooner than it was.
 
         Returns
         -------
         "settled", "timed out" or None
             None while the move is still in progress.
         """
+        earliest = t if requested_at is None else min(requested_at, t)
         if self.in_band(temperature):
             if self.in_band_since is None:
                 self.in_band_since = t
-            if t - self.in_band_since >= self.settle_time:
+            if earliest - self.in_band_since >= self.settle_time:
                 return "settled"
         else:
             self.in_band_since = None

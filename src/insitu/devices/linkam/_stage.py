@@ -548,7 +548,7 @@ class LinkamStage(Device, PositionerBase):
                     reading, f"{self.name} at {self.driver.address}"
                 )
             else:
-                verdict = move.tracker.update(t, reading.temperature)
+                verdict = move.tracker.update(t, reading.temperature, requested_at=requested_at)
                 if verdict is None:
                     return
                 if verdict == "timed out":
