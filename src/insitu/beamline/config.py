@@ -105,6 +105,16 @@ class SimulationConfig(_Section):
 
     speedup: float = Field(1.0, ge=1.0, le=10000.0, description="experiment s per wall s")
     seed: int | None = Field(None, description="random seed of the emulators (None: random)")
+    raman_variation: float = Field(
+        1.0,
+        ge=0.0,
+        le=3.0,
+        description=(
+            "spread of each simulated film's and the spectrometer's Raman variation (band "
+            "widths, ratios, amorphous bands, fluorescence, axis calibration, laser drift): "
+            "0 is the nominal band table, 1 a typical film on a typical instrument"
+        ),
+    )
 
 
 class CatalogConfig(_Section):

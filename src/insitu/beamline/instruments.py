@@ -128,6 +128,7 @@ def build_raman(config: BeamlineConfig, beamline: Beamline):
                 lab.stage_temperature,
                 laser_wavelength_nm=settings.laser_wavelength_nm,
                 seed=lab.seed,
+                variation=config.simulation.raman_variation,
             )
             beamline.on_close(lab.labspec.close)
             address = f"TCPIP::127.0.0.1::{lab.labspec.serve_tcp()}::SOCKET"

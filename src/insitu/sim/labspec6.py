@@ -26,6 +26,7 @@ import numpy as np
 
 from insitu import clock
 from insitu.sim import raman_model
+from insitu.sim.raman_variation import FilmRamanVariation, SpectrometerVariation
 from insitu.sim.sample import GarnetFilm
 from insitu.sim.thermal_profile import ThermalProfile
 
@@ -84,6 +85,12 @@ class LabSpec6Emulator:
         Seed of the detector noise.
     pixels : int
         Detector pixels (1600).
+    variation : float
+        Spread of the film-and-instrument variation (:mod:`insitu.sim.raman_variation`):
+        0 (the default) measures the band table as written; at 1 this spectrometer has its own
+        axis calibration error and laser drift, and every film put under it (each assignment
+        to :attr:`sample`) its own band widths, ratios, amorphous bands and fluorescence, all
+        drawn from ``seed``.
     """
 
     def __init__(
@@ -95,6 +102,7 @@ class LabSpec6Emulator:
         full_laser_power_mW: float = 10.0,
         seed: int | None = None,
         pixels: int = raman_model.AXIS_POINTS,
+        variation: float = 0.0,
     ) -> None:
         if not callable(temperature):
             raise TypeError(f"LabSpec6Emulator temperature {temperature!r} is not callable")
@@ -104,6 +112,14 @@ class LabSpec6Emulator:
             raise ValueError(f"LabSpec6Emulator full power {full_laser_power_mW} mW must be > 0")
         if not (16 <= pixels <= 16384):
             raise ValueError(f"LabSpec6Emulator pixels {pixels} is outside 16 to 16384")
+        # The variation has its own streams, so the detector noise of a seed stays what it was.
+        seeds = np.random.SeedSequence(None if seed is None else (seed, 14)).spawn(3)
+        self.variation_spread = float(variation)
+        self._variation_rng = np.random.default_rng(seeds[2])
+        self.instrument = SpectrometerVariation.draw(
+            np.random.default_rng(seeds[1]), self.variation_spread
+        )
+        self.film_variation: FilmRamanVariation | None = None
         self.sample = sample
         self.temperature = temperature
         self.laser_wavelength_nm = float(laser_wavelength_nm)
@@ -122,6 +138,19 @@ class LabSpec6Emulator:
         self._threads: list[threading.Thread] = []
         self._connections: set[socket.socket] = set()
         self.measurements = 0
+
+    @property
+    def sample(self) -> GarnetFilm:
+        """The film under the objective; a new one brings its own Raman variation."""
+        return self._sample
+
+    @sample.setter
+    def sample(self, film: GarnetFilm) -> None:
+        self._sample = film
+        if self.variation_spread > 0:
+            self.film_variation = FilmRamanVariation.draw(
+                self._variation_rng, self.variation_spread
+            )
 
     # --- faults ---------------------------------------------------------------------------
     def inject_fault(self, kind: str) -> None:
@@ -239,17 +268,19 @@ class LabSpec6Emulator:
         temperature = 0.5 * (temperature_start + float(self.temperature()))
         state = self.sample.state(t_start + duration / 2)
         power = self.full_laser_power_mW * FILTER_TRANSMISSIONS_PERCENT[s.filter] / 100.0
+        power *= self.instrument.laser_factor(t_start + duration / 2)
         with self._lock:
             rng = np.random.default_rng(self._rng.integers(2**63))
         counts = raman_model.spectrum(
             state,
             temperature,
-            self.raman_axis_cm1(),
+            self.instrument.true_axis(self.raman_axis_cm1()),
             exposure_s=s.exposure_s,
             accumulations=s.accumulations,
             laser_power_mW=power,
             laser_wavelength_nm=self.laser_wavelength_nm,
             rng=rng,
+            variation=self.film_variation,
         )
         self.measurements += 1
         return _array_reply(counts, "{:.2f}")

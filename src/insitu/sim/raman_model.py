@@ -39,6 +39,7 @@ from numpy.typing import ArrayLike
 
 from insitu.checks import as_positive, in_range
 from insitu.sim.raman_bands import BANDS, GROUPS
+from insitu.sim.raman_variation import FilmRamanVariation
 from insitu.sim.sample import FilmState
 
 __all__ = [
@@ -116,15 +117,27 @@ def _group_weights(state: FilmState) -> np.ndarray:
     )
 
 
-def _band_signal(state: FilmState, temperature_C: float, axis: np.ndarray) -> np.ndarray:
+def _band_signal(
+    state: FilmState,
+    temperature_C: float,
+    axis: np.ndarray,
+    variation: FilmRamanVariation | None,
+) -> np.ndarray:
     heights = _HEIGHTS * _group_weights(state)[_GROUP]
     heights = np.where(_ORDERED, heights * (0.25 + 0.75 * state.amorphous_order), heights)
+    base_positions, base_fwhm = _POSITIONS, _FWHM
+    if variation is not None:
+        heights = heights * np.asarray(variation.height_factors)
+        base_positions = _POSITIONS + np.asarray(variation.shifts_cm1)
+        base_fwhm = _FWHM * np.asarray(variation.width_factors)
     active = heights > 1e-6
     if not active.any():
         return np.zeros_like(axis)
-    positions = _POSITIONS[active] * (1.0 - THERMAL_SHIFT_PER_C * (temperature_C - _T_REF[active]))
+    positions = base_positions[active] * (
+        1.0 - THERMAL_SHIFT_PER_C * (temperature_C - _T_REF[active])
+    )
     size = max(state.crystallite_size_nm, 1.0)
-    fwhm = (_FWHM[active] + _SIZE[active] * SIZE_BROADENING_CM1_NM / size) * (
+    fwhm = (base_fwhm[active] + _SIZE[active] * SIZE_BROADENING_CM1_NM / size) * (
         1.0 + THERMAL_BROADENING_PER_C * (temperature_C - 25.0)
     )
     u2 = ((axis[None, :] - positions[:, None]) / (0.5 * fwhm[:, None])) ** 2
@@ -133,11 +146,20 @@ def _band_signal(state: FilmState, temperature_C: float, axis: np.ndarray) -> np
     return heights[active] @ shapes
 
 
-def _laser_background(state: FilmState, temperature_C: float, axis: np.ndarray) -> np.ndarray:
+def _laser_background(
+    state: FilmState,
+    temperature_C: float,
+    axis: np.ndarray,
+    variation: FilmRamanVariation | None,
+) -> np.ndarray:
     amorphous = state.amorphous + state.rearranged
     level = FLUORESCENCE_CPS * (0.5 + 0.5 * amorphous)
     level *= np.exp(-max(temperature_C - 25.0, 0.0) / FLUORESCENCE_QUENCH_C)
-    slope = 1.0 + FLUORESCENCE_SLOPE * (axis - AXIS_START_CM1) / (AXIS_STOP_CM1 - AXIS_START_CM1)
+    x = (axis - AXIS_START_CM1) / (AXIS_STOP_CM1 - AXIS_START_CM1)
+    slope = 1.0 + FLUORESCENCE_SLOPE * x
+    if variation is not None:
+        level *= variation.fluorescence_factor
+        slope = slope + variation.fluorescence_curvature * (4.0 * x * (1.0 - x))
     rayleigh = RAYLEIGH_TAIL_CPS * np.exp(
         -np.maximum(axis - AXIS_START_CM1, 0.0) / RAYLEIGH_TAIL_DECAY_CM1
     )
@@ -183,6 +205,7 @@ def expected_counts(
     exposure_s: float = 1.0,
     laser_power_mW: float = REFERENCE_POWER_MW,
     laser_wavelength_nm: float = DEFAULT_LASER_WAVELENGTH_NM,
+    variation: FilmRamanVariation | None = None,
 ) -> np.ndarray:
     """Noise-free mean counts per accumulation.
 
@@ -200,6 +223,8 @@ def expected_counts(
         Laser power at the sample (mW).
     laser_wavelength_nm : float
         Excitation wavelength (for the thermal-emission background).
+    variation : FilmRamanVariation, optional
+        This film's departure from the band table (none by default).
 
     Returns
     -------
@@ -210,8 +235,8 @@ def expected_counts(
     axis = _resolve_axis(wavenumber)
     temperature_C = float(temperature_C)
     laser_scale = laser_power_mW / REFERENCE_POWER_MW
-    laser_excited = _band_signal(state, temperature_C, axis) + _laser_background(
-        state, temperature_C, axis
+    laser_excited = _band_signal(state, temperature_C, axis, variation) + _laser_background(
+        state, temperature_C, axis, variation
     )
     wavelength = raman_shift_to_wavelength_nm(axis, laser_wavelength_nm)
     unexcited = _thermal_emission(temperature_C, wavelength) + DARK_CPS
@@ -251,6 +276,7 @@ def spectrum(
     laser_wavelength_nm: float = DEFAULT_LASER_WAVELENGTH_NM,
     rng: np.random.Generator | int | None = None,
     cosmic_rays: bool = True,
+    variation: FilmRamanVariation | None = None,
 ) -> np.ndarray:
     """A noisy measured spectrum (mean over accumulations, in counts).
 
@@ -274,6 +300,8 @@ def spectrum(
         Random source (or seed); a fresh unseeded generator by default.
     cosmic_rays : bool
         Whether to add cosmic-ray spikes.
+    variation : FilmRamanVariation, optional
+        This film's departure from the band table (none by default).
 
     Returns
     -------
@@ -296,6 +324,7 @@ def spectrum(
         exposure_s=exposure_s,
         laser_power_mW=laser_power_mW,
         laser_wavelength_nm=laser_wavelength_nm,
+        variation=variation,
     )
     total_mean = mean * n
     # The sum of n Poisson frames is one Poisson draw of n times the mean.
