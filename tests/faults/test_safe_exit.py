@@ -28,7 +28,7 @@ import pytest
 from bluesky import RunEngine
 
 from insitu import clock
-from insitu.beamline.safe_exit import SafeExit
+from insitu.beamline.safe_exit import HANDLED_SIGNALS, SafeExit
 from insitu.devices.linkam import LinkamInterlockError, LinkamStage, LinkamStatus
 from insitu.sim.linkam_t95 import LinkamT95Emulator
 from insitu.sim.thales_term import TermEmulator
@@ -60,7 +60,7 @@ bl = insitu.beamline.load(config, table=False, analysis=False)
 start_heating_and_sweep(bl)
 if mode == "exit":
     sys.exit(0)
-if mode == "sigterm":
+if mode in ("sigterm", "sighup"):
     print("WAITING", flush=True)
     threading.Event().wait()
 if mode == "ctrl-c":
@@ -107,7 +107,7 @@ def read_line(child: subprocess.Popen, expected: str, stderr_path: Path) -> None
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-@pytest.mark.parametrize("mode", ["exit", "exception", "sigterm", "ctrl-c"])
+@pytest.mark.parametrize("mode", ["exit", "exception", "sigterm", "sighup", "ctrl-c"])
 def test_the_process_ending_leaves_the_stage_safe_and_the_potentiostat_off(
     instruments, tmp_path, mode
 ):
@@ -137,9 +137,9 @@ def test_the_process_ending_leaves_the_stage_safe_and_the_potentiostat_off(
         mark = len(linkam.received_commands)
         child.stdin.write("go\n")
         child.stdin.flush()
-        if mode == "sigterm":
+        if mode in ("sigterm", "sighup"):
             read_line(child, "WAITING", stderr_path)
-            child.send_signal(signal.SIGTERM)
+            child.send_signal(signal.SIGTERM if mode == "sigterm" else signal.SIGHUP)
         elif mode == "ctrl-c":
             read_line(child, "WAITING", stderr_path)
             time.sleep(1.0)
@@ -154,7 +154,13 @@ def test_the_process_ending_leaves_the_stage_safe_and_the_potentiostat_off(
         child.stdin.close()
         child.stdout.close()
     log = stderr_path.read_text()
-    expected_returncode = {"exit": 0, "exception": 1, "sigterm": -signal.SIGTERM, "ctrl-c": 1}
+    expected_returncode = {
+        "exit": 0,
+        "exception": 1,
+        "sigterm": -signal.SIGTERM,
+        "sighup": -signal.SIGHUP,  # an SSH session that dropped
+        "ctrl-c": 1,
+    }
     assert returncode == expected_returncode[mode], log
     assert "safe exit" in log
     sent = list(linkam.received_commands)[mark:]
@@ -202,9 +208,10 @@ def fake_beamline():
         run_aborter=None,
         emulator=emulator,
     )
-    previous = signal.getsignal(signal.SIGTERM)
+    previous = {signum: signal.getsignal(signum) for signum in HANDLED_SIGNALS}
     yield beamline
-    signal.signal(signal.SIGTERM, previous)
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
     stage.destroy()
     emulator.close()
     clock.reset()
@@ -237,18 +244,36 @@ def test_safe_exit_runs_once_and_chains_a_previous_sigterm_handler(fake_beamline
     with pytest.raises(LinkamInterlockError, match="safe exit: SIGTERM"):
         bl.devices["stage"].set(100.0)
     safe_exit.uninstall()
-    assert signal.getsignal(signal.SIGTERM) is not safe_exit._on_sigterm
+    assert signal.getsignal(signal.SIGTERM) is not safe_exit._on_signal
+    assert signal.getsignal(signal.SIGHUP) is not safe_exit._on_signal
 
 
-def test_an_ignored_sigterm_stays_ignored_and_touches_nothing(fake_beamline):
+@pytest.mark.parametrize("signum", HANDLED_SIGNALS)
+def test_an_ignored_signal_stays_ignored_and_touches_nothing(fake_beamline, signum):
+    """``nohup`` ignores SIGHUP: such a session goes on when the terminal closes, heating too."""
     bl = fake_beamline
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signum, signal.SIG_IGN)
     safe_exit = SafeExit(bl, "stop")
     safe_exit.install()
-    safe_exit._on_sigterm(signal.SIGTERM, None)
+    safe_exit._on_signal(signum, None)
     assert not safe_exit.done and bl.devices["eis"].calls == []
     safe_exit.uninstall()
-    assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
+    assert signal.getsignal(signum) == signal.SIG_IGN
+
+
+def test_sighup_is_handled_like_sigterm(fake_beamline):
+    bl = fake_beamline
+    received = []
+    signal.signal(signal.SIGHUP, lambda signum, frame: received.append(signum))
+    bl.devices["stage"].set(300.0)
+    wait_for(lambda: bl.emulator.status_byte() == LinkamStatus.HEATING, 10, "heating")
+    safe_exit = SafeExit(bl, "stop")
+    safe_exit.install()
+    os.kill(os.getpid(), signal.SIGHUP)
+    wait_for(lambda: received, 10, "the previous handler to be called")
+    assert safe_exit.done and safe_exit.reason == "SIGHUP"
+    wait_for(lambda: bl.emulator.status_byte() == LinkamStatus.STOPPED, 10, "heater off")
+    safe_exit.uninstall()
 
 
 def test_hold_safe_state_sends_hold(fake_beamline):

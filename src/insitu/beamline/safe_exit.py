@@ -7,9 +7,10 @@ first of:
   exception or Ctrl-C leaving the block is covered before the devices close);
 - interpreter exit: a script that ends, an uncaught exception, a KeyboardInterrupt (Ctrl-C),
   ``sys.exit()``;
-- SIGTERM (``kill``, systemd, a queue manager): the handler makes the hardware safe and then
-  chains to the handler that was installed before it (or dies of SIGTERM as the default
-  handler would; if SIGTERM was ignored, the process does not end and nothing is touched).
+- SIGTERM (``kill``, systemd, a queue manager) or SIGHUP (the SSH session or terminal that ran
+  the session went away): the handler makes the hardware safe and then chains to the handler
+  that was installed before it (or dies of the signal as the default handler would; if the
+  signal was ignored, as ``nohup`` does for SIGHUP, the process goes on and nothing is touched).
 
 What it does, each step independent of the others' failures: latch the stage's interlock and
 send its safe command (``E`` heater off, or ``O`` hold, as ``safety.safe_state``), so that a
@@ -17,8 +18,8 @@ plan still running cannot restart heating; abort the RunEngine's current run, if
 the reason in its stop document; stop the impedance analyzer (a running sweep is cut and the
 potentiostat switched off).
 
-Nothing can run on SIGKILL, a hard crash of the interpreter or a power loss: see
-``docs/safety.md`` for what the controller does then (it keeps its last program).
+Nothing can run in the process on SIGKILL, SIGSTOP, a hang or a hard crash: for a real stage
+the out-of-process guard (:mod:`insitu.beamline.stage_guard`) takes over then.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ logger = logging.getLogger(__name__)
 #: Wall seconds the RunEngine gets to close the current run before the exit goes on without it.
 _ABORT_JOIN_S = 10.0
 
+
+#: Signals that end a session and get the safe exit first.
+HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 #: Installed safe exits (weakly held: a closed, dropped beamline is not kept alive by this).
 _LIVE: weakref.WeakSet[SafeExit] = weakref.WeakSet()
@@ -95,13 +99,13 @@ class SafeExit:
         self.reason: str | None = None
         self._lock = threading.Lock()
         self._installed = False
-        self._previous_sigterm: Any = None
-        self._sigterm_installed = False
+        self._previous: dict[int, Any] = {}
 
     # -- installation -------------------------------------------------------------------------
 
     def install(self) -> None:
-        """Register for interpreter exit and, on the main thread, as the SIGTERM handler."""
+        """Register for interpreter exit and, on the main thread, as the SIGTERM and SIGHUP
+        handler."""
         if self._installed:
             return
         atexit.register(self._at_exit)
@@ -111,45 +115,46 @@ class SafeExit:
         _LIVE.add(self)
         self._installed = True
         if threading.current_thread() is threading.main_thread():
-            self._previous_sigterm = signal.getsignal(signal.SIGTERM)
-            signal.signal(signal.SIGTERM, self._on_sigterm)
-            self._sigterm_installed = True
+            for signum in HANDLED_SIGNALS:
+                self._previous[signum] = signal.getsignal(signum)
+                signal.signal(signum, self._on_signal)
         else:
             logger.warning(
-                "safe exit: beamline loaded outside the main thread; no SIGTERM handler "
+                "safe exit: beamline loaded outside the main thread; no SIGTERM/SIGHUP handler "
                 "(atexit and close() still make the hardware safe)"
             )
 
     def uninstall(self) -> None:
-        """Undo ``install`` (the SIGTERM handler only if nobody replaced it meanwhile)."""
+        """Undo ``install`` (a signal handler only if nobody replaced it meanwhile)."""
         if not self._installed:
             return
         atexit.unregister(self._at_exit)
         _LIVE.discard(self)
         self._installed = False
-        if self._sigterm_installed and threading.current_thread() is threading.main_thread():
-            if signal.getsignal(signal.SIGTERM) == self._on_sigterm:
-                signal.signal(signal.SIGTERM, self._previous_sigterm)
+        if self._previous and threading.current_thread() is threading.main_thread():
+            for signum, previous in self._previous.items():
+                if signal.getsignal(signum) == self._on_signal:
+                    signal.signal(signum, previous)
             # Otherwise a later handler chains to ours, which is now a plain pass-through.
-            self._sigterm_installed = False
+            self._previous = {}
 
     # -- triggers -----------------------------------------------------------------------------
 
     def _at_exit(self) -> None:
         self.run("interpreter exit")
 
-    def _on_sigterm(self, signum: int, frame: Any) -> None:
-        previous = self._previous_sigterm
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        previous = self._previous.get(signum, signal.SIG_DFL)
         if previous == signal.SIG_IGN:
-            return  # SIGTERM was ignored before us: the process goes on, the hardware too
+            return  # ignored before us (nohup): the process goes on, the hardware too
         if self._installed:
-            self.run("SIGTERM")
+            self.run(signal.Signals(signum).name)
         if callable(previous):
             previous(signum, frame)
             return
-        # SIG_DFL (or a handler set from C): end the process by SIGTERM, as without us.
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)
+        # SIG_DFL (or a handler set from C): end the process by the signal, as without us.
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
 
     # -- the safe exit ------------------------------------------------------------------------
 
