@@ -55,7 +55,10 @@ class Beamline:
         Aborts the current run from any thread with the reason in its stop document.
     safe_exit : SafeExit or None
         Puts the stage in its safe state and the potentiostat off when the process ends
-        (exit, exception, Ctrl-C, SIGTERM) or the beamline is closed.
+        (exit, exception, Ctrl-C, SIGTERM, SIGHUP) or the beamline is closed.
+    stage_guard : StageGuard or None
+        For a real stage, the process that makes it safe when this one cannot (SIGKILL,
+        SIGSTOP, a hang; ``insitu.beamline.stage_guard``).
     """
 
     config: BeamlineConfig
@@ -69,6 +72,7 @@ class Beamline:
     watchdog: Watchdog | None = None
     safe_exit: SafeExit | None = None
     run_aborter: RunAborter | None = None
+    stage_guard: Any = None
     _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     def __getattr__(self, name: str) -> Any:

@@ -195,6 +195,13 @@ class SafetyConfig(_Section):
     safe_state: Literal["hold", "stop"] = Field(
         "stop", description="stop: heater off (E); hold: hold the current temperature (O)"
     )
+    guard: bool = Field(
+        True,
+        description=(
+            "for a real stage, a guard process that puts it in its safe state within "
+            "stall_timeout_s + a few s if this process is killed, stopped or hangs"
+        ),
+    )
 
 
 class RamanConfig(_Section):

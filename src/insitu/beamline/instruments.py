@@ -105,7 +105,35 @@ def build_stage(config: BeamlineConfig, beamline: Beamline):
     )
     beamline.on_close(driver.close)
     beamline.on_close(stage.destroy)
+    if settings.address != SIMULATED and config.safety.guard:
+        _start_stage_guard(config, beamline, stage)
     return stage
+
+
+def _start_stage_guard(config: BeamlineConfig, beamline: Beamline, stage) -> None:
+    """A process of its own that makes the real stage safe if this one dies, stops or hangs."""
+    import time
+
+    from insitu.beamline.stage_guard import StageGuard
+
+    stall = config.safety.stall_timeout_s
+    last_poll = [time.monotonic()]
+
+    def polled(poll) -> None:
+        last_poll[0] = poll.wall_time
+
+    stage.subscribe_polls(polled)
+    guard = StageGuard(
+        config.stage.address,
+        stage_model=config.stage.model,
+        safe_state=config.safety.safe_state,
+        stall_timeout_s=stall,
+        # The poller moves (good or failed polls) while this process is healthy.
+        alive=lambda: time.monotonic() - last_poll[0] < stall,
+    ).start()
+    beamline.stage_guard = guard
+    # Closers run in reverse: the guard stands down before the stage's poller stops.
+    beamline.on_close(guard.stand_down)
 
 
 def build_raman(config: BeamlineConfig, beamline: Beamline):

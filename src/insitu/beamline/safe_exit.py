@@ -174,6 +174,12 @@ class SafeExit:
                 stage.enter_safe_state(self.safe_state, why)
             except Exception:  # the other steps still run; the failure is reported
                 logger.exception("safe exit: could not put the stage in its safe state")
+            else:
+                # The stage is safe: its out-of-process guard has nothing left to do. (If it
+                # could not be made safe, the guard acts once this process is gone.)
+                guard = getattr(self.beamline, "stage_guard", None)
+                if guard is not None:
+                    guard.stand_down()
         self._abort_run(why)
         eis = devices.get("eis")
         if eis is not None:
