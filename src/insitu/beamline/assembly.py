@@ -17,6 +17,7 @@ from insitu import clock
 from insitu.beamline.catalog import close_catalog, open_catalog
 from insitu.beamline.config import BeamlineConfig, load_config, parse_config
 from insitu.beamline.durable_writer import DurableTiledWriter
+from insitu.beamline.instrument_lock import InstrumentLock
 from insitu.beamline.instruments import DEVICE_BUILDERS
 from insitu.beamline.persistent_metadata import PersistentMetadata
 from insitu.beamline.recovery import close_interrupted_runs
@@ -277,6 +278,27 @@ def load(
     if cfg.simulated:
         clock.set_speedup(cfg.simulation.speedup)
     runs = open_catalog(cfg.catalog.location, api_key=cfg.catalog.api_key)
+    catalog_lock = None
+    if not cfg.catalog.location.startswith(("http://", "https://")):
+        # One writing process per embedded catalog (a server serialises its own writers).
+        try:
+            catalog_lock = InstrumentLock.for_catalog(cfg.catalog.location).acquire()
+        except BaseException:
+            close_catalog(runs)
+            raise
+    try:
+        beamline = _assemble(cfg, runs, analysis=analysis, table=table)
+    except BaseException:
+        if catalog_lock is not None:
+            catalog_lock.release()
+        raise
+    if catalog_lock is not None:
+        beamline.on_close(catalog_lock.release)
+    return _build_devices(cfg, beamline)
+
+
+def _assemble(cfg: BeamlineConfig, runs, *, analysis: bool | None, table: bool) -> Beamline:
+    """The RunEngine, writer and analysis chain on an open catalog (no devices yet)."""
     closed = close_interrupted_runs(runs)  # runs of a process of this host that died (SIGKILL)
     if closed:
         logger.warning(
@@ -312,6 +334,11 @@ def load(
         analysis=callbacks,
         run_aborter=RunAborter(engine),
     )
+    return beamline
+
+
+def _build_devices(cfg: BeamlineConfig, beamline: Beamline) -> Beamline:
+    """Devices, watchdog and safe exit; on any failure the beamline is closed again."""
     try:
         if cfg.streaming.publish_to:
             from insitu.beamline.publisher import attach_publisher

@@ -65,12 +65,22 @@ def _lab(beamline: Beamline) -> SimulatedLab:
     return beamline.simulation
 
 
+def _hold(beamline: Beamline, kind: str, address: str) -> None:
+    """One driver per instrument: refuse at once if another session holds it (names it)."""
+    from insitu.beamline.instrument_lock import InstrumentLock
+
+    lock = InstrumentLock.for_instrument(kind, address).acquire()
+    beamline.on_close(lock.release)
+
+
 def build_stage(config: BeamlineConfig, beamline: Beamline):
     """The Linkam stage (``stage``), on an emulator when its address is ``sim``."""
     from insitu.devices.linkam import STAGE_LIMITS, LinkamStage, LinkamT95, StageLimits
 
     settings = config.stage
     address, interval = settings.address, _REAL_LINKAM_COMMAND_INTERVAL_S
+    if address != SIMULATED:
+        _hold(beamline, "stage", address)
     if address == SIMULATED:
         from insitu.sim.linkam_t95 import LinkamT95Emulator
 
@@ -145,6 +155,8 @@ def build_raman(config: BeamlineConfig, beamline: Beamline):
         backend = WitecBackend(laser_wavelength_nm=settings.laser_wavelength_nm)
     else:
         address = settings.address
+        if address != SIMULATED:
+            _hold(beamline, "raman", address)
         if address == SIMULATED:
             from insitu.sim.labspec6 import LabSpec6Emulator
 
@@ -178,6 +190,8 @@ def build_eis(config: BeamlineConfig, beamline: Beamline):
     from insitu.devices.zahner import ZahnerEIS
 
     address = config.eis.address
+    if address != SIMULATED:
+        _hold(beamline, "eis", address)
     if address == SIMULATED:
         from insitu.sim.film_impedance import FilmImpedance
         from insitu.sim.thales_term import TermEmulator
