@@ -45,7 +45,7 @@ def config_for(tmp_path, name: str, stage_address: str | None = None) -> dict:
     config = {
         "catalog": {"location": str(tmp_path / f"data-{name}")},
         "metadata_dir": str(tmp_path / f"md-{name}"),
-        "simulation": {"speedup": 100},
+        "simulation": {"speedup": 1},  # the emulator shares this process's clock
     }
     if stage_address:
         config["stage"] = {"address": stage_address}
