@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -102,8 +103,17 @@ def test_another_process_holding_the_stage_or_the_catalog_is_named_until_it_dies
             child.wait()
         child.stdout.close()
         child.stderr.close()
-    # Its locks died with it: both load now.
-    insitu.beamline.load(config_for(tmp_path, "b", stage_address), table=False).close()
+    # Its locks died with it. Its stage guard holds the stage while it makes it safe (a new
+    # session must not race it for the controller), then lets go: both load now.
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            insitu.beamline.load(config_for(tmp_path, "b", stage_address), table=False).close()
+            break
+        except InstrumentInUseError as busy:
+            assert "stage_guard_process" in str(busy), busy
+            assert time.monotonic() < deadline, busy
+            time.sleep(0.2)
     insitu.beamline.load(same_catalog, table=False).close()
 
 

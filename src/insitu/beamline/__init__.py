@@ -29,7 +29,16 @@ _WHERE = {
     "load_config": "insitu.beamline.config",
 }
 
-__all__ = sorted(_WHERE)
+__all__ = [
+    "Beamline",
+    "BeamlineConfig",
+    "ConfigError",
+    "broker",
+    "close_catalog",
+    "load",
+    "load_config",
+    "open_catalog",
+]
 
 
 def __getattr__(name: str) -> Any:

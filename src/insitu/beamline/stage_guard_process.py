@@ -107,11 +107,41 @@ def end_process(pid: int) -> None:
         time.sleep(0.05)
 
 
+def take_the_stage(address: str, deadline: float):
+    """The stage's instrument lock, once the ended process has let go of it (the kernel drops
+    it with the process); ``None`` if a new session took the stage first, which then guards it
+    itself and must not be switched off by this guard."""
+    from insitu.beamline.instrument_lock import InstrumentInUseError, InstrumentLock
+
+    while True:
+        try:
+            return InstrumentLock.for_instrument("stage", address).acquire()
+        except InstrumentInUseError as exc:
+            if time.monotonic() > deadline:
+                _say(f"the stage is held by another session; leaving it alone ({exc})")
+                return None
+            time.sleep(0.05)
+
+
 def make_safe(address: str, stage_model: str, safe_state: str) -> bool:
-    """Send the safe command over a fresh connection, retrying for :data:`TAKEOVER_S`."""
+    """Send the safe command over a fresh connection, retrying for :data:`TAKEOVER_S`.
+
+    The guard holds the stage's instrument lock meanwhile, so a session loaded at that moment
+    is told the stage is in use (by this guard) instead of racing it for the controller.
+    """
+    deadline = time.monotonic() + TAKEOVER_S
+    lock = take_the_stage(address, time.monotonic() + _END_WAIT_S)
+    if lock is None:
+        return False
+    try:
+        return _send_safe_state(address, stage_model, safe_state, deadline)
+    finally:
+        lock.release()
+
+
+def _send_safe_state(address: str, stage_model: str, safe_state: str, deadline: float) -> bool:
     from insitu.devices.linkam import LinkamT95
 
-    deadline = time.monotonic() + TAKEOVER_S
     while True:
         try:
             with LinkamT95(
