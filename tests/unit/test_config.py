@@ -27,6 +27,19 @@ def test_shipped_sim_config_is_valid():
             {"stage": {"model": "HFS600E", "max_temperature_C": 800}},
             r"max_temperature_C 800.0 C is above the HFS600E stage's range \(up to 600.0 C\)",
         ),
+        (
+            {
+                "stage": {"model": "HFS600E", "max_temperature_C": 500},
+                "safety": {"max_temperature_C": 1000},
+            },
+            r"safety\.max_temperature_C 1000\.0 C is above what the HFS600E stage can reach "
+            r"plus 10 C \(610 C\): the watchdog's limit must be tighter than the stage model",
+        ),
+        (
+            {"safety": {"max_rate_C_per_min": 900}},
+            r"safety\.max_rate_C_per_min 900\.0 C/min is above the TS1500 stage's fastest rate "
+            r"x 1\.5 \(225 C/min\)",
+        ),
         ({"simulation": {"speedup": 0}}, r"simulation\.speedup: 0 is not allowed: .*greater than"),
         ({"film": {"thickness_um": -2}}, r"film\.thickness_um: -2 is not allowed"),
         ({"catalog": {"max_write_delay_s": 5}}, r"catalog\.max_write_delay_s: 5 is not allowed"),

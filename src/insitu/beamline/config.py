@@ -138,6 +138,10 @@ class FilmConfig(_Section):
     electrode_length_mm: float = Field(3.0, gt=0.0, le=100.0)
 
 
+_MODEL_MAX_TEMPERATURE_C = {"TS1500": 1500.0, "HFS600E": 600.0}
+_MODEL_MAX_RATE_C_PER_MIN = 150.0
+
+
 class StageConfig(_Section):
     """The Linkam heating stage and its hard limits."""
 
@@ -149,9 +153,14 @@ class StageConfig(_Section):
     settle_time_s: float = Field(10.0, ge=0.0, le=3600.0)
     poll_period_s: float = Field(0.5, gt=0.0, le=60.0)
 
+    @property
+    def model_max_temperature_C(self) -> float:
+        """The stage model's own top temperature (C)."""
+        return _MODEL_MAX_TEMPERATURE_C[self.model]
+
     @model_validator(mode="after")
     def _within_model_range(self):
-        top = {"TS1500": 1500.0, "HFS600E": 600.0}[self.model]
+        top = self.model_max_temperature_C
         if self.max_temperature_C > top:
             raise ValueError(
                 f"max_temperature_C {self.max_temperature_C} C is above the {self.model} "
@@ -267,6 +276,22 @@ class BeamlineConfig(_Section):
                 f"safety.max_temperature_C {safety.max_temperature_C} C is below "
                 f"stage.max_temperature_C {stage.max_temperature_C} C: a setpoint the stage "
                 "accepts would trip the watchdog"
+            )
+        # The watchdog's limits may only be tighter than what the stage model can do (plus the
+        # default margins): a hard limit above the hardware's range protects nothing.
+        model_top = stage.model_max_temperature_C + DEFAULT_TEMPERATURE_MARGIN_C
+        if safety.max_temperature_C > model_top:
+            raise ValueError(
+                f"safety.max_temperature_C {safety.max_temperature_C} C is above what the "
+                f"{stage.model} stage can reach plus {DEFAULT_TEMPERATURE_MARGIN_C:g} C "
+                f"({model_top:g} C): the watchdog's limit must be tighter than the stage model"
+            )
+        model_rate = _MODEL_MAX_RATE_C_PER_MIN * DEFAULT_RATE_FACTOR
+        if safety.max_rate_C_per_min > model_rate:
+            raise ValueError(
+                f"safety.max_rate_C_per_min {safety.max_rate_C_per_min} C/min is above the "
+                f"{stage.model} stage's fastest rate x {DEFAULT_RATE_FACTOR:g} ({model_rate:g} "
+                "C/min): the watchdog's limit must be tighter than the stage model"
             )
         if safety.max_rate_C_per_min < stage.max_rate_C_per_min:
             raise ValueError(
