@@ -33,6 +33,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from insitu.services.loopback import require_loopback
 from insitu.services.redis_server import DEFAULT_REDIS, RedisAddress, start_redis
 
 __all__ = [
@@ -48,6 +49,8 @@ __all__ = [
 #: Loopback by default: the control socket accepts any client that can reach it (see the docs
 #: for exposing it with queueserver's 0MQ encryption keys).
 DEFAULT_ZMQ_CONTROL = "tcp://127.0.0.1:60615"
+#: bluesky-queueserver's CurveZMQ server key (an environment variable, never an argument).
+ZMQ_SERVER_KEY_ENV = "QSERVER_ZMQ_PRIVATE_KEY_FOR_SERVER"
 DEFAULT_ZMQ_INFO = "tcp://127.0.0.1:60625"
 _WAIT_S = 60.0
 
@@ -220,6 +223,14 @@ def serve_queue(
     from insitu.beamline.config import load_config
     from insitu.beamline.private_dir import make_private_dir
 
+    # The control socket runs code in the worker (script_upload) and moves the stage.
+    secured = bool(os.environ.get(ZMQ_SERVER_KEY_ENV))
+    how = (
+        f"set {ZMQ_SERVER_KEY_ENV} (from qserver-zmq-keys) in the environment, "
+        "and give clients the public key"
+    )
+    for address, what in ((zmq_control, "--zmq-control"), (zmq_info, "--zmq-info")):
+        require_loopback(address, what, secured=secured, how=how)
     station = load_config(config)
     address = RedisAddress.parse(redis)
     startup = Path(startup_dir) if startup_dir is not None else default_startup_dir()

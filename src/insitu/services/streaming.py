@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from insitu.beamline.publisher import CONNECT_SETTLE_S, attach_publisher, parse_zmq_address
+from insitu.services.loopback import require_loopback
 
 __all__ = [
     "CONNECT_SETTLE_S",
@@ -96,7 +97,8 @@ def start_proxy(
     in_port, out_port : int, optional
         Ports to bind (default: free ports picked now).
     host : str
-        Interface to bind; the loopback default keeps the stream on this machine.
+        Interface to bind: loopback only (the proxy started here has no keys; anything else
+        raises ``ValueError``).
     log_path : path, optional
         File for the proxy's output (default: discarded).
     timeout : float
@@ -107,6 +109,11 @@ def start_proxy(
     RuntimeError
         If the proxy exits or does not listen within ``timeout``.
     """
+    require_loopback(
+        f"{host}:{in_port or 0}",
+        "start_proxy host",
+        how="run bluesky-0MQ-proxy yourself with its --in-curve-secret/--out-curve-secret keys",
+    )
     command = shutil.which("bluesky-0MQ-proxy", path=str(Path(sys.executable).parent))
     command = command or shutil.which("bluesky-0MQ-proxy")
     if command is None:
