@@ -43,6 +43,34 @@ RAW_STREAMS = {"primary"}
 IN_PROCESS = "in_process"  # the container the in-process chain writes its copy of the runs to
 
 
+class _RunsCode:
+    """Unpickling this creates ``path``: proof that a deserializer ran sender-chosen code."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (str(self.path), "w"))
+
+
+def _publish_pickles(in_address: str, marker: Path) -> None:
+    import pickle
+
+    import zmq
+
+    context = zmq.Context()
+    sock = context.socket(zmq.PUB)
+    try:
+        sock.connect(f"tcp://{in_address}")
+        time.sleep(CONNECT_SETTLE_S)
+        for name in (b"start", b"event", b"stop"):
+            sock.send(b" ".join([b"", name, pickle.dumps({"uid": _RunsCode(marker)})]))
+        time.sleep(0.2)
+    finally:
+        sock.close(linger=1000)
+        context.term()
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -193,6 +221,10 @@ def test_zmq_consumer_writes_the_same_derived_streams_as_in_process_analysis(
         beamline.raman.exposure.put(30.0)
         beamline.RE.subscribe(lambda name, doc: documents.append((name, doc)))
         attach_publisher(beamline, services.proxy.in_address)
+        # An intruder publishes pickles (what bluesky's default deserializer would run):
+        # they must run nothing, and the consumer must go on with the real runs after them.
+        marker = tmp_path / "pickle-ran"
+        _publish_pickles(services.proxy.in_address, marker)
         time.sleep(CONNECT_SETTLE_S)
         stage, raman, eis = beamline.stage, beamline.raman, beamline.eis
         (eis_uid,) = beamline.RE(
@@ -231,6 +263,8 @@ def test_zmq_consumer_writes_the_same_derived_streams_as_in_process_analysis(
             _assert_same_stream(remote, local, uid, stream)
     flags = shared[ramp_uid]["transitions"].read()["kind"].values
     assert len(flags) >= 1  # the ramp crosses the crystallization: a transition was flagged
+    assert not marker.exists(), "a pickle from the network ran code in the consumer"
+    assert services.consumer.poll() is None, "the consumer died on a pickle"
     close_catalog(shared)
     close_catalog(in_process)
 
