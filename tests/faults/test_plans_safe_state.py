@@ -35,12 +35,12 @@ CHILD = Path(__file__).with_name("campaign_child.py")
 
 def _limits_sent(emulator) -> list[float]:
     """Every limit (C) the controller was sent, in order."""
-    return [int(c[2:]) / 10 for c in emulator.received_commands if c.startswith(b"L1")]
+    return [int(c[2:]) / 10 for c in list(emulator.received_commands) if c.startswith(b"L1")]
 
 
 def _last_program(emulator) -> list[bytes]:
     """The set commands since the last start (S): what the controller is executing now."""
-    commands = [c for c in emulator.received_commands if c != b"T"]
+    commands = [c for c in list(emulator.received_commands) if c != b"T"]
     last_start = max(i for i, c in enumerate(commands) if c == b"S")
     return commands[last_start - 2 : last_start + 1]
 

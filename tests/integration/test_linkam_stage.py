@@ -8,6 +8,7 @@ import threading
 import bluesky.plan_stubs as bps
 import bluesky.plans as bp
 import bluesky.preprocessors as bpp
+import numpy as np
 import pytest
 
 from insitu import clock
@@ -68,7 +69,12 @@ def assert_settled_honestly(emulator, seen, start: float, finished: float) -> li
     entries = band_entries(emulator, start, finished, 150.0, REPORTED_BAND)
     since_arrival = finished - entries[-1]
     assert since_arrival >= SETTLE - POLL_INTERVAL_AT_200X, "finished before it had settled"
-    assert since_arrival <= SETTLE + 2 * POLL_INTERVAL_AT_200X, "finished long after settling"
+    # Not later than needed: the device finishes at the first poll sent a settle time after the
+    # reply that found it in band, so the slack is about two poll gaps, as long as the polls
+    # really were (a loaded machine stretches the 10 ms wall floor, x200 in experiment time).
+    times = [t for t, _ in seen if entries[-1] - 2 * POLL_INTERVAL_AT_200X <= t <= finished]
+    gap = max([POLL_INTERVAL_AT_200X, *np.diff(times)]) if len(times) > 1 else POLL_INTERVAL_AT_200X
+    assert since_arrival <= SETTLE + 2 * gap + 0.5, "finished long after settling"
     return entries
 
 
