@@ -57,6 +57,9 @@ __all__ = ["ThalesSession", "hang_up", "sever"]
 SCRIPT_REMOTE = "ScriptRemote"
 FILE_EXCHANGE = "FileExchange"
 _GOODBYE_TIMEOUT_S = 2.0
+#: Wall seconds a Remote2 command may take before the link counts as lost (Term answers a
+#: setting in well under a second; the sweep itself is waited for by ``measure_eis``).
+COMMAND_TIMEOUT_S = 15.0
 _LINK_ERRORS = (TermConnectionError, OSError, queue.Empty, EOFError)
 
 T = TypeVar("T")
@@ -144,6 +147,7 @@ class ThalesSession:
         self.host = host
         self.port = port
         self.owner = owner
+        self.command_timeout_s = COMMAND_TIMEOUT_S
         self.thales_version = ""
         self._script: ThalesRemoteConnection | None = None
         self._wrapper: ThalesRemoteScriptWrapper | None = None
@@ -260,7 +264,9 @@ class ThalesSession:
                 f"{self.owner}: no connection to Term at {self.where} for {command}"
             )
         try:
-            reply: Any = action()
+            reply: Any = self._within_timeout(command, action)
+        except ZahnerConnectionError:
+            raise  # already says what happened (no reply in time)
         except ThalesRemoteError as error:
             raise ZahnerCommandError(self.owner, command, str(error)) from error
         except _LINK_ERRORS as error:
@@ -281,6 +287,37 @@ class ThalesSession:
             # replies instead of raising.
             raise ZahnerCommandError(self.owner, command, reply)
         return reply
+
+    def _within_timeout(self, command: str, action: Callable[[], T]) -> T:
+        """Run ``action`` on a helper thread and give up after :data:`COMMAND_TIMEOUT_S`.
+
+        thales_remote waits for a reply without a timeout; if Term's connection dies while a
+        command is in flight (its receiver thread gone, nothing left to wake the wait), the
+        call would block forever. Here the session is severed and the caller gets a
+        ``ZahnerConnectionError`` instead (the helper thread, stuck in the library, is left to
+        the daemon).
+        """
+        outcome: dict[str, Any] = {}
+        finished = threading.Event()
+
+        def call() -> None:
+            try:
+                outcome["reply"] = action()
+            except BaseException as error:  # re-raised on the caller's thread
+                outcome["error"] = error
+            finally:
+                finished.set()
+
+        threading.Thread(target=call, name=f"{self.owner}-command", daemon=True).start()
+        if not finished.wait(self.command_timeout_s):
+            self.sever()
+            raise ZahnerConnectionError(
+                f"{self.owner}: Term at {self.where} did not answer {command} within "
+                f"{self.command_timeout_s:g} s"
+            )
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["reply"]
 
     def measure_eis(
         self, *, heartbeat_period: float, heartbeat_timeout: float, abort: threading.Event
