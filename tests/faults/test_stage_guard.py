@@ -57,6 +57,20 @@ def wait_for(condition, timeout: float, what: str) -> float:
     return time.monotonic() - start
 
 
+def sleeper_and_guard(linkam, *, safe_state: str, stall_timeout_s: float, alive):
+    """A stand-in process to guard (a sleeping Python) and a started guard on it."""
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    guard = StageGuard(
+        linkam.address,
+        stage_model="TS1500",
+        safe_state=safe_state,
+        stall_timeout_s=stall_timeout_s,
+        alive=alive,
+        pid=sleeper.pid,
+    ).start()
+    return sleeper, guard
+
+
 def heater_off(emulator) -> bool:
     return emulator.status_byte() == LinkamStatus.STOPPED
 
@@ -116,15 +130,9 @@ def test_a_guard_without_heartbeats_ends_the_process_and_stops_the_stage(linkam)
         driver.set_limit(300.0)
         driver.start()
     assert linkam.status_byte() == LinkamStatus.HEATING
-    hung = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-    guard = StageGuard(
-        linkam.address,
-        stage_model="TS1500",
-        safe_state="hold",
-        stall_timeout_s=0.5,
-        alive=lambda: False,
-        pid=hung.pid,
-    ).start()
+    hung, guard = sleeper_and_guard(
+        linkam, safe_state="hold", stall_timeout_s=0.5, alive=lambda: False
+    )
     try:
         assert hung.wait(timeout=20) == -signal.SIGKILL
         wait_for(lambda: linkam.status_byte() == LinkamStatus.HOLDING_CURRENT, 15, "hold")
@@ -137,15 +145,9 @@ def test_a_guard_without_heartbeats_ends_the_process_and_stops_the_stage(linkam)
 
 @pytest.mark.allow_slow("a guard process starting and standing down")
 def test_a_guard_fed_heartbeats_then_stood_down_touches_nothing(linkam):
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-    guard = StageGuard(
-        linkam.address,
-        stage_model="TS1500",
-        safe_state="stop",
-        stall_timeout_s=0.3,
-        alive=lambda: True,
-        pid=sleeper.pid,
-    ).start()
+    sleeper, guard = sleeper_and_guard(
+        linkam, safe_state="stop", stall_timeout_s=0.3, alive=lambda: True
+    )
     try:
         time.sleep(1.5)  # five stall timeouts, fed
         assert guard.running and sleeper.poll() is None
