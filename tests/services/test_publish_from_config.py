@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 
 import bluesky.plans as bp
@@ -10,7 +11,8 @@ import zmq
 
 import insitu.beamline
 from insitu import clock
-from insitu.services.streaming import parse_zmq_address, start_proxy
+from insitu.beamline.publisher import DocumentPublisher, ProxyUnreachableError
+from insitu.services.streaming import CONNECT_SETTLE_S, parse_zmq_address, start_proxy
 
 
 @pytest.fixture
@@ -44,7 +46,9 @@ def test_streaming_publish_to_sends_each_document_of_a_run(tmp_path, proxy):
     try:
         with insitu.beamline.load(config, table=False) as beamline:
             assert beamline.analysis == []  # local_analysis: false leaves it to a consumer
-            time.sleep(1.0)  # 0MQ PUB drops what is sent before the subscription is through
+            # load() returned once the publisher's handshake with the proxy was done; the
+            # subscriber above needs its own connection through before the run.
+            time.sleep(CONNECT_SETTLE_S)
             beamline.RE(bp.count([beamline.stage], num=3))
             names = _received_names(subscriber, until="stop")
     finally:
@@ -53,3 +57,38 @@ def test_streaming_publish_to_sends_each_document_of_a_run(tmp_path, proxy):
         clock.reset()
     assert names[0] == "start" and names[-1] == "stop"
     assert names.count("event") + names.count("event_page") >= 1
+
+
+def test_a_config_naming_a_proxy_that_is_not_there_is_refused_with_the_address(tmp_path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens on it once closed
+    config = {
+        "catalog": {"location": str(tmp_path / "data")},
+        "metadata_dir": str(tmp_path / "md"),
+        "simulation": {"speedup": 200, "seed": 1},
+        "streaming": {"local_analysis": False, "publish_to": f"127.0.0.1:{port}"},
+    }
+    with pytest.raises(ProxyUnreachableError, match=f"127.0.0.1:{port}.*bluesky-0MQ-proxy"):
+        with insitu.beamline.load(config, table=False):
+            pass  # pragma: no cover (load must refuse)
+    clock.reset()
+    with pytest.raises(ProxyUnreachableError):
+        DocumentPublisher(f"127.0.0.1:{port}", timeout=0.3)
+
+
+def test_the_first_document_after_the_handshake_reaches_a_subscriber(proxy):
+    context = zmq.Context()
+    subscriber = context.socket(zmq.SUB)
+    subscriber.connect(parse_zmq_address(proxy.out_address))
+    subscriber.setsockopt(zmq.SUBSCRIBE, b"")
+    time.sleep(CONNECT_SETTLE_S)
+    publisher = DocumentPublisher(proxy.in_address)
+    try:
+        publisher("start", {"uid": "u1", "time": 0.0})  # sent at once: no settle of our own
+        names = _received_names(subscriber, until="start", timeout_s=10)
+    finally:
+        publisher.close()
+        subscriber.close(linger=0)
+        context.term()
+    assert names == ["start"]

@@ -162,7 +162,9 @@ def services(tmp_path_factory):
         consumer_log.close()
 
 
-def _wait_for_derived_counts(runs, uid: str, streams: set[str], timeout: float = 120.0) -> dict:
+def _wait_for_derived_counts(
+    runs, uid: str, streams: set[str], timeout: float = 120.0, log: Path | None = None
+) -> dict:
     """The run's stop document once the consumer has merged its derived streams' counts."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -170,7 +172,10 @@ def _wait_for_derived_counts(runs, uid: str, streams: set[str], timeout: float =
         if streams <= set(stop.get("num_events") or {}):
             return stop
         time.sleep(0.2)
-    raise AssertionError(f"run {uid}: derived streams {streams} not in stop after {timeout} s")
+    raise AssertionError(
+        f"run {uid}: derived streams {streams} not in stop after {timeout} s; consumer log:\n"
+        + (log.read_text()[-4000:] if log is not None else "(none)")
+    )
 
 
 def _replay_in_process(cfg, documents, uri: str, key: str) -> None:
@@ -225,7 +230,6 @@ def test_zmq_consumer_writes_the_same_derived_streams_as_in_process_analysis(
         # they must run nothing, and the consumer must go on with the real runs after them.
         marker = tmp_path / "pickle-ran"
         _publish_pickles(services.proxy.in_address, marker)
-        time.sleep(CONNECT_SETTLE_S)
         stage, raman, eis = beamline.stage, beamline.raman, beamline.eis
         (eis_uid,) = beamline.RE(
             step_eis(stage, eis, temperatures=[200, 600], cycles=1, stabilize_s=0, rate=50,
@@ -244,7 +248,8 @@ def test_zmq_consumer_writes_the_same_derived_streams_as_in_process_analysis(
     }
     shared = open_catalog(uri, api_key=key)
     stops = {
-        uid: _wait_for_derived_counts(shared, uid, streams) for uid, streams in expected.items()
+        uid: _wait_for_derived_counts(shared, uid, streams, log=services.logs / "consumer.log")
+        for uid, streams in expected.items()
     }
     _replay_in_process(cfg, documents, uri, key)
     in_process = open_catalog(uri, api_key=key, container=IN_PROCESS)

@@ -209,7 +209,7 @@ class DerivedStreamsWriter(DurableTiledWriter):
         max_delay: float = 0.1,
         max_batch: int = 2000,
         run_timeout: float = 30.0,
-        stop_timeout: float = 10.0,
+        stop_timeout: float = 60.0,
         backup_directory: str | None = None,
     ):
         streams = frozenset(streams)
