@@ -6,11 +6,13 @@ import socket
 import time
 
 import bluesky.plans as bp
+import numpy as np
 import pytest
 import zmq
 
 import insitu.beamline
 from insitu import clock
+from insitu.beamline import document_wire
 from insitu.beamline.publisher import DocumentPublisher, ProxyUnreachableError
 from insitu.services.streaming import CONNECT_SETTLE_S, parse_zmq_address, start_proxy
 
@@ -85,10 +87,15 @@ def test_the_first_document_after_the_handshake_reaches_a_subscriber(proxy):
     time.sleep(CONNECT_SETTLE_S)
     publisher = DocumentPublisher(proxy.in_address)
     try:
-        publisher("start", {"uid": "u1", "time": 0.0})  # sent at once: no settle of our own
-        names = _received_names(subscriber, until="start", timeout_s=10)
+        publisher("start", {"uid": "u1", "time": 0.0, "x": np.arange(3.0)})  # no settle
+        assert subscriber.poll(10_000)
+        prefix, name, payload = subscriber.recv().split(b" ", 2)
     finally:
         publisher.close()
         subscriber.close(linger=0)
         context.term()
-    assert names == ["start"]
+    assert (prefix, name) == (b"", b"start")
+    doc = document_wire.loads(payload)  # msgpack: what the consumer reads; never a pickle
+    assert doc["uid"] == "u1"
+    np.testing.assert_array_equal(doc["x"], np.arange(3.0))
+    assert not payload.startswith(b"\x80")  # a pickle (protocol 2+) starts with PROTO

@@ -8,6 +8,7 @@ import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from bluesky import RunEngine
@@ -16,11 +17,12 @@ from bluesky.utils import ProgressBarManager, SigintHandler
 from insitu import clock
 from insitu.beamline.catalog import close_catalog, open_catalog
 from insitu.beamline.config import BeamlineConfig, load_config, parse_config
-from insitu.beamline.durable_writer import DurableTiledWriter
+from insitu.beamline.durable_writer import CatalogWriteError, DurableTiledWriter
 from insitu.beamline.instrument_lock import InstrumentLock
 from insitu.beamline.instruments import DEVICE_BUILDERS
 from insitu.beamline.persistent_metadata import PersistentMetadata
 from insitu.beamline.recovery import close_interrupted_runs
+from insitu.beamline.run_spool import RunSpool, spool_directory
 from insitu.beamline.safe_exit import SafeExit
 from insitu.beamline.safety import RunAborter, Watchdog
 
@@ -96,7 +98,17 @@ class Beamline:
         for callback in self.analysis:
             callback.flush(timeout)
         if not self.writer.wait(timeout):
-            raise TimeoutError(f"the catalog writer did not finish within {timeout} s")
+            unwritten = self.writer.unwritten()
+            if unwritten:
+                raise CatalogWriteError(
+                    f"{len(unwritten)} run(s) are not in the catalog yet; they are kept in "
+                    f"{self.writer.spool.directory} and written when the catalog takes them "
+                    "(or at the next load() of this config)"
+                )
+            raise CatalogWriteError(
+                f"the catalog writer did not finish within {timeout} s or a write failed "
+                "(see the log)"
+            )
 
     def close(self) -> None:
         """Make the hardware safe, write what is pending, stop devices and emulators, close the
@@ -297,8 +309,26 @@ def load(
     return _build_devices(cfg, beamline)
 
 
+def _write_spooled_runs(runs, directory) -> None:
+    """Write the runs an earlier session kept in the spool because the catalog failed."""
+    if not Path(directory).is_dir():
+        return
+    spool = RunSpool(directory)
+    pending = spool.pending()
+    if not pending:
+        return
+    try:
+        written = spool.replay_all(runs)
+    except Exception:
+        logger.exception("the catalog does not take the spooled runs in %s yet", directory)
+        return
+    logger.warning("wrote %d spooled run(s) from %s into the catalog", written, directory)
+
+
 def _assemble(cfg: BeamlineConfig, runs, *, analysis: bool | None, table: bool) -> Beamline:
     """The RunEngine, writer and analysis chain on an open catalog (no devices yet)."""
+    spool = spool_directory(cfg.metadata_dir, cfg.catalog.location)
+    _write_spooled_runs(runs, spool)  # before recovery: a spooled run may lack its stop
     closed = close_interrupted_runs(runs)  # runs of a process of this host that died (SIGKILL)
     if closed:
         logger.warning(
@@ -306,7 +336,9 @@ def _assemble(cfg: BeamlineConfig, runs, *, analysis: bool | None, table: bool) 
             len(closed),
             ", ".join(closed),
         )
-    writer = DurableTiledWriter(runs, max_delay=cfg.catalog.max_write_delay_s)
+    writer = DurableTiledWriter(
+        runs, max_delay=cfg.catalog.max_write_delay_s, spool_directory=spool
+    )
 
     engine = RunEngine({}, context_managers=[_MainThreadSigintHandler])
     engine.md = PersistentMetadata(cfg.metadata_dir)
@@ -319,6 +351,10 @@ def _assemble(cfg: BeamlineConfig, runs, *, analysis: bool | None, table: bool) 
     if analysis is None:
         analysis = cfg.streaming.local_analysis
     callbacks = analysis_chain(cfg, writer) if analysis else []
+    if callbacks:
+        # The chain hands documents to the writer from its own thread: write errors are raised
+        # into the RunEngine by this direct subscriber instead (the run aborts with the reason).
+        writer.check_in(engine)
     engine.subscribe(callbacks[0] if callbacks else writer)
     bec = None
     if table:

@@ -7,6 +7,11 @@ adds a *time* bound: a worker thread feeds it documents and writes the buffered 
 oldest has waited ``max_delay``, so batches grow with the event rate (one write per ``max_delay``
 at most: throughput) while no event waits longer than ``max_delay`` (durability). The RunEngine
 thread only enqueues.
+
+With a spool directory, a run the catalog fails to take is not lost: from the first failed
+write on, the whole run goes to an fsync'd spool file (:mod:`insitu.beamline.run_spool`), the
+run goes on, and the writer writes the run into the catalog once it answers again (or the next
+``load()`` of the same config does). Until then :meth:`DurableTiledWriter.wait` reports it.
 """
 
 from __future__ import annotations
@@ -15,53 +20,134 @@ import logging
 import queue
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
+from insitu.beamline.run_spool import RunSpool, SpoolFile, encode
 from insitu.compat.bluesky_tiled_plugins import (
     PerRunTiledWriter,
     RunWriter,
     write_cached_events,
 )
 
-__all__ = ["DurableTiledWriter", "CatalogWriteError"]
+__all__ = ["CatalogWriteError", "DurableTiledWriter", "FlushableTiledWriter"]
 
 logger = logging.getLogger(__name__)
 
 _STOP = object()
 _FLUSH = object()
 
+#: Wall seconds between attempts to write spooled runs while the catalog is failing.
+SPOOL_RETRY_S = 2.0
+
 
 class CatalogWriteError(RuntimeError):
     """Raised into the RunEngine when documents could not be written to the catalog."""
 
 
-class _FlushableTiledWriter(PerRunTiledWriter):
+class _SpoolOnFailure:
+    """One run's documents to the catalog; from its first failed write on, the whole run to a spool.
+
+    The library's ``_ConditionalBackup`` has the same rule (a run whose write failed gets no
+    more writes, so a partial run cannot pass as complete) but it swallows the failure, keeps
+    JSON lines that are never synced and never written back; this one spools with fsync and
+    hands the file to :class:`FlushableTiledWriter` to replay. Every document is kept (as its
+    spool record) until the run ends, so a failure late in a run still spools all of it.
+    """
+
+    def __init__(self, primary: Any, spool: RunSpool, uid: str) -> None:
+        self.primary = primary
+        self.spool = spool
+        self.uid = uid
+        self.records: list[bytes] = []
+        self.file: SpoolFile | None = None
+
+    def __call__(self, name: str, doc: dict) -> None:
+        record = encode(name, doc)  # serialized now: the writer may pop keys from the document
+        if self.file is not None:
+            self.file.append(record)
+            return
+        self.records.append(record)
+        try:
+            self.primary(name, doc)
+        except Exception as error:
+            self.fail(error, f"a {name!r} document")
+
+    def write_cached(self, run_writer: Any) -> int:
+        """Write the run writer's batched events, or nothing once the run is spooled."""
+        if self.file is not None:
+            return 0
+        try:
+            return write_cached_events(run_writer)
+        except Exception as error:
+            self.fail(error, "buffered events")
+            return 0
+
+    def fail(self, error: BaseException, what: str) -> None:
+        self.file = self.spool.open_run(self.uid)
+        for record in self.records:
+            self.file.append(record)
+        self.records.clear()
+        self.file.sync()
+        logger.warning(
+            "writing %s of run %s to the catalog failed (%r): the run goes on and is kept in %s "
+            "until the catalog takes it",
+            what,
+            self.uid,
+            error,
+            self.file.path,
+        )
+
+    def sync(self) -> None:
+        if self.file is not None:
+            self.file.sync()
+
+
+class FlushableTiledWriter(PerRunTiledWriter):
     """TiledWriter that remembers its per-run writers so buffered events can be flushed on demand.
 
     TiledWriter has no public flush; this keeps each run's writer (made as TiledWriter makes it)
     and writes its event cache the way its own ``stop`` does, through
-    :mod:`insitu.compat.bluesky_tiled_plugins`.
+    :mod:`insitu.compat.bluesky_tiled_plugins`. With ``spool``, a run whose write fails goes to
+    the spool (:class:`_SpoolOnFailure`); ``spooled`` lists the files of such runs that ended.
     """
 
-    def __init__(self, client, **kwargs):
+    def __init__(self, client, *, spool: RunSpool | None = None, **kwargs):
         super().__init__(client, **kwargs)
+        self.spool = spool
         self.run_writers: dict[str, RunWriter] = {}
+        self.run_guards: dict[str, _SpoolOnFailure] = {}
+        self.spooled: list[Path] = []
 
     def make_run_writer(self, start_doc):
         run_writer = super().make_run_writer(start_doc)
         self.run_writers[start_doc["uid"]] = run_writer
         return run_writer
 
+    def wrap_run(self, callback, start_doc):
+        if self.spool is None:
+            return callback
+        guard = _SpoolOnFailure(callback, self.spool, start_doc["uid"])
+        self.run_guards[start_doc["uid"]] = guard
+        return guard
+
     def __call__(self, name, doc):
         super().__call__(name, doc)
         if name == "stop":
             self.run_writers.pop(doc["run_start"], None)
+            guard = self.run_guards.pop(doc["run_start"], None)
+            if guard is not None and guard.file is not None:
+                guard.file.close()
+                self.spooled.append(guard.file.path)
 
     def flush(self) -> int:
         """Write every buffered event of every open run; return how many were written."""
         written = 0
-        for run_writer in list(self.run_writers.values()):
-            written += write_cached_events(run_writer)
+        for uid, run_writer in list(self.run_writers.items()):
+            guard = self.run_guards.get(uid)
+            written += guard.write_cached(run_writer) if guard else write_cached_events(run_writer)
+        for guard in list(self.run_guards.values()):
+            guard.sync()
         return written
 
 
@@ -78,13 +164,18 @@ class DurableTiledWriter:
     max_batch : int
         Write at once when this many events are buffered.
     backup_directory : str, optional
-        If a run cannot be written to tiled, its documents go to JSON-lines files here.
+        TiledWriter's own JSON-lines backup (used only without ``spool_directory``).
+    spool_directory : path, optional
+        Where runs the catalog fails to take are kept (fsync'd, arrays included) until they are
+        written (see the module doc). Without it a failed write is an error.
 
     Notes
     -----
-    Errors from the worker are logged with their traceback and raised as
-    :class:`CatalogWriteError` at the next document the RunEngine emits, which aborts the run
-    with the reason rather than measuring into the void.
+    Errors (a failed write without a spool, or a spool that cannot be written) are logged with
+    their traceback and raised as :class:`CatalogWriteError` at the next document handed in,
+    which aborts the run with the reason rather than measuring into the void; that document is
+    still written. When other callbacks sit between the RunEngine and the writer (live
+    analysis), subscribe :meth:`check` to the RunEngine so the error reaches it there.
     """
 
     def __init__(
@@ -94,6 +185,7 @@ class DurableTiledWriter:
         max_delay: float = 0.5,
         max_batch: int = 2000,
         backup_directory: str | None = None,
+        spool_directory: str | Path | None = None,
     ):
         if not (0.0 < max_delay <= 1.0):
             raise ValueError(
@@ -102,36 +194,77 @@ class DurableTiledWriter:
             )
         if max_batch < 1:
             raise ValueError(f"DurableTiledWriter.max_batch {max_batch} must be at least 1")
-        self._writer = _FlushableTiledWriter(
-            catalog, batch_size=max_batch, backup_directory=backup_directory
+        self.catalog = catalog
+        self.spool = RunSpool(spool_directory) if spool_directory is not None else None
+        self._writer = FlushableTiledWriter(
+            catalog,
+            spool=self.spool,
+            batch_size=max_batch,
+            backup_directory=None if self.spool else backup_directory,
         )
         self.max_delay = float(max_delay)
         self._queue: queue.Queue[Any] = queue.Queue()
         self._idle = threading.Condition()
         self._unfinished = 0
-        self._error: BaseException | None = None
+        self._error: BaseException | None = None  # raised at the next document (or check)
+        self._failed = False  # any error since the last wait(): wait() reports it
+        self._checked_elsewhere = False
+        self._next_replay = 0.0
         self._thread = threading.Thread(
             target=self._work, name="insitu-catalog-writer", daemon=True
         )
         self._thread.start()
 
     def __call__(self, name: str, doc: dict) -> None:
-        """Enqueue one document (called by the RunEngine; never blocks on I/O)."""
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise CatalogWriteError(f"writing to the catalog failed: {error!r}") from error
+        """Enqueue one document (called by the RunEngine; never blocks on I/O).
+
+        Raises
+        ------
+        CatalogWriteError
+            If an earlier write failed (this document is still queued and written).
+        """
         if not self._thread.is_alive():
-            raise CatalogWriteError("the catalog writer has been closed")
+            raise CatalogWriteError(
+                f"the catalog writer has been closed: a {name!r} document was not written"
+            )
         with self._idle:
             self._unfinished += 1
         # A shallow copy: downstream normalizers may pop keys from the documents they are given.
         self._queue.put((name, dict(doc)))
+        if not self._checked_elsewhere:
+            self.check()
+
+    def check(self, name: str | None = None, doc: dict | None = None) -> None:
+        """Raise the pending write error, once, as :class:`CatalogWriteError`.
+
+        Subscribe it to the RunEngine (``RE.subscribe(writer.check)``) when the writer gets its
+        documents through other callbacks: the error then aborts the run in the RunEngine.
+        """
+        error, self._error = self._error, None
+        if error is not None:
+            raise CatalogWriteError(f"writing to the catalog failed: {error!r}") from error
+
+    def check_in(self, engine: Any) -> int:
+        """Subscribe :meth:`check` to ``engine``; errors are then raised there only."""
+        self._checked_elsewhere = True
+        return engine.subscribe(self.check)
+
+    def unwritten(self) -> list[Path]:
+        """Spool files of runs not in the catalog yet (empty without a spool)."""
+        return self.spool.pending() if self.spool is not None else []
 
     def wait(self, timeout: float | None = 10.0) -> bool:
-        """Block until every document handed in so far is written; return False on timeout.
+        """Block until every document handed in so far is in the catalog.
 
         Events still batched in memory (at most ``max_delay`` old) are written too, so a reader
-        sees every event afterwards, also of a run that has no stop document yet.
+        sees every event afterwards, also of a run that has no stop document yet. Spooled runs
+        are tried once more.
+
+        Returns
+        -------
+        bool
+            False on timeout, if a write failed since the last call, or if a run is still only
+            in the spool (:meth:`unwritten` names the files).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         if self._thread.is_alive():
@@ -144,13 +277,32 @@ class DurableTiledWriter:
                 if remaining is not None and remaining <= 0:
                     return False
                 self._idle.wait(remaining)
-        return True
+            failed, self._failed = self._failed, False
+        return not failed and not self._writer.spooled and not self._open_spooled_runs()
+
+    def _open_spooled_runs(self) -> bool:
+        return any(guard.file is not None for guard in list(self._writer.run_guards.values()))
 
     def close(self, timeout: float = 30.0) -> None:
-        """Write what is left and stop the worker thread."""
+        """Write what is left and stop the worker thread; log what could not be written."""
         if self._thread.is_alive():
             self._queue.put(_STOP)
             self._thread.join(timeout)
+        if self._thread.is_alive():
+            logger.error(
+                "the catalog writer did not finish within %s s: %d document(s) not written",
+                timeout,
+                self._queue.qsize(),
+            )
+        unwritten = self.unwritten()
+        if unwritten:
+            logger.error(
+                "%d run(s) are not in the catalog and are kept in %s: they are written when "
+                "this config is loaded again with the catalog up (%s)",
+                len(unwritten),
+                self.spool.directory,
+                ", ".join(path.name for path in unwritten),
+            )
 
     def _work(self) -> None:
         pending_since: float | None = None
@@ -158,15 +310,20 @@ class DurableTiledWriter:
             timeout = None
             if pending_since is not None:
                 timeout = max(0.0, pending_since + self.max_delay - time.monotonic())
+            if self._writer.spooled:
+                wait = max(0.0, self._next_replay - time.monotonic())
+                timeout = wait if timeout is None else min(timeout, wait)
             try:
                 item = self._queue.get(timeout=timeout) if timeout != 0.0 else None
             except queue.Empty:
                 item = None
             if item is _STOP:
                 self._flush()
+                self._replay(force=True)
                 return
             if item is _FLUSH:
                 self._flush()
+                self._replay(force=True)
                 pending_since = None
             elif item is not None:
                 name, doc = item
@@ -174,7 +331,7 @@ class DurableTiledWriter:
                     self._writer(name, doc)
                 except Exception as error:
                     logger.exception("could not write a %r document to the catalog", name)
-                    self._error = error
+                    self._record(error)
                 if name in ("event", "event_page") and pending_since is None:
                     pending_since = time.monotonic()
                 elif name == "stop":
@@ -185,15 +342,39 @@ class DurableTiledWriter:
             if due:
                 self._flush()
                 pending_since = None
+            if item is None or (item is not _FLUSH and self._queue.empty()):
+                self._replay(force=False)
             if item is not None:
                 with self._idle:
                     self._unfinished -= 1
                     if not self._unfinished:
                         self._idle.notify_all()
 
+    def _record(self, error: BaseException) -> None:
+        self._error = error
+        self._failed = True
+
     def _flush(self) -> None:
         try:
             self._writer.flush()
         except Exception as error:
             logger.exception("could not write buffered events to the catalog")
-            self._error = error
+            self._record(error)
+
+    def _replay(self, *, force: bool) -> None:
+        """Write the ended spooled runs into the catalog (at most every SPOOL_RETRY_S)."""
+        if not self._writer.spooled or (not force and time.monotonic() < self._next_replay):
+            return
+        try:
+            while self._writer.spooled:
+                self.spool_replay(self._writer.spooled[0])
+                self._writer.spooled.pop(0)
+        except Exception as error:
+            logger.info("the catalog does not take the spooled runs yet (%r); retrying", error)
+        self._next_replay = time.monotonic() + SPOOL_RETRY_S
+
+    def spool_replay(self, path: Path) -> None:
+        """Write one spooled run into the catalog (see :func:`insitu.beamline.run_spool.replay`)."""
+        from insitu.beamline.run_spool import replay
+
+        replay(self.catalog, path)

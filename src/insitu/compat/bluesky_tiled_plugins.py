@@ -81,15 +81,20 @@ class PerRunTiledWriter(TiledWriter):
 
     TiledWriter's ``RunRouter`` calls its private ``_factory`` for each run's start document;
     here that factory makes the run writer with :meth:`make_run_writer` and wraps it with
-    :func:`run_callback` (normalizer and backup, as the library does).
+    :func:`run_callback` (normalizer and backup, as the library does), then with
+    :meth:`wrap_run`.
     """
 
     def make_run_writer(self, start_doc: dict) -> Any:
         """A new writer for the run that ``start_doc`` starts (default: the library's own)."""
         return RunWriter(self.client, **run_writer_options(self))
 
+    def wrap_run(self, callback: Any, start_doc: dict) -> Any:
+        """What the run's documents go to, around ``callback`` (default: ``callback`` itself)."""
+        return callback
+
     def _factory(self, name, doc):
-        return [run_callback(self, self.make_run_writer(doc))], []
+        return [self.wrap_run(run_callback(self, self.make_run_writer(doc)), doc)], []
 
 
 def write_cached_events(run_writer: Any) -> int:

@@ -35,7 +35,7 @@ from collections.abc import Iterable
 
 from tiled.utils import patch_mimetypes
 
-from insitu.beamline.durable_writer import DurableTiledWriter, _FlushableTiledWriter
+from insitu.beamline.durable_writer import DurableTiledWriter, FlushableTiledWriter
 from insitu.compat.bluesky_tiled_plugins import (
     RunWriter,
     run_writer_options,
@@ -132,7 +132,7 @@ class _DerivedRunWriter(RunWriter):
         )
 
 
-class _DerivedTiledWriter(_FlushableTiledWriter):
+class _DerivedTiledWriter(FlushableTiledWriter):
     """``TiledWriter`` that forwards only derived streams to per-run :class:`_DerivedRunWriter`."""
 
     def __init__(self, client, *, streams: Iterable[str], run_timeout, stop_timeout, **kwargs):
