@@ -21,9 +21,10 @@ def _add_catalog_option(parser: argparse.ArgumentParser) -> None:
 def _open_runs(args):
     from insitu.beamline.catalog import open_catalog
     from insitu.beamline.config import load_config
+    from insitu.services.api_key_option import api_key_from_args
 
     location = args.catalog or load_config(args.config).catalog.location
-    return open_catalog(location, api_key=getattr(args, "api_key", None))
+    return open_catalog(location, api_key=api_key_from_args(args))
 
 
 def _cmd_demo(args) -> int:
@@ -82,6 +83,8 @@ def _cmd_report(args) -> int:
 
 
 def _build_parser() -> argparse.ArgumentParser:
+    from insitu.services.api_key_option import add_api_key_options
+
     parser = argparse.ArgumentParser(
         prog="insitu",
         description="In-situ acquisition on bluesky: Linkam stage, Raman, Zahner impedance.",
@@ -97,7 +100,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     runs = sub.add_parser("runs", help="list runs: uid, plan, start time, exit status, events")
     _add_catalog_option(runs)
-    runs.add_argument("--api-key", default=None, help="API key of a remote catalog")
+    add_api_key_options(runs, what="a remote catalog")
     runs.add_argument("--last", type=int, default=50, help="show the last N runs (default 50)")
     runs.set_defaults(func=_cmd_runs)
 
@@ -106,14 +109,14 @@ def _build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("csv", "hdf5"), default="csv")
     export.add_argument("--output", default="exports", help="output directory (default ./exports)")
     _add_catalog_option(export)
-    export.add_argument("--api-key", default=None, help="API key of a remote catalog")
+    add_api_key_options(export, what="a remote catalog")
     export.set_defaults(func=_cmd_export)
 
     report = sub.add_parser("report", help="write a campaign's HTML report and print its table")
     report.add_argument("campaign_id", help="the campaign id (in every run's metadata)")
     report.add_argument("--output", default="insitu-report/index.html", help="HTML file to write")
     _add_catalog_option(report)
-    report.add_argument("--api-key", default=None, help="API key of a remote catalog")
+    add_api_key_options(report, what="a remote catalog")
     report.set_defaults(func=_cmd_report)
 
     from insitu.sim.serve import add_sim_parser

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import socket
@@ -67,8 +68,9 @@ def tiled_server(tmp_path):
         [
             tiled, "serve", "catalog", str(data / "catalog.db"), "--init",
             "-w", str(data / "data"), "-w", f"sqlite:///{data / 'storage.sqlite'}",
-            "--api-key", key, "--port", str(port),
+            "--port", str(port),
         ],
+        env=dict(os.environ, TILED_SINGLE_USER_API_KEY=key),  # never on the command line
         stdout=subprocess.DEVNULL,
         stderr=log,
     )  # fmt: skip

@@ -72,11 +72,11 @@ def test_runs_from_a_beamline_are_stored_and_reads_need_the_key(
     finally:
         close_catalog(runs)
 
-    # The command-line client reads it with the key.
-    assert (
-        cli.main(["runs", "--catalog", catalog_server.uri, "--api-key", catalog_server.api_key])
-        == 0
-    )
+    # The command-line client reads it with the key from an owner-only file (never from argv).
+    key_file = tmp_path / "api-key"
+    key_file.write_text(catalog_server.api_key + "\n")
+    key_file.chmod(0o600)
+    assert cli.main(["runs", "--catalog", catalog_server.uri, "--api-key-file", str(key_file)]) == 0
     assert uid in capsys.readouterr().out
 
     # Missing or wrong key: refused, with a clear error.

@@ -10,6 +10,7 @@ the two sets of derived streams are compared field by field.
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import socket
@@ -94,8 +95,9 @@ def _tiled_serve(directory: Path, port: int, key: str, log) -> subprocess.Popen:
         [
             tiled, "serve", "catalog", str(directory / "catalog.db"), "--init",
             "-w", str(directory / "data"), "-w", f"sqlite:///{directory / 'storage.sqlite'}",
-            "--api-key", key, "--port", str(port),
+            "--port", str(port),
         ],
+        env=dict(os.environ, TILED_SINGLE_USER_API_KEY=key),
         stdout=subprocess.DEVNULL,
         stderr=log,
     )  # fmt: skip
@@ -130,8 +132,9 @@ def services(tmp_path_factory):
     consumer = subprocess.Popen(
         [
             sys.executable, "-m", "insitu.cli", "serve", "analysis",
-            "--zmq", proxy.out_address, "--catalog", uri, "--api-key", key,
+            "--zmq", proxy.out_address, "--catalog", uri,
         ],
+        env=dict(os.environ, TILED_API_KEY=key),  # never on the command line
         stdout=subprocess.PIPE,
         stderr=consumer_log,
         text=True,
@@ -294,7 +297,7 @@ def test_derived_writer_refuses_to_overwrite_an_existing_derived_stream(catalog)
     assert [name for name, _ in documents[:3]] == ["start", "descriptor", "event"]
     for name, doc in documents[:2]:
         derived(name, doc)
-    assert derived.wait(30)
+    assert derived.wait(30) is False  # the descriptor was refused: never reported as written
     with pytest.raises(CatalogWriteError) as failure:
         derived(*documents[2])
     assert isinstance(failure.value.__cause__, DerivedStreamConflictError)
@@ -314,13 +317,13 @@ def test_derived_writer_needs_the_run_created_by_the_beamline_writer(catalog):
     derived = DerivedStreamsWriter(catalog, streams={"primary"}, run_timeout=0.5)
     for name, doc in documents[:3]:
         derived(name, doc)
-    assert derived.wait(30)
+    assert derived.wait(30) is False  # the run was not there: never reported as written
     with pytest.raises(CatalogWriteError) as failure:
         derived(*documents[3])
     assert isinstance(failure.value.__cause__, KeyError)
     assert "beamline's writer must create it" in str(failure.value.__cause__)
     derived(*documents[4])  # the rest of that run is dropped, not an error per event
-    assert derived.wait(30)
+    assert derived.wait(30)  # the failure was reported (once), nothing else went wrong
     derived.close()
     assert documents[0][1]["uid"] not in catalog  # nothing created on its own
 

@@ -55,7 +55,7 @@ class AnalysisConsumer:
         for callback in self.callbacks:
             callback.flush(timeout)
         if not self.writer.wait(timeout):
-            raise TimeoutError(f"derived streams not written within {timeout} s")
+            raise TimeoutError(f"derived streams not written within {timeout} s, or a write failed")
 
     def close(self) -> None:
         """Analyse and write what is queued, then close the catalog connection."""
@@ -210,6 +210,8 @@ def serve_analysis(
 
 
 def _cmd_serve_analysis(args: argparse.Namespace) -> int:
+    from insitu.services.api_key_option import api_key_from_args
+
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s"
     )
@@ -218,7 +220,7 @@ def _cmd_serve_analysis(args: argparse.Namespace) -> int:
         serve_analysis(
             args.zmq,
             catalog=args.catalog,
-            api_key=args.api_key,
+            api_key=api_key_from_args(args),
             config=getattr(args, "config", None),
             max_delay=args.max_delay,
             catalog_timeout=args.catalog_timeout,
@@ -231,6 +233,8 @@ def _cmd_serve_analysis(args: argparse.Namespace) -> int:
 
 def add_serve_parser(services) -> None:
     """Register ``insitu serve analysis`` (the global ``--config`` gives the film geometry)."""
+    from insitu.services.api_key_option import add_api_key_options
+
     parser = services.add_parser(
         "analysis",
         help="run the Raman and EIS analysis on documents from a 0MQ proxy, into the catalog",
@@ -248,7 +252,7 @@ def add_serve_parser(services) -> None:
         default=None,
         help="tiled server URI or catalog directory the beamline writes to (default: config's)",
     )
-    parser.add_argument("--api-key", default=None, help="API key of the tiled server")
+    add_api_key_options(parser, what="the tiled server")
     parser.add_argument(
         "--config",
         default=argparse.SUPPRESS,  # keeps a global `insitu --config X serve analysis` working

@@ -191,8 +191,8 @@ def resolve_settings(
         if not is_loopback(host):
             raise ValueError(
                 f"refusing to serve the catalog on {host!r} (beyond loopback) without an API key: "
-                f"give --api-key or set {API_KEY_ENV}, and put the server behind a firewall and "
-                "a TLS reverse proxy (see docs/deployment.md)"
+                f"give --api-key-file or set {API_KEY_ENV}, and put the server behind a firewall "
+                "and a TLS reverse proxy (see docs/deployment.md)"
             )
         api_key, generated = secrets.token_hex(32), True
     if not (api_key.isascii() and api_key.isalnum()):
@@ -220,7 +220,7 @@ def store_generated_key(settings: CatalogServerSettings) -> Path:
     """Write the API key to ``DATA/api-key``, readable by its owner only (mode 0600).
 
     ``insitu serve catalog`` does this, instead of printing the key, when it generated one:
-    clients read it from there (``--api-key "$(cat DATA/api-key)"``). A file already there (the
+    clients read it from there (``--api-key-file DATA/api-key``). A file already there (the
     key of an earlier start) is replaced.
 
     Parameters
@@ -393,7 +393,7 @@ def _print_ready(settings: CatalogServerSettings) -> None:
         # Never printed: stdout ends up in terminals' scrollback, logs and CI output.
         print(
             f"API key: generated, stored in {settings.generated_key_file} (readable by its owner "
-            f"only); pass --api-key or set {API_KEY_ENV} to choose one"
+            f"only); set {API_KEY_ENV} or give --api-key-file to choose one"
         )
     if not is_loopback(settings.host):
         print(
@@ -405,24 +405,28 @@ def _print_ready(settings: CatalogServerSettings) -> None:
         f"  write: insitu.beamline.load(config, catalog={settings.uri!r}) with catalog.api_key "
         "in the config"
     )
-    key = f'"$(cat {settings.generated_key_file})"' if settings.generated_key else "KEY"
-    print(f"  read:  insitu runs --catalog {settings.uri} --api-key {key}")
+    key_file = settings.generated_key_file if settings.generated_key else "KEY_FILE"
+    print(f"  read:  insitu runs --catalog {settings.uri} --api-key-file {key_file}")
     sys.stdout.flush()
 
 
 def _cmd_serve_catalog(args: argparse.Namespace) -> int:
+    from insitu.services.api_key_option import api_key_from_args
+
     settings = resolve_settings(
         database=args.database,
         data_dir=args.data,
         host=args.host,
         port=args.port,
-        api_key=args.api_key,
+        api_key=api_key_from_args(args),
     )
     return serve_catalog(settings)
 
 
 def add_serve_parser(services) -> None:
     """Register ``insitu serve catalog``."""
+    from insitu.services.api_key_option import _RefuseSecretOnCommandLine
+
     parser = services.add_parser(
         "catalog",
         help="serve a shared run catalog (tiled, API key, SQLite or PostgreSQL)",
@@ -449,10 +453,14 @@ def add_serve_parser(services) -> None:
     )
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="TCP port (default 8000)")
     parser.add_argument(
-        "--api-key",
+        "--api-key-file",
         default=None,
-        help=f"the API key every client must send (default: ${API_KEY_ENV}; on loopback a random "
-        f"key is generated and stored, owner-only, in DATA/{GENERATED_KEY_FILE} when neither "
-        "is set)",
+        metavar="FILE",
+        help=f"file (owner-only) holding the API key every client must send (default: "
+        f"${API_KEY_ENV}; on loopback a random key is generated and stored, owner-only, in "
+        f"DATA/{GENERATED_KEY_FILE} when neither is set)",
+    )
+    parser.add_argument(
+        "--api-key", nargs="?", action=_RefuseSecretOnCommandLine, help=argparse.SUPPRESS
     )
     parser.set_defaults(func=_cmd_serve_catalog)

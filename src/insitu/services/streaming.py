@@ -7,7 +7,7 @@ binds an in-port and an out-port), to any number of
 on other machines, e.g. ``insitu serve analysis``::
 
     bluesky-0MQ-proxy --in-address tcp://127.0.0.1:5577 --out-address tcp://127.0.0.1:5578
-    insitu serve analysis --zmq 127.0.0.1:5578 --catalog http://catalog:8000 --api-key KEY
+    TILED_API_KEY=... insitu serve analysis --zmq 127.0.0.1:5578 --catalog http://catalog:8000
     # in the beamline session:
     attach_publisher(beamline, "127.0.0.1:5577")
 
