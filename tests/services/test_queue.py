@@ -470,3 +470,126 @@ def test_two_stations_one_queue_each_one_shared_catalog(
                 assert stored >= 8  # a spectrum every 10 C over 100 C
     found = shared_catalog.search(Key("test_tag") == tag)
     assert sorted(found) == sorted(seen)
+
+
+@pytest.mark.parametrize(
+    ("method", "params"),
+    [
+        ("script_upload", {"script": "open({marker!r}, 'w').close()"}),
+        ("permissions_set", {"user_group_permissions": {"user_groups": {}}}),
+        ("environment_destroy", {}),
+    ],
+)
+def test_unsafe_control_methods_are_refused_by_default(api, tmp_path, method, params):
+    marker = str(tmp_path / "script-ran")
+    params = {k: v.format(marker=marker) if isinstance(v, str) else v for k, v in params.items()}
+    with pytest.raises(api.RequestFailedError, match=f"{method} is refused by this station"):
+        api.send_request(method=method, params=params)
+    assert not (tmp_path / "script-ran").exists()
+    assert api.status()["worker_environment_exists"]  # not destroyed
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "kwargs"),
+    [
+        ("heat_ramp", ["stage", ["raman"]], {"start": 40, "stop": 80, "rate": 20, "park_at": None}),
+        ("heat_ramp", ["stage", ["raman"]], {"start": 40, "stop": 80, "rate": 20, "park_at": 300}),
+        (
+            "ramp_until",
+            ["stage", "raman"],
+            {"monitor": "raman_flags", "stop": 120, "park_at": None},
+        ),
+        ("step_eis", ["stage", "eis"], {"temperatures": [100], "park_at": 200}),
+        ("anneal", ["stage"], {"temperature": 300, "cool_to": 250}),
+        ("park", ["stage", 200], {}),
+    ],
+)
+def test_a_queued_plan_that_would_leave_the_stage_hot_is_refused_when_added(
+    api, name, args, kwargs
+):
+    from bluesky_queueserver_api import BPlan
+
+    with pytest.raises(api.RequestFailedError) as refused:
+        api.item_add(BPlan(name, *args, **kwargs))
+    assert "50" in str(refused.value) or "None" in str(refused.value), str(refused.value)
+    assert api.queue_get()["items"] == []
+
+
+def test_a_queued_mv_never_takes_the_stage_above_the_unattended_limit(api):
+    (refused,) = run_queue(api, [("mv", ["stage", 300], {})])
+    assert refused["result"]["exit_status"] == "failed"
+    assert "allowed is at most 50 C" in refused["result"]["traceback"]
+    api.queue_clear()
+    (allowed,) = run_queue(api, [("mv", ["stage", 35], {})])
+    assert allowed["result"]["exit_status"] == "completed"
+
+
+@pytest.mark.timeout(600)
+def test_stopping_the_queue_mid_plan_aborts_it_and_parks_the_stage(
+    tmp_path, catalog_server, redis_url
+):
+    """``insitu serve queue`` stopped (Ctrl-C/SIGTERM) while a plan heats a stage served over
+    TCP: the plan is aborted, its cleanup parks the stage, the worker closes in order."""
+    from bluesky_queueserver_api import BPlan
+
+    from insitu import clock
+    from insitu.devices.linkam import LinkamStatus
+    from insitu.sim.linkam_t95 import LinkamT95Emulator
+
+    clock.reset()
+    linkam = LinkamT95Emulator("TS1500", seed=4)
+    port = linkam.serve_tcp()
+    config = tmp_path / "station.yaml"
+    config.write_text(
+        "name: queue-stop\n"
+        f"catalog:\n  location: {catalog_server.uri}\n  api_key: {catalog_server.api_key}\n"
+        f"metadata_dir: {tmp_path / 'md'}\n"
+        f"stage:\n  address: TCPIP::127.0.0.1::{port}::SOCKET\n"
+    )
+    service = QueueService(
+        config,
+        tmp_path / "serve.log",
+        redis=redis_url,
+        redis_prefix=f"qs_test_stop_{secrets.token_hex(3)}",
+        zmq_control=f"tcp://127.0.0.1:{free_port()}",
+        zmq_info=f"tcp://127.0.0.1:{free_port()}",
+        state_dir=tmp_path / "state",
+    )
+    try:
+        service.start()
+        with service.api() as api:
+            item = api.item_add(
+                BPlan("heat_ramp", "stage", [], start=60, stop=300, rate=50, every_C=50)
+            )["item"]
+            api.queue_start()
+            deadline = time.monotonic() + 120
+            while linkam.status_byte() != LinkamStatus.HEATING:  # toward the ramp's start
+                assert time.monotonic() < deadline, (
+                    list(linkam.received_commands)[-20:],
+                    service.log_text()[-3000:],
+                )
+                time.sleep(0.2)
+            time.sleep(2.0)  # well inside the ramp
+        assert service.stop() == 0, service.log_text()[-3000:]
+        log = service.log_text()
+        assert "aborting the running plan" in log, log[-3000:]
+        limits = [c for c in linkam.received_commands if c.startswith(b"L1")]
+        assert int(limits[-1][2:]) <= 300, limits  # parked at 30 C (the limit is in 0.1 C)
+        assert linkam.status_byte() != LinkamStatus.HEATING or linkam.temperature() <= 50
+        runs = open_catalog(catalog_server.uri, api_key=catalog_server.api_key)
+        try:
+            run = (
+                runs.search(Key("plan_name") == "heat_ramp")
+                .search(Key("beamline") == "queue-stop")
+                .values()
+                .last()
+            )
+            assert run.metadata["stop"]["exit_status"] == "abort"
+        finally:
+            close_catalog(runs)
+        assert "park_at" not in item["kwargs"]  # the default park, nothing special asked
+    finally:
+        service.kill()
+        forget_queue(redis_url, service.options["redis_prefix"])
+        linkam.close()
+        clock.reset()

@@ -9,14 +9,20 @@ strings into the objects they need (``change_sample="change_sample"``,
 
 import bluesky.plan_stubs as bps  # noqa: F401
 import bluesky.plans as bp  # noqa: F401
-from bluesky.plan_stubs import mv  # noqa: F401  (queueable: mv("stage", 30))
 from bluesky.plans import count  # noqa: F401  (queueable: count(["stage", "raman"], num=3))
+from bluesky_queueserver import is_re_worker_active
 
 from insitu.plans import stubs as ips  # noqa: F401  (ips.sleep: experiment-time wait)
 from insitu.plans import use_catalog
 from insitu.services.queue_plans import QUEUE_PLANS, sample_change_plan
 
 globals().update(QUEUE_PLANS)  # every plan of insitu.plans.__all__, by its name
+
+if is_re_worker_active():
+    # Unattended: the queue's mv never takes the stage above QUEUE_END_MAX_C (queue_plans).
+    from insitu.services.queue_plans import mv  # noqa: F401  (queueable: mv("stage", 30))
+else:
+    from bluesky.plan_stubs import mv  # noqa: F401  (a person at the session moves freely)
 
 use_catalog(bl.catalog, before_read=bl.flush)  # noqa: F821  (campaigns resume from the catalog)
 raman_flags = bl.raman_flags  # noqa: F821  (live transition flags: ramp_until(monitor=raman_flags))

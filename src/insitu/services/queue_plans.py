@@ -11,6 +11,13 @@ plan without changing what it does when called directly):
   JSON; called directly, the plan keeps it.
 - ``ramp_until(monitor=...)``: the name of the live Raman callback in the namespace,
   ``"raman_flags"`` (the queueserver evaluates it there: ``__CALLABLE__``).
+
+A queued plan can never leave the stage hot: unattended, nobody would notice. Where a plan
+ends (``park_at`` of ``heat_ramp``, ``ramp_until`` and ``step_eis``, ``cool_to`` of ``anneal``,
+``room_temperature`` of ``anneal_and_measure``, ``temperature`` of ``park``) must be a number
+no higher than :data:`QUEUE_END_MAX_C` (``park_at=None``, "do not park", is refused when the
+item is added), and the queue's ``mv`` refuses to move the stage above it: heating goes through
+the plans that cool down when they end, fail or are aborted.
 """
 
 from __future__ import annotations
@@ -18,16 +25,21 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+from bluesky import plan_stubs
 from bluesky_queueserver import parameter_annotation_decorator
 
 from insitu import plans
+from insitu.plans.arguments import as_number
 
 __all__ = [
+    "QUEUE_END_MAX_C",
     "QUEUE_PLANS",
     "SAMPLE_CHANGE_PLANS",
     "anneal",
     "anneal_and_measure",
     "heat_ramp",
+    "mv",
+    "park",
     "pause_for_sample_change",
     "ramp_until",
     "sample_change_plan",
@@ -37,39 +49,86 @@ __all__ = [
 #: Plan names a queued campaign may give as ``change_sample``; the first is the default.
 SAMPLE_CHANGE_PLANS = ("change_sample", "pause_for_sample_change")
 
-anneal_and_measure = parameter_annotation_decorator(
-    {
-        "parameters": {
-            "change_sample": {
-                "description": (
-                    "Plan run before each anneal, by name: 'change_sample' (the beamline's "
-                    "sample change: a fresh film on the simulated beamline, a pause for a "
-                    "person on a real one) or 'pause_for_sample_change'."
-                ),
-                "annotation": "SampleChange",
-                "plans": {"SampleChange": list(SAMPLE_CHANGE_PLANS)},
-                "default": SAMPLE_CHANGE_PLANS[0],
-            }
+#: The highest temperature (C) a queued plan may leave the stage at: a film at 50 C is safe to
+#: leave unattended (the paper's room temperature is 30 C).
+QUEUE_END_MAX_C = 50.0
+
+
+def _ends_cold(name: str, description: str) -> dict:
+    return {
+        name: {
+            "description": f"{description} (C, at most {QUEUE_END_MAX_C:g} from the queue)",
+            "annotation": "float",
+            "max": QUEUE_END_MAX_C,
         }
     }
-)(plans.anneal_and_measure)
 
-ramp_until = parameter_annotation_decorator(
+
+def _queue_form(plan, parameters: dict):
+    return parameter_annotation_decorator({"parameters": parameters})(plan)
+
+
+anneal_and_measure = _queue_form(
+    plans.anneal_and_measure,
     {
-        "parameters": {
-            "monitor": {
-                "description": "The live Raman transition callback, by name: 'raman_flags'.",
-                "annotation": "__CALLABLE__",
-            }
-        }
-    }
-)(plans.ramp_until)
+        "change_sample": {
+            "description": (
+                "Plan run before each anneal, by name: 'change_sample' (the beamline's "
+                "sample change: a fresh film on the simulated beamline, a pause for a "
+                "person on a real one) or 'pause_for_sample_change'."
+            ),
+            "annotation": "SampleChange",
+            "plans": {"SampleChange": list(SAMPLE_CHANGE_PLANS)},
+            "default": SAMPLE_CHANGE_PLANS[0],
+        },
+        **_ends_cold("room_temperature", "Where the stage is parked between and after anneals"),
+    },
+)
 
-# The rest take JSON values and device names as they are.
-anneal = plans.anneal
-heat_ramp = plans.heat_ramp
-step_eis = plans.step_eis
+ramp_until = _queue_form(
+    plans.ramp_until,
+    {
+        "monitor": {
+            "description": "The live Raman transition callback, by name: 'raman_flags'.",
+            "annotation": "__CALLABLE__",
+        },
+        **_ends_cold("park_at", "Where the stage is parked when the plan ends"),
+    },
+)
+
+heat_ramp = _queue_form(
+    plans.heat_ramp, _ends_cold("park_at", "Where the stage is parked when the plan ends")
+)
+step_eis = _queue_form(
+    plans.step_eis, _ends_cold("park_at", "Where the stage is parked when the plan ends")
+)
+anneal = _queue_form(plans.anneal, _ends_cold("cool_to", "Where the anneal cools down to"))
+park = _queue_form(plans.park, _ends_cold("temperature", "The park temperature"))
 pause_for_sample_change = plans.pause_for_sample_change
+
+
+def mv(*args, **kwargs):
+    """bluesky's ``mv`` from the queue: the stage only to :data:`QUEUE_END_MAX_C` or below.
+
+    Raises
+    ------
+    ValueError
+        Before any message, if a target of the stage is above :data:`QUEUE_END_MAX_C`.
+    """
+    from insitu.devices.linkam import LinkamStage
+
+    for device, target in zip(args[::2], args[1::2], strict=False):
+        if isinstance(device, LinkamStage):
+            value = as_number(target, f"mv {device.name} target")
+            if value > QUEUE_END_MAX_C:
+                raise ValueError(
+                    f"mv {device.name} to {value:g} C from the queue: allowed is at most "
+                    f"{QUEUE_END_MAX_C:g} C, a temperature the stage may be left at unattended; "
+                    "heat with heat_ramp, anneal, step_eis or ramp_until, which cool down when "
+                    "they end"
+                )
+    return (yield from plan_stubs.mv(*args, **kwargs))
+
 
 #: Every plan of ``insitu.plans.__all__`` (generator functions; ``step_eis_schedule`` is a plain
 #: function), by name, in its queue-facing form (a plan added there later comes as it is).

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from insitu.services.loopback import require_loopback
+from insitu.services.queue_manager import ADMIN_METHODS_ENV
 from insitu.services.redis_server import DEFAULT_REDIS, RedisAddress, start_redis
 
 __all__ = [
@@ -73,11 +74,12 @@ def manager_command(
     zmq_control: str,
     zmq_info: str,
 ) -> list[str]:
-    """The ``start-re-manager`` command line (run with this interpreter)."""
+    """The RE Manager's command line (``start-re-manager``'s options, run with this interpreter
+    through :mod:`insitu.services.queue_manager`)."""
     return [
         sys.executable,
-        "-c",
-        "from bluesky_queueserver.manager.start_manager import start_manager; start_manager()",
+        "-m",
+        "insitu.services.queue_manager",  # queueserver's start_manager, unsafe methods refused
         "--startup-dir",
         str(startup_dir),
         "--user-group-permissions",
@@ -167,11 +169,39 @@ def _flush_catalog(api) -> None:
         print(f"insitu serve queue: could not flush the catalog: {error}", file=sys.stderr)
 
 
+def _abort_running_plan(api) -> None:
+    """Abort a running or paused plan so that its own cleanup parks the stage.
+
+    ``manager_stop`` refuses while a plan runs, and its ``safe_off`` option kills the worker:
+    no plan cleanup, no safe exit, a stage left at whatever it was doing. Aborting first runs
+    the plan's ``parked_on_exit`` (the stop document says ``abort``, the item goes back to the
+    queue's front), then the environment closes in order.
+    """
+    status = api.status()
+    if status["manager_state"] not in ("executing_queue", "paused"):
+        return
+    print("insitu serve queue: aborting the running plan (the stage is parked)", file=sys.stderr)
+    try:
+        api.queue_stop()  # no next item once this one ends
+    except api.RequestFailedError:
+        pass  # not running the queue (a single item): nothing to stop
+    if status["re_state"] == "running":
+        api.re_pause(option="immediate")
+        api.wait_for_condition(lambda s: s["re_state"] in ("paused", "idle"), timeout=60)
+    if api.status()["re_state"] == "paused":
+        api.re_abort()
+    api.wait_for_idle(timeout=_WAIT_S)
+
+
 def _stop_manager(manager: subprocess.Popen, zmq_control: str) -> None:
-    """Stop in order (the worker closes the beamline and flushes the catalog); if a plan is
-    running, the worker is terminated: the queueserver then records the item as lost."""
+    """Stop in order: a running plan is aborted (it parks the stage), the worker closes the
+    beamline and flushes the catalog. Only if that fails is the worker terminated."""
     with manager_api(zmq_control) as api:
         try:
+            try:
+                _abort_running_plan(api)
+            except (api.RequestFailedError, TimeoutError) as error:
+                print(f"insitu serve queue: could not abort the plan: {error}", file=sys.stderr)
             _flush_catalog(api)
             try:
                 api.send_request(method="manager_stop", params={"option": "safe_on"})
@@ -197,6 +227,7 @@ def serve_queue(
     state_dir: str | os.PathLike | None = None,
     startup_dir: str | os.PathLike | None = None,
     open_environment: bool = False,
+    admin_methods: bool = False,
 ) -> int:
     """Run the plan queue of one station until SIGINT/SIGTERM; return the exit code.
 
@@ -219,6 +250,9 @@ def serve_queue(
         Default: the repository's ``profiles/profile_insitu/startup``.
     open_environment : bool
         Open the RE environment (build the beamline) once the manager answers.
+    admin_methods : bool
+        Keep ``script_upload``, ``permissions_set`` and ``environment_destroy`` available on the
+        control socket (refused by default: :mod:`insitu.services.queue_manager`).
     """
     from insitu.beamline.config import load_config
     from insitu.beamline.private_dir import make_private_dir
@@ -255,6 +289,10 @@ def serve_queue(
         environment["INSITU_CONFIG"] = str(Path(config).resolve())
     else:
         environment.pop("INSITU_CONFIG", None)
+    if admin_methods:
+        environment[ADMIN_METHODS_ENV] = "1"
+    else:
+        environment.pop(ADMIN_METHODS_ENV, None)
     manager = redis_server = None
     previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -316,6 +354,7 @@ def _serve_from_args(args) -> int:
         state_dir=args.state_dir,
         startup_dir=args.startup_dir,
         open_environment=args.open,
+        admin_methods=args.admin_methods,
     )
 
 
@@ -369,5 +408,11 @@ def add_serve_parser(services: argparse._SubParsersAction) -> None:
         "--open",
         action="store_true",
         help="open the RE environment (build the beamline) once the manager answers",
+    )
+    parser.add_argument(
+        "--admin-methods",
+        action="store_true",
+        help="allow script_upload, permissions_set and environment_destroy on the control "
+        "socket (refused by default: arbitrary code in the worker, a worker killed mid-plan)",
     )
     parser.set_defaults(func=_cmd_serve_queue)
