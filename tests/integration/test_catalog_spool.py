@@ -180,13 +180,14 @@ def _assert_run_raman_complete(catalog, uid, recorded):
     assert run["raman_analysis"].read().sizes["time"] == len(events)
 
 
+@pytest.mark.allow_slow("a ramp long enough in wall time for the write error to land inside it")
 def test_a_spool_that_cannot_be_written_aborts_the_run_through_the_analysis_chain(
     tmp_path, monkeypatch
 ):
     config = {
         "catalog": {"location": str(tmp_path / "catalog")},
         "metadata_dir": str(tmp_path / "md"),
-        "simulation": {"speedup": 80, "seed": 2},  # a ramp of a few wall seconds
+        "simulation": {"speedup": 20, "seed": 2},  # a ramp of ~5 wall s: the error lands in it
     }
     storage = Storage(monkeypatch)
     try:
@@ -206,7 +207,7 @@ def test_a_spool_that_cannot_be_written_aborts_the_run_through_the_analysis_chai
             beamline.RE.subscribe(break_after_first)
             with pytest.raises(CatalogWriteError, match="No space left on device"):
                 beamline.RE(
-                    heat_ramp(beamline.stage, [beamline.raman], start=30, stop=130, rate=50,
+                    heat_ramp(beamline.stage, [beamline.raman], start=30, stop=110, rate=50,
                               every_C=5)
                 )  # fmt: skip
             storage.broken = False
