@@ -89,6 +89,7 @@ def test_real_zahner_measurement_matches_zahners_own_fit_within_1_percent():
     assert fit.undetermined == ()
 
 
+@pytest.mark.allow_slow("400 random spectra, each fitted twice: the statistic needs them all")
 def test_randomized_thin_films_recover_r_q_alpha_as_often_as_a_fit_from_the_truth():
     rng = np.random.default_rng(2024)
     n_spectra = 400
