@@ -20,6 +20,7 @@ __all__ = [
     "speedup",
     "set_speedup",
     "reset",
+    "to_experiment",
     "to_wall",
     "wall_period",
 ]
@@ -88,6 +89,11 @@ def reset() -> None:
         _t0 = time.time()
         _speedup = 1.0
         _changed.notify_all()
+
+
+def to_experiment(wall_seconds: float) -> float:
+    """Convert a wall-time duration into experiment seconds at the current speed-up."""
+    return float(wall_seconds) * _speedup
 
 
 def to_wall(seconds: float) -> float:

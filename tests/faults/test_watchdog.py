@@ -188,6 +188,54 @@ def test_time_above_breach_stops_the_heater(rig):
     wait_for(lambda: emulator.status_byte() == LinkamStatus.STOPPED, what="heater off")
 
 
+def test_a_declared_dwell_that_nobody_ends_is_ended_by_the_watchdog(rig):
+    emulator, stage, watchdog = rig()
+    stage.set(200.0).wait(timeout=WAIT_S)
+    declared = clock.now()
+    stage.dwell_end.put(declared + 60.0)  # what anneal declares; then its plan is paused
+    wait_for(lambda: watchdog.tripped, what="the dwell alarm")
+    alarm = watchdog.alarm
+    assert alarm.limit == "dwell" and "after the end of its declared dwell" in alarm.reason
+    assert "above 175.0 C" in alarm.reason  # 25 C below the setpoint it was declared at
+    assert 60.0 <= alarm.time - declared < 60.0 + 60.0
+    wait_for(lambda: emulator.status_byte() == LinkamStatus.STOPPED, what="heater off")
+
+
+def test_a_dwell_that_ends_in_time_does_not_trip(rig):
+    emulator, stage, watchdog = rig()
+    stage.set(120.0).wait(timeout=WAIT_S)
+    stage.dwell_end.put(clock.now() + 100.0)
+    stage.set(80.0).wait(timeout=WAIT_S)  # cools below the threshold: the dwell is over
+    assert watchdog.limits.dwell is None
+    clock.sleep(120.0)
+    assert not watchdog.tripped, watchdog.alarm
+
+
+def test_the_dwell_measurements_outlive_the_watchdog_that_made_them(rig, tmp_path):
+    """A new process (a new load()) takes over: time above and a declared dwell go on."""
+    state = tmp_path / "safety" / "stage.json"
+    emulator, stage, first = rig(time_above=(100.0, 300.0), state_file=state)
+    stage.set(150.0).wait(timeout=WAIT_S)
+    wait_for(lambda: first.limits.above_since is not None, what="above 100 C")
+    entered = first.limits.above_since
+    stage.dwell_end.put(clock.now() + 10_000.0)
+    wait_for(lambda: state.is_file() and "dwell" in state.read_text(), what="the state file")
+    first.stop()  # the process ends without making the stage safe (SIGKILL, a hold guard)
+    second = Watchdog(
+        stage, max_temperature=HARD_MAX, max_rate=75.0, time_above=(100.0, 300.0),
+        state_file=state,
+    )  # fmt: skip
+    second.start()
+    try:
+        assert second.limits.dwell is not None  # taken over
+        wait_for(lambda: second.tripped, what="the time-above alarm")
+        alarm = second.alarm
+        assert alarm.limit == "time_above"
+        assert alarm.time - entered < 300.0 + 60.0  # counted from the first process's entry
+    finally:
+        second.stop()
+
+
 def test_error_flag_unplugged_stage_trips_and_the_controller_is_stopped(rig):
     emulator, stage, watchdog = rig()
     move = stage.set(200.0)
@@ -410,3 +458,32 @@ def test_idle_stage_is_made_safe_and_refuses_moves_until_acknowledged(beamline):
     bl.RE(bps.mv(bl.stage, 150.0))
     assert abs(bl.stage.position - 150.0) <= 1.0
     assert not bl.watchdog.tripped
+    clock.set_speedup(1000.0)  # cool for the next test, quickly
+    bl.RE(bps.mv(bl.stage, 30.0))
+
+
+def test_an_anneal_paused_in_its_dwell_is_ended_by_the_watchdog(beamline):
+    from insitu.plans import anneal
+    from insitu.plans.anneal import dwell_overrun_s
+
+    bl, emulator = beamline, beamline.simulation.linkam
+    clock.set_speedup(1000.0)  # the overrun allows 2 wall s of latency: 2000 s here
+    declared = []
+
+    def pause_in_the_dwell(value=None, **_):
+        declared.append((clock.now(), value))
+        bl.RE.request_pause(defer=False)
+
+    token = bl.stage.dwell_end.subscribe(pause_in_the_dwell, run=False)
+    try:
+        with pytest.raises(RunEngineInterrupted):
+            bl.RE(anneal(bl.stage, temperature=200.0, rate=50.0, dwell_s=120.0, cool_to=30.0))
+    finally:
+        bl.stage.dwell_end.unsubscribe(token)
+    assert bl.RE.state == "paused"  # nobody will resume it
+    ((at, end),) = declared
+    assert end == pytest.approx(at + 120.0 + dwell_overrun_s(50.0), abs=60.0)
+    wait_for(lambda: bl.watchdog.tripped, what="the dwell alarm")
+    assert bl.watchdog.alarm.limit == "dwell"
+    wait_for(lambda: bl.RE.state == "idle", what="the paused anneal to be aborted")
+    wait_for(lambda: emulator.status_byte() == LinkamStatus.STOPPED, what="heater off")

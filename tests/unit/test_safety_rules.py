@@ -133,3 +133,36 @@ def test_the_rate_window_floor_widens_the_window_on_a_sped_up_clock():
 def test_bad_limits_are_refused_naming_the_limit(kwargs, error, message):
     with pytest.raises(error, match=message):
         limits(**kwargs)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    deadline=st.floats(min_value=10.0, max_value=2000.0),
+    step=st.floats(min_value=1.0, max_value=5.0),
+    cools_at=st.one_of(st.none(), st.floats(min_value=0.0, max_value=2400.0)),
+)
+def test_a_declared_dwell_trips_just_after_its_deadline_unless_the_stage_cools(
+    deadline, step, cools_at
+):
+    rules = limits()
+    rules.declare_dwell(725.0, deadline)
+    readings = [
+        (t, 30.0 if cools_at is not None and t >= cools_at else 750.0)
+        for t in np.arange(0.0, 2500.0, step)
+    ]
+    alarm = first_alarm(rules, readings)
+    if cools_at is not None and cools_at <= deadline:
+        assert alarm is None and rules.dwell is None  # cooled in time: the dwell is over
+    else:
+        assert alarm is not None and alarm.limit == "dwell"
+        assert deadline < alarm.time <= deadline + step
+        assert "above 725.0 C" in alarm.message
+
+
+def test_restore_takes_over_an_earlier_watchdogs_dwell_measurements():
+    rules = limits(time_above=(700.0, 600.0))
+    rules.restore(above_since=100.0, dwell=(725.0, 5000.0))
+    alarm = first_alarm(rules, [(t, 750.0) for t in np.arange(650.0, 800.0, 1.0)])
+    assert alarm is not None and alarm.limit == "time_above" and alarm.time == 700.0
+    rules.restart()
+    assert rules.dwell is None and rules.above_since is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import socket
@@ -194,7 +195,10 @@ def _start_watchdog(cfg: BeamlineConfig, beamline: Beamline) -> None:
     stage = beamline.devices.get("stage")
     if stage is None:
         return
-    watchdog = Watchdog.from_config(stage, cfg.safety)
+    # Per stage address: what a later load() of the same stage takes over (safety.py).
+    digest = hashlib.sha256(cfg.stage.address.encode()).hexdigest()[:16]
+    state_file = Path(cfg.metadata_dir).expanduser() / "safety" / f"stage-{digest}.json"
+    watchdog = Watchdog.from_config(stage, cfg.safety, state_file=state_file)
     watchdog.add_alarm_callback(beamline.run_aborter.on_alarm)
     beamline.watchdog = watchdog
     beamline.on_close(watchdog.stop)  # closers run in reverse: before the stage is destroyed

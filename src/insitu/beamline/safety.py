@@ -24,18 +24,21 @@ into the run's abort is :mod:`insitu.beamline.run_aborter`. Both are re-exported
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import os
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from insitu import clock
 from insitu.beamline.run_aborter import RunAborter
 from insitu.beamline.safety_rules import SafetyAlarm, StageLimits
 from insitu.checks import as_positive
-from insitu.devices.linkam import LinkamStatus
+from insitu.devices.linkam import DWELL_MARGIN_C, LinkamStatus
 
 if TYPE_CHECKING:
     from insitu.beamline.config import SafetyConfig
@@ -134,7 +137,11 @@ class Watchdog:
         stall_timeout: float = 10.0,
         safe_state: Literal["hold", "stop"] = "stop",
         name: str = "watchdog",
+        state_file: str | os.PathLike | None = None,
     ) -> None:
+        self.state_file = Path(state_file) if state_file is not None else None
+        self._saved_state: tuple | None = None
+        self._dwell_subscription: int | None = None
         self.stall_timeout = as_positive(stall_timeout, f"{name}.stall_timeout", unit="s")
         if safe_state not in _SAFE_STATUSES:
             raise ValueError(f"{name}.safe_state {safe_state!r} is neither 'hold' nor 'stop'")
@@ -167,11 +174,18 @@ class Watchdog:
         self._last_error: Exception | None = None
 
     @classmethod
-    def from_config(cls, stage: LinkamStage, safety: SafetyConfig) -> Watchdog:
+    def from_config(
+        cls,
+        stage: LinkamStage,
+        safety: SafetyConfig,
+        *,
+        state_file: str | os.PathLike | None = None,
+    ) -> Watchdog:
         """Build a watchdog from the beamline config's resolved ``safety`` section."""
         above = safety.time_above
         return cls(
             stage,
+            state_file=state_file,
             max_temperature=safety.max_temperature_C,
             max_rate=safety.max_rate_C_per_min,
             rate_window=safety.rate_window_s,
@@ -216,8 +230,11 @@ class Watchdog:
         if self.running:
             return
         self._stopping.clear()
+        self._restore_state()
         last = self.stage.last_poll
         self._last_good_wall = last.wall_time if last is not None and last.ok else time.monotonic()
+        if hasattr(self.stage, "dwell_end"):
+            self._dwell_subscription = self.stage.dwell_end.subscribe(self._on_dwell_end, run=False)
         self._subscription = self.stage.subscribe_polls(self._receive)
         self._thread = threading.Thread(target=self._run, name=f"{self.name}-thread", daemon=True)
         self._thread.start()
@@ -229,6 +246,9 @@ class Watchdog:
         if self._subscription is not None:
             self.stage.unsubscribe_polls(self._subscription)
             self._subscription = None
+        if self._dwell_subscription is not None:
+            self.stage.dwell_end.unsubscribe(self._dwell_subscription)
+            self._dwell_subscription = None
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join()
@@ -306,6 +326,77 @@ class Watchdog:
             )
         return None
 
+    # -- declared dwells and what outlives this process ------------------------------------
+
+    def _on_dwell_end(self, value=None, **_) -> None:
+        """A plan declared (or withdrew, nan) the end of the dwell the stage is in."""
+        with self._lock:
+            if value is None or math.isnan(value):
+                self.limits.dwell = None
+            else:
+                setpoint = self.stage.setpoint.get()
+                if math.isnan(setpoint):
+                    setpoint = self.stage.temperature.get()
+                self.limits.declare_dwell(setpoint - DWELL_MARGIN_C, float(value))
+                logger.info(
+                    "%s: dwell declared: %s must be below %.1f C by %.0f s from now",
+                    self.name,
+                    self.stage.name,
+                    setpoint - DWELL_MARGIN_C,
+                    float(value) - clock.now(),
+                )
+            self._save_state()
+
+    def _restore_state(self) -> None:
+        """Take over the dwell measurements an earlier watchdog of this stage left on disk.
+
+        A process that ends (or dies) while the stage is hot leaves the time since it is above
+        ``time_above`` and any declared dwell in ``state_file``: the next ``load()`` goes on
+        counting instead of starting afresh. Both end at the first reading below their
+        temperature, so a stale record costs nothing once the stage is cold.
+        """
+        if self.state_file is None or not self.state_file.is_file():
+            return
+        try:
+            state = json.loads(self.state_file.read_text())
+            dwell = state.get("dwell")
+            self.limits.restore(
+                above_since=state.get("above_since"),
+                dwell=None if dwell is None else (float(dwell[0]), float(dwell[1])),
+            )
+        except (OSError, ValueError, TypeError, IndexError) as error:
+            logger.warning(
+                "%s: ignoring unreadable state %s (%s)", self.name, self.state_file, error
+            )
+            return
+        self._saved_state = (self.limits.above_since, self.limits.dwell)
+        if any(self._saved_state):
+            logger.warning(
+                "%s: taking over from an earlier process: above %s since %s, declared dwell %s",
+                self.name,
+                self.limits.time_above,
+                self.limits.above_since,
+                self.limits.dwell,
+            )
+
+    def _save_state(self) -> None:
+        """Write the dwell measurements if they changed (caller holds the lock)."""
+        if self.state_file is None:
+            return
+        state = (self.limits.above_since, self.limits.dwell)
+        if state == self._saved_state:
+            return
+        self._saved_state = state
+        try:
+            self.state_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            temporary = self.state_file.with_suffix(".tmp")
+            temporary.write_text(
+                json.dumps({"above_since": state[0], "dwell": state[1], "stage": self.stage.name})
+            )
+            os.replace(temporary, self.state_file)
+        except OSError as error:  # the limits still act in this process
+            logger.warning("%s: could not save %s (%s)", self.name, self.state_file, error)
+
     # -- checks ---------------------------------------------------------------------------------
 
     def _receive(self, poll: StagePoll) -> None:
@@ -319,6 +410,7 @@ class Watchdog:
             return
         with self._lock:
             alarm = self._record(self._evaluate(poll))
+            self._save_state()
         if alarm is not None:
             self._trip(alarm)
         self._wake.set()

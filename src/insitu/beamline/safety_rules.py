@@ -68,6 +68,10 @@ class StageLimits:
       Cooling is not limited.
     - ``time_above = (temperature, seconds)``: staying above ``temperature`` without a break for
       ``seconds`` breaches.
+    - a declared dwell (:meth:`declare_dwell`, ``(threshold, deadline)``): still above
+      ``threshold`` at experiment time ``deadline`` breaches; falling to ``threshold`` or below
+      ends it (a plan declares one for each anneal dwell, so a dwell that nobody ends, a plan
+      paused, halted or suspended at 750 C, is ended by the watchdog).
     - any error flag of the controller breaches.
 
     Parameters
@@ -113,11 +117,31 @@ class StageLimits:
         self.safe_state = safe_state
         self._rate_points: deque[tuple[float, float]] = deque()
         self._above_since: float | None = None
+        self.dwell: tuple[float, float] | None = None
+        """The declared dwell ``(threshold C, deadline in experiment seconds)``, or None."""
 
     def restart(self) -> None:
         """Forget the rate and dwell history (after an alarm is acknowledged)."""
         self._rate_points.clear()
         self._above_since = None
+        self.dwell = None
+
+    @property
+    def above_since(self) -> float | None:
+        """Experiment time since which the stage is above the ``time_above`` temperature."""
+        return self._above_since
+
+    def restore(self, *, above_since: float | None, dwell: tuple[float, float] | None) -> None:
+        """Take over the dwell measurements of an earlier watchdog of the same stage."""
+        self._above_since = above_since
+        self.dwell = dwell
+
+    def declare_dwell(self, threshold: float, deadline: float) -> None:
+        """Bound a dwell: above ``threshold`` C at experiment time ``deadline`` breaches."""
+        self.dwell = (
+            as_finite(threshold, "dwell threshold", unit="C"),
+            as_finite(deadline, "dwell deadline", unit="s"),
+        )
 
     def judge(
         self,
@@ -169,7 +193,26 @@ class StageLimits:
                 f"{len(self._rate_points)} readings, above max_rate_C_per_min "
                 f"{self.max_rate} C/min",
             )
-        return self._judge_time_above(t, temperature)
+        return self._judge_time_above(t, temperature) or self._judge_dwell(t, temperature)
+
+    def _judge_dwell(self, t: float, temperature: float) -> SafetyAlarm | None:
+        if self.dwell is None:
+            return None
+        threshold, deadline = self.dwell
+        if temperature <= threshold:
+            self.dwell = None  # the dwell is over: the stage cooled
+            return None
+        if t <= deadline:
+            return None
+        return self._alarm(
+            "dwell",
+            round(t - deadline, 1),
+            0.0,
+            t,
+            f"{self.device} is still above {threshold} C {t - deadline:.0f} s after the end of "
+            f"its declared dwell (now {temperature} C): nobody ended it (a plan paused, halted "
+            "or gone)",
+        )
 
     def _heating_rate(self, t: float, temperature: float, window: float) -> float | None:
         points = self._rate_points

@@ -6,6 +6,7 @@ import bluesky.plan_stubs as bps
 import bluesky.preprocessors as bpp
 
 from insitu import clock
+from insitu.devices.linkam import DWELL_MARGIN_C
 from insitu.plans import stubs
 from insitu.plans.arguments import (
     as_duration,
@@ -24,6 +25,24 @@ from insitu.plans.heat_ramp import (
 from insitu.plans.safe_state import parked_on_exit
 
 __all__ = ["anneal"]
+
+
+#: Experiment seconds a declared anneal dwell may overrun before the watchdog ends it (on top
+#: of the cool-down below the dwell's threshold and the wall-time latency; see dwell_overrun_s).
+DWELL_GRACE_S = 600.0
+#: Wall seconds of latency (a loaded machine, a slow controller) the overrun also allows.
+DWELL_LATENCY_WALL_S = 2.0
+
+
+def dwell_overrun_s(rate: float) -> float:
+    """Experiment seconds after a dwell's end before the watchdog may end it.
+
+    :data:`DWELL_GRACE_S`, plus the cool-down at ``rate`` to :data:`DWELL_MARGIN_C` below the
+    setpoint (where the watchdog counts the dwell as over), plus
+    :data:`DWELL_LATENCY_WALL_S` of wall time: at a simulation's speed-up a wall second of
+    latency is many experiment seconds, and a late cool-down command must not trip it.
+    """
+    return DWELL_GRACE_S + 60.0 * DWELL_MARGIN_C / rate + clock.to_experiment(DWELL_LATENCY_WALL_S)
 
 
 def anneal(
@@ -105,6 +124,10 @@ def anneal(
         # The dwell is timed from arrival; a spectrum at the top is taken inside it, so a long
         # exposure does not lengthen the anneal (a 650 C film is sensitive to every minute).
         dwell_started = clock.now()
+        if hasattr(stage, "dwell_end"):
+            # Declared to the watchdog: a dwell nobody ends (the plan paused, halted or
+            # suspended, its process gone) is ended by it once overdue (dwell_overrun_s).
+            yield from bps.mv(stage.dwell_end, dwell_started + dwell_s + dwell_overrun_s(rate))
         if detectors:
             yield from acquire_with_temperatures(stage, detectors, signals)
         yield from stubs.sleep(max(0.0, dwell_s - (clock.now() - dwell_started)))

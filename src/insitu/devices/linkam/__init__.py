@@ -18,9 +18,10 @@ from insitu.devices.linkam._protocol import (
     LinkamStatus,
     decode_status_reply,
 )
-from insitu.devices.linkam._stage import LinkamStage, StagePoll
+from insitu.devices.linkam._stage import DWELL_MARGIN_C, LinkamStage, StagePoll
 
 __all__ = [
+    "DWELL_MARGIN_C",
     "STAGE_LIMITS",
     "LinkamConnectionError",
     "LinkamError",

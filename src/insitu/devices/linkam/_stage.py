@@ -62,6 +62,21 @@ def _check_settle_time(signal: CheckedSignal, value: Any) -> float:
     return in_range(value, 0.0, MAX_SETTLE_TIME_S, signal.name, unit="s")
 
 
+#: A declared dwell (``LinkamStage.dwell_end``) is over once the stage is this far (C) below the
+#: setpoint it was declared at.
+DWELL_MARGIN_C = 25.0
+
+
+def _check_dwell_end(signal: CheckedSignal, value: Any) -> float:
+    # NaN: no dwell declared. Anything else: an experiment time (epoch seconds).
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{signal.name} {value!r} is not a number (experiment time, or nan)")
+    value = float(value)
+    if math.isinf(value):
+        raise ValueError(f"{signal.name} {value}: give an experiment time, or nan for none")
+    return value
+
+
 def _check_rate(signal: CheckedSignal, value: Any) -> float:
     # Stored at the controller's resolution (0.01 C/min) so the Signal says what was sent.
     return round(signal.parent.driver.check_rate(value), 2)
@@ -160,6 +175,9 @@ class LinkamStage(Device, PositionerBase):
     rate = Cpt(CheckedSignal, value=10.0, kind="config", check=_check_rate, apply=_apply_rate)
     tolerance = Cpt(CheckedSignal, value=1.0, kind="config", check=_check_tolerance)
     settle_time = Cpt(CheckedSignal, value=10.0, kind="config", check=_check_settle_time)
+    # When the dwell a plan is in must be over (experiment time; nan: none). The watchdog makes
+    # the stage safe if it is still near its setpoint then (insitu.beamline.safety).
+    dwell_end = Cpt(CheckedSignal, value=math.nan, kind="omitted", check=_check_dwell_end)
 
     def __init__(
         self,
