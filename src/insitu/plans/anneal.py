@@ -31,7 +31,7 @@ __all__ = ["anneal"]
 #: of the cool-down below the dwell's threshold and the wall-time latency; see dwell_overrun_s).
 DWELL_GRACE_S = 600.0
 #: Wall seconds of latency (a loaded machine, a slow controller) the overrun also allows.
-DWELL_LATENCY_WALL_S = 2.0
+DWELL_LATENCY_WALL_S = 5.0
 
 
 def dwell_overrun_s(rate: float) -> float:
