@@ -86,6 +86,8 @@ ensure_installed() {
     PG_BIN="$(find_pg_bin)"
     [[ -n "$PG_BIN" ]] || die "PostgreSQL (initdb, pg_ctl, postgres) not found after installation"
     command -v psql >/dev/null || [[ -x "$PG_BIN/psql" ]] || apt_install postgresql-client
+    # Headless Chromium renders the campaign report in the demo test (width and screenshot).
+    command -v chromium >/dev/null || apt_install chromium
 }
 
 # ---------------------------------------------------------------------------------------------

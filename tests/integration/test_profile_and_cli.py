@@ -12,6 +12,8 @@ from pathlib import Path
 import h5py
 import pytest
 
+from insitu.testing.browser import page_width, screenshot
+
 REPO = Path(__file__).resolve().parents[2]
 PROFILE = REPO / "profiles" / "profile_insitu"
 INSITU = [sys.executable, "-m", "insitu.cli"]
@@ -147,6 +149,15 @@ def test_demo_prints_the_table_and_writes_the_report_then_report_rewrites_it(tmp
     page = report.read_text()
     assert page.count("<img") >= 1 + 4 + 5  # Arrhenius, four Nyquist, five Raman waterfalls
     assert "Table S5" in page
+    assert "sigma at 30 C (S/cm)" in page and "dev. (%)" in page  # units, deviations
+    # As a scientist opens it: 1400 px wide, nothing runs off to the right.
+    width = page_width(report, width=1400)
+    assert width.content <= width.window, width
+    shot = screenshot(report, tmp_path / "report.png", width=1400)
+    from PIL import Image
+
+    with Image.open(shot) as image:
+        assert image.width == 1400 and image.getextrema() != ((255, 255), (255, 255), (255, 255))
 
     campaign_id = demo.stdout.split("campaign ")[1].split()[0]
     again = _run(
