@@ -268,6 +268,9 @@ def plot_feature_traces(
         z = np.array([f.crystalline_z for f in features], dtype=float)
         z_ax.plot(t, z, color="tab:brown", linewidth=0.8, alpha=0.7)
         z_ax.set_yscale("symlog", linthresh=10.0)
+        finite = z[np.isfinite(z)]
+        if finite.size:  # at least -5..10: a film where nothing grows reads as noise about 0
+            z_ax.set_ylim(min(-5.0, 1.2 * finite.min()), max(10.0, 1.2 * finite.max()))
         z_ax.set_ylabel("crystalline signal / noise", color="tab:brown")
     if ax.get_legend_handles_labels()[1]:
         ax.legend(loc="center left", fontsize=7)

@@ -212,7 +212,7 @@ def _cell(value, kind: str = "", css: str = "") -> str:
     elif kind == "eV":
         text = f"{value:.3f}"
     elif kind == "pct":
-        text = f"{value:+.1f}"
+        text = f"{round(value, 1) + 0.0:+.1f}"  # + 0.0: never "-0.0"
         if abs(value) > _DEVIATION_NOTED_PCT:
             css = (css + " off").strip()
     else:
@@ -281,8 +281,9 @@ def write_report(catalog, campaign_id: str, path: str | Path, *, extra_raman_run
         "<h2>Results beside Zhu et al., Matter 7 (2024), Table S5</h2>",
         _table_html(summary),
         "<p>Conductivity at 30 C extrapolated from an Arrhenius fit (ln sigma*T against 1/T) of "
-        "all impedance points, 100-500 C, both cycles (Ea with its standard error; per cycle in "
-        f"the last column). Deviations beyond {_DEVIATION_NOTED_PCT:.0f} % are in red.</p>",
+        "every impedance point of every heating/cooling cycle (Ea with its standard error; per "
+        "cycle in the last column). Deviations beyond "
+        f"{_DEVIATION_NOTED_PCT:.0f} % are in red.</p>",
         "<h2>Arrhenius</h2>",
         _figure_html(_arrhenius_figure(summary), "Arrhenius plot with fitted lines and Ea"),
         "<h2>Impedance</h2>",
