@@ -7,6 +7,15 @@ do not: they stay in real seconds.
 
 The experiment clock is ``t = t0 + speedup * (wall - wall0)``; changing the speed-up re-anchors
 the clock so that experiment time is continuous.
+
+Held time (simulations only, :func:`set_virtual`): a sped-up simulation turns every wall
+millisecond the RunEngine spends working (sending commands, emitting documents, a loaded
+machine's latency) into seconds of experiment the virtual film lives through. With virtual time
+on, :func:`hold` freezes experiment time while the RunEngine works and :func:`release` lets it
+run while the RunEngine waits (a sleep, a move, an exposure); a release may carry a deadline
+(``until``) that time stops at by itself, so a plan's sleep lasts exactly what it asked for
+whenever the RunEngine wakes. :mod:`insitu.beamline.virtual_time` drives this from the
+RunEngine. Real instruments never use it: :func:`hold` and :func:`release` do nothing then.
 """
 
 from __future__ import annotations
@@ -15,7 +24,11 @@ import threading
 import time
 
 __all__ = [
+    "held",
+    "hold",
     "now",
+    "release",
+    "set_virtual",
     "sleep",
     "speedup",
     "set_speedup",
@@ -31,6 +44,21 @@ _wall0 = time.monotonic()
 _t0 = time.time()
 # Set on every speed-up change so that sleepers re-compute their remaining wall time.
 _changed = threading.Condition(_lock)
+_virtual = False
+_held_at: float | None = None  # experiment time frozen at (held)
+_cap: float | None = None  # time stops here by itself until the next hold/release
+_holder: int | None = None  # the thread that holds (its own clock.sleep releases)
+
+
+def _now_locked() -> float:
+    global _held_at
+    if _held_at is not None:
+        return _held_at
+    t = _t0 + _speedup * (time.monotonic() - _wall0)
+    if _cap is not None and t >= _cap:
+        _held_at = _cap  # the deadline is reached: time stops there until released
+        return _cap
+    return t
 
 
 def now() -> float:
@@ -40,7 +68,7 @@ def now() -> float:
     experiment seconds per wall second.
     """
     with _lock:
-        return _t0 + _speedup * (time.monotonic() - _wall0)
+        return _now_locked()
 
 
 def speedup() -> float:
@@ -69,9 +97,8 @@ def set_speedup(factor: float) -> None:
     if not (1e-3 <= factor <= 1e5):
         raise ValueError(f"clock.speedup {factor} is outside the allowed range 0.001 to 100000")
     with _lock:
-        wall = time.monotonic()
-        _t0 = _t0 + _speedup * (wall - _wall0)
-        _wall0 = wall
+        t = _now_locked()
+        _t0, _wall0 = t, time.monotonic()
         _speedup = factor
         _changed.notify_all()
 
@@ -83,11 +110,53 @@ def reset() -> None:
     ahead of the wall clock. A simulated beamline calls this when it closes, after its emulators
     (whose physics is anchored to experiment time) are gone.
     """
-    global _speedup, _wall0, _t0
+    global _speedup, _wall0, _t0, _virtual, _held_at, _cap, _holder
     with _lock:
         _wall0 = time.monotonic()
         _t0 = time.time()
         _speedup = 1.0
+        _virtual, _held_at, _cap, _holder = False, None, None, None
+        _changed.notify_all()
+
+
+def set_virtual(enabled: bool) -> None:
+    """Let :func:`hold` freeze experiment time (simulations only; off again on :func:`reset`)."""
+    global _virtual
+    if enabled:
+        _virtual = True
+    else:
+        release()
+        _virtual = False
+
+
+def held() -> bool:
+    """True while experiment time is frozen."""
+    with _lock:
+        _now_locked()
+        return _held_at is not None
+
+
+def hold() -> None:
+    """Freeze experiment time now, for the calling thread (no effect without virtual time)."""
+    global _held_at, _cap, _holder
+    with _lock:
+        if not _virtual:
+            return
+        _held_at = _now_locked()
+        _cap = None
+        _holder = threading.get_ident()
+
+
+def release(*, until: float | None = None) -> None:
+    """Let experiment time run again, stopping by itself at ``until`` if given."""
+    global _held_at, _cap, _holder, _t0, _wall0
+    with _lock:
+        if not _virtual:
+            return
+        t = _now_locked()
+        _t0, _wall0 = t, time.monotonic()
+        _held_at, _holder = None, None
+        _cap = None if until is None else max(float(until), t)
         _changed.notify_all()
 
 
@@ -126,6 +195,17 @@ def sleep(seconds: float, *, cancel: threading.Event | None = None) -> bool:
         True if the full duration elapsed, False if ``cancel`` cut it short.
     """
     end = now() + float(seconds)
+    if _holder == threading.get_ident():
+        # The thread that holds time waits for it: let it run to the end, then hold again.
+        release(until=end)
+        try:
+            return _sleep_until(end, cancel)
+        finally:
+            hold()
+    return _sleep_until(end, cancel)
+
+
+def _sleep_until(end: float, cancel: threading.Event | None) -> bool:
     while True:
         remaining = end - now()
         if remaining <= 0:

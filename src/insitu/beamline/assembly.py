@@ -247,6 +247,7 @@ def load(
     table: bool = True,
     analysis: bool | None = None,
     speedup: float | None = None,
+    virtual_time: bool | None = None,
 ) -> Beamline:
     """Build the beamline described by ``config``.
 
@@ -267,6 +268,8 @@ def load(
         ``insitu serve analysis`` (then set ``local_analysis: false``) or live plots elsewhere.
     speedup : float, optional
         Override ``simulation.speedup`` (only used when an instrument is simulated).
+    virtual_time : bool, optional
+        Override ``simulation.virtual_time`` (held experiment time; every instrument simulated).
 
     Returns
     -------
@@ -289,6 +292,12 @@ def load(
         simulation = parse_config({"simulation": {"speedup": speedup}}).simulation
         cfg = cfg.model_copy(
             update={"simulation": cfg.simulation.model_copy(update={"speedup": simulation.speedup})}
+        )
+    if virtual_time is not None:
+        cfg = cfg.model_copy(
+            update={
+                "simulation": cfg.simulation.model_copy(update={"virtual_time": bool(virtual_time)})
+            }
         )
 
     if cfg.simulated:
@@ -352,6 +361,10 @@ def _assemble(cfg: BeamlineConfig, runs, *, analysis: bool | None, table: bool) 
     engine.md["pid"] = os.getpid()
     _guard_process_metadata(engine)
     engine.waiting_hook = ProgressBarManager()
+    if cfg.simulation.virtual_time and cfg.all_simulated and clock.speedup() > 1.0:
+        from insitu.beamline import virtual_time
+
+        virtual_time.enable(engine)
     if analysis is None:
         analysis = cfg.streaming.local_analysis
     callbacks = analysis_chain(cfg, writer) if analysis else []

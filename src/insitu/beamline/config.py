@@ -115,6 +115,14 @@ class SimulationConfig(_Section):
             "0 is the nominal band table, 1 a typical film on a typical instrument"
         ),
     )
+    virtual_time: bool = Field(
+        False,
+        description=(
+            "hold experiment time while the RunEngine works (only when every instrument is "
+            "simulated): what the virtual film lives through is what the plans asked for, "
+            "whatever the speed-up and the machine's load (insitu.beamline.virtual_time)"
+        ),
+    )
 
 
 class CatalogConfig(_Section):
@@ -307,6 +315,11 @@ class BeamlineConfig(_Section):
     def simulated(self) -> bool:
         """True if any instrument is simulated (then the clock runs at ``simulation.speedup``)."""
         return SIMULATED in (self.stage.address, self.raman.address, self.eis.address)
+
+    @property
+    def all_simulated(self) -> bool:
+        """True if every instrument is simulated (only then may experiment time be held)."""
+        return {self.stage.address, self.raman.address, self.eis.address} == {SIMULATED}
 
 
 def _describe(error: dict) -> str:

@@ -107,6 +107,7 @@ def anneal(
     @bpp.stage_decorator([*detectors, stage])
     @bpp.run_decorator(md=_md)
     def inner():
+        ramp_started = clock.now()
         if detectors:
             yield from ramp_acquisition(
                 stage,
@@ -123,7 +124,12 @@ def anneal(
             yield from bps.mv(stage, temperature)
         # The dwell is timed from arrival; a spectrum at the top is taken inside it, so a long
         # exposure does not lengthen the anneal (a 650 C film is sensitive to every minute).
+        # From when the stage met its settle criterion in this move (a poll period before the
+        # poll that saw it: seconds of a fast simulation), never later than now.
+        settled_at = getattr(stage, "settled_at", None)
         dwell_started = clock.now()
+        if settled_at is not None and ramp_started <= settled_at < dwell_started:
+            dwell_started = settled_at
         if hasattr(stage, "dwell_end"):
             # Declared to the watchdog: a dwell nobody ends (the plan paused, halted or
             # suspended, its process gone) is ended by it once overdue (dwell_overrun_s).

@@ -218,6 +218,8 @@ class LinkamStage(Device, PositionerBase):
         self._poll_period = float(poll_period)
         self._move_lock = threading.Lock()
         self._move: _Move | None = None
+        self.settled_at: float | None = None
+        """Experiment time the last move met its settle criterion (not when a poll saw it)."""
         self._triggers: list[tuple[float, DeviceStatus]] = []
         self._poll_error: BaseException | None = None
         self._poll_failures = 0
@@ -578,6 +580,9 @@ class LinkamStage(Device, PositionerBase):
                     )
             self._move = None
         if error is None:
+            # The criterion was met settle_time after the stay in the band began; the poll that
+            # saw it came up to a poll period later (seconds of a fast simulation).
+            self.settled_at = min(t, move.tracker.in_band_since + move.tracker.settle_time)
             # SUB_DONE first, as ophyd positioners do: a waiter woken by the Status sees it run.
             self._run_subs(sub_type=self.SUB_DONE, timestamp=t, value=reading.temperature)
             move.status.set_finished()

@@ -1,0 +1,114 @@
+"""Held time: a simulated beamline's experiment time stands still while its RunEngine works.
+
+At a speed-up of 2000 a millisecond the RunEngine spends between two waits (sending the cool-down
+command, emitting an event, a loaded machine) is two seconds the virtual film spends at its
+anneal temperature; a 650 C film is sensitive to every minute (issue 17). With virtual time on
+(``simulation.virtual_time``), experiment time is held (:func:`insitu.clock.hold`) while the
+RunEngine runs a plan and released only while it waits:
+
+* ``sleep``: released until exactly the sleep's end (:func:`insitu.clock.release` with
+  ``until``), so the plan resumes at the experiment time it asked for, whenever it wakes;
+* ``wait`` on a group of statuses: released; held again the moment the last status of the
+  group completes (from the thread that completes it), not when the RunEngine notices;
+* ``wait_for`` (suspenders waiting for a signal, among others): released until it returns;
+* paused or idle: released (time goes on for a person at the session).
+
+Instruments that are not simulated never get here (:func:`enable` refuses a speed-up of 1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from insitu import clock
+from insitu.compat.bluesky_run_engine import command, statuses_of_group
+
+__all__ = ["enable"]
+
+logger = logging.getLogger(__name__)
+
+
+def _hold_when_all_done(engine: Any, statuses: list[Any]) -> list[bool]:
+    """Hold time when the last of ``statuses`` completes, while the returned flag is True.
+
+    The wait clears the flag when it ends: a status that completes after its wait was cut
+    short (a suspension, a pause) must not hold time for whatever the RunEngine does next.
+    """
+    waiting = [True]
+
+    def finished(status=None) -> None:
+        if waiting[0] and all(s.done for s in statuses) and engine.state == "running":
+            clock.hold()
+
+    for status in statuses:
+        status.add_callback(finished)
+    return waiting
+
+
+def enable(engine: Any) -> None:
+    """Hold experiment time while ``engine`` works, on the (simulated, sped-up) clock.
+
+    Raises
+    ------
+    ValueError
+        At a speed-up of 1 (real instruments: their time is the wall clock's, never held).
+    """
+    if clock.speedup() == 1.0:
+        raise ValueError("virtual time is for simulated beamlines (speed-up above 1)")
+    original_wait = command(engine, "wait")
+    original_wait_for = command(engine, "wait_for")
+
+    def hold_if_running() -> None:
+        # A pause or suspension cancels the wait first and then changes state: never hold
+        # for a RunEngine that is no longer running (paused time goes on).
+        if engine.state == "running":
+            clock.hold()
+
+    async def sleep(msg):
+        """Sleep the experiment time the message asks for (its wall equivalent), exactly."""
+        (wall_seconds,) = msg.args
+        target = clock.now() + clock.to_experiment(wall_seconds)
+        clock.release(until=target)
+        try:
+            while (left := target - clock.now()) > 0:
+                if clock.held():  # nothing else may hold time while the plan sleeps
+                    clock.release(until=target)
+                await asyncio.sleep(clock.to_wall(left))
+        finally:
+            hold_if_running()
+
+    async def wait(msg):
+        group = msg.args[0] if msg.args else msg.kwargs.get("group")
+        statuses = statuses_of_group(engine, group)
+        clock.release()
+        waiting = _hold_when_all_done(engine, statuses) if statuses else [False]
+        try:
+            return await original_wait(msg)
+        finally:
+            waiting[0] = False
+            hold_if_running()
+
+    async def wait_for(msg):
+        clock.release()
+        try:
+            return await original_wait_for(msg)
+        finally:
+            hold_if_running()
+
+    engine.register_command("sleep", sleep)
+    engine.register_command("wait", wait)
+    engine.register_command("wait_for", wait_for)
+    previous_hook = engine.state_hook
+
+    def state_hook(new, old):
+        if new == "running":
+            clock.hold()
+        else:
+            clock.release()
+        if previous_hook is not None:
+            previous_hook(new, old)
+
+    engine.state_hook = state_hook
+    clock.set_virtual(True)

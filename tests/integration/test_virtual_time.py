@@ -1,0 +1,61 @@
+"""On a simulated beamline with virtual time, what the plan asked for is what the film lives:
+time the RunEngine spends working (a slow callback, a loaded machine) costs no experiment time."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import insitu.beamline
+from insitu import clock
+from insitu.plans import stubs
+
+
+def _busy_run(config) -> tuple[float, float]:
+    """Experiment seconds between two points of a plan that sleeps 600 s and emits documents
+    that a slow subscriber (0.1 wall s each, in the RunEngine's thread) handles."""
+    import bluesky.plan_stubs as bps
+    import bluesky.preprocessors as bpp
+
+    marks: list[float] = []
+
+    def slow(name, doc):
+        time.sleep(0.1)  # the RunEngine's thread, busy: 200 experiment s at 2000x
+
+    with insitu.beamline.load(config, table=False, analysis=False) as bl:
+        bl.RE.waiting_hook = None
+        bl.RE.subscribe(slow)
+
+        @bpp.run_decorator()
+        def plan():
+            marks.append(clock.now())
+            yield from stubs.sleep(300.0)
+            yield from bps.trigger_and_read([bl.stage])
+            yield from stubs.sleep(300.0)
+            marks.append(clock.now())
+
+        bl.RE(plan())
+        stage_clock = bl.stage.temperature.timestamp
+    return marks[1] - marks[0], stage_clock
+
+
+@pytest.mark.allow_slow("two beamline loads, one with and one without virtual time")
+def test_busy_runengine_time_costs_no_experiment_time_with_virtual_time(tmp_path):
+    def config(name, virtual):
+        return {
+            "catalog": {"location": str(tmp_path / name / "data")},
+            "metadata_dir": str(tmp_path / name / "md"),
+            "simulation": {"speedup": 2000, "seed": 1, "virtual_time": virtual},
+        }
+
+    try:
+        held, _ = _busy_run(config("held", True))
+        clock.reset()
+        scaled, _ = _busy_run(config("scaled", False))
+    finally:
+        clock.reset()
+    # 600 s asked for, plus the wait for a fresh stage reading (a poll: at most 10 wall ms,
+    # 20 s at 2000x); the slow subscriber's 4 x 0.1 wall s (800 s at 2000x) is not added.
+    assert 600.0 <= held < 600.0 + 25.0
+    assert scaled > 600.0 + 400.0  # without held time, the busy time is experiment time

@@ -1,0 +1,50 @@
+"""Held experiment time: frozen while held, released up to a deadline that it stops at by itself."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from insitu import clock
+
+
+@pytest.fixture
+def virtual_clock():
+    clock.set_speedup(1000.0)
+    clock.set_virtual(True)
+    yield
+    clock.reset()
+
+
+def test_held_time_stands_still_and_a_release_stops_at_its_deadline(virtual_clock):
+    clock.hold()
+    frozen = clock.now()
+    time.sleep(0.05)  # 50 experiment seconds at 1000x, were it running
+    assert clock.now() == frozen and clock.held()
+    clock.release(until=frozen + 5.0)
+    time.sleep(0.05)
+    assert clock.now() == frozen + 5.0  # exactly the deadline, not 50 s later
+    assert clock.held()
+    clock.release()
+    time.sleep(0.02)
+    assert clock.now() > frozen + 5.0 + 10.0 and not clock.held()
+
+
+def test_the_holding_thread_sleeping_lets_time_run_to_the_end_of_its_sleep(virtual_clock):
+    clock.hold()
+    start = clock.now()
+    assert clock.sleep(30.0) is True  # would never end if time stayed held for this thread
+    assert clock.now() == start + 30.0 and clock.held()
+
+
+def test_without_virtual_time_hold_and_release_do_nothing():
+    clock.reset()
+    clock.set_speedup(1000.0)
+    try:
+        clock.hold()
+        before = clock.now()
+        time.sleep(0.02)
+        assert clock.now() > before + 10.0 and not clock.held()
+    finally:
+        clock.reset()
