@@ -121,16 +121,29 @@ def catalog(catalog_dir):
     close_catalog(runs)
 
 
-def _simulated_beamline(tmp_path, *, speedup: float, seed: int):
+def _simulated_beamline(tmp_path, *, speedup: float, seed: int, virtual_time: bool = False):
     """Load the simulated beamline into ``tmp_path`` (catalog and metadata), without a table."""
     import insitu.beamline
 
     config = {
         "catalog": {"location": str(tmp_path / "data")},
         "metadata_dir": str(tmp_path / "md"),
-        "simulation": {"speedup": speedup, "seed": seed},
+        "simulation": {"speedup": speedup, "seed": seed, "virtual_time": virtual_time},
     }
     return insitu.beamline.load(config, table=False)
+
+
+@pytest.fixture
+def held_time_beamline(tmp_path):
+    """The simulated beamline with live analysis at the demo's 2000x, on held experiment time."""
+    from insitu.demo import DEMO_SPEEDUP
+
+    beamline = _simulated_beamline(tmp_path, speedup=DEMO_SPEEDUP, seed=7, virtual_time=True)
+    beamline.RE.waiting_hook = None
+    beamline.raman.exposure.put(30.0)
+    yield beamline
+    beamline.close()
+    clock.reset()
 
 
 @pytest.fixture

@@ -96,7 +96,23 @@ class _FileInterfaceOnPort(ThalesFileInterface):
         self.__dict__["_connection_on_port"] = connection
 
 
+#: Wall seconds between checks, while a command waits, that Term's connection is still there.
+_RECEIVER_CHECK_S = 0.1
+
 _SEVER_LOCK = threading.Lock()  # stop() and the sweep thread may cut the same connection
+
+
+def _peer_closed(connection: ThalesRemoteConnection | None) -> bool:
+    """True if Term closed the connection and nothing is left to read on it."""
+    sock = thales_socket(connection) if connection is not None else None
+    if sock is None:
+        return False
+    try:
+        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except (BlockingIOError, InterruptedError):
+        return False  # open, nothing to read yet
+    except OSError:
+        return True  # reset or already closed
 
 
 def sever(connection: ThalesRemoteConnection | None) -> None:
@@ -309,12 +325,22 @@ class ThalesSession:
                 finished.set()
 
         threading.Thread(target=call, name=f"{self.owner}-command", daemon=True).start()
-        if not finished.wait(self.command_timeout_s):
-            self.sever()
-            raise ZahnerConnectionError(
-                f"{self.owner}: Term at {self.where} did not answer {command} within "
-                f"{self.command_timeout_s:g} s"
-            )
+        deadline = time.monotonic() + self.command_timeout_s
+        while not finished.wait(_RECEIVER_CHECK_S):
+            # Term closed the connection: thales_remote's receiver then spins on recv() == b""
+            # and nothing will ever answer (seen: a command sent just as Term went away waited
+            # out the whole timeout). Look at the socket ourselves.
+            gone = _peer_closed(self._script)
+            if gone or time.monotonic() > deadline:
+                self.sever()
+                raise ZahnerConnectionError(
+                    f"{self.owner}: Term at {self.where} "
+                    + (
+                        f"closed the connection during {command}"
+                        if gone
+                        else f"did not answer {command} within {self.command_timeout_s:g} s"
+                    )
+                )
         if "error" in outcome:
             raise outcome["error"]
         return outcome["reply"]
