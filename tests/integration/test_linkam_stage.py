@@ -117,9 +117,12 @@ def test_an_overshoot_inside_the_first_crossing_does_not_count(
     assert peak > 150.0 + TOLERANCE + 2.0
     # ...and the first crossing did not count.
     assert finished > entries[0] + SETTLE + 20
-    # The device saw it too: in band, then out above it, then done.
-    first_in_band = next(t for t, value in seen if abs(value - 150.0) <= TOLERANCE)
-    assert any(t > first_in_band and value > 150.0 + TOLERANCE for t, value in seen)
+    # (assert_settled_honestly checked, on the true temperature, that the settle was counted
+    # from the last entry into the band.) Every reading the device took while the truth was
+    # well above the band read out of it; a loaded machine may take none then.
+    for t, value in seen:
+        if t > entries[0] and rig.emulator.temperature_at(t) > 150.0 + 2 * TOLERANCE:
+            assert value > 150.0 + TOLERANCE, (t, value)
     assert abs(rig.stage.position - 150.0) <= TOLERANCE
 
 
