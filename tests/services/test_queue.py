@@ -48,8 +48,14 @@ def write_station_config(directory, name, catalog_server, *, speedup=400, seed=1
 
 def queue_station(directory, name, catalog_server, redis, **config_options) -> QueueService:
     """A not yet started ``insitu serve queue`` for a station, on free ports, own prefix."""
+    config = write_station_config(directory, name, catalog_server, **config_options)
+    return queue_service(config, directory, name, redis)
+
+
+def queue_service(config, directory, name, redis) -> QueueService:
+    """A not yet started ``insitu serve queue`` of ``config``, on free ports, own prefix."""
     return QueueService(
-        write_station_config(directory, name, catalog_server, **config_options),
+        config,
         directory / "serve.log",
         redis=redis,
         redis_prefix=f"qs_test_{name}_{secrets.token_hex(3)}",
@@ -546,15 +552,7 @@ def test_stopping_the_queue_mid_plan_aborts_it_and_parks_the_stage(
         f"metadata_dir: {tmp_path / 'md'}\n"
         f"stage:\n  address: TCPIP::127.0.0.1::{port}::SOCKET\n"
     )
-    service = QueueService(
-        config,
-        tmp_path / "serve.log",
-        redis=redis_url,
-        redis_prefix=f"qs_test_stop_{secrets.token_hex(3)}",
-        zmq_control=f"tcp://127.0.0.1:{free_port()}",
-        zmq_info=f"tcp://127.0.0.1:{free_port()}",
-        state_dir=tmp_path / "state",
-    )
+    service = queue_service(config, tmp_path, "stop", redis_url)
     try:
         service.start()
         with service.api() as api:
