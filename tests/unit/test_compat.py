@@ -31,12 +31,19 @@ from bluesky_tiled_plugins.writing import tiled_writer
 from thales_remote.connection import ThalesRemoteConnection
 
 from insitu.compat import bluesky_queueserver as queueserver_compat
+from insitu.compat import bluesky_run_engine as run_engine_compat
 from insitu.compat import bluesky_tiled_plugins as tiled_compat
 from insitu.compat import check_version, major_minor
 from insitu.compat import queueserver_api as queueserver_api_compat
 from insitu.compat import thales_remote as thales_compat
 
-COMPAT_MODULES = [tiled_compat, thales_compat, queueserver_api_compat, queueserver_compat]
+COMPAT_MODULES = [
+    tiled_compat,
+    thales_compat,
+    queueserver_api_compat,
+    queueserver_compat,
+    run_engine_compat,
+]
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 
 
@@ -367,3 +374,48 @@ def test_queueserver_zmq_contexts_are_all_found():
         del api, client, receivers
         gc.collect()
     assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
+
+
+# ---- bluesky RunEngine internals of held time, queueserver handlers refused -------------------
+
+
+def test_the_run_engine_commands_and_status_groups_held_time_wraps_are_there():
+    import bluesky.plan_stubs as bps
+    from bluesky import RunEngine
+    from ophyd.sim import SynAxis
+
+    engine = RunEngine({})
+    for name in ("sleep", "wait", "wait_for"):
+        assert callable(run_engine_compat.command(engine, name)), name
+    seen = []
+    original = run_engine_compat.command(engine, "wait")
+
+    async def wait(msg):
+        seen.append(run_engine_compat.statuses_of_group(engine, msg.kwargs.get("group")))
+        return await original(msg)
+
+    engine.register_command("wait", wait)
+    engine(bps.mv(SynAxis(name="axis"), 1.0))
+    assert seen and len(seen[0]) == 1 and seen[0][0].done
+
+
+def test_the_queueserver_handlers_insitu_refuses_are_where_it_expects():
+    from bluesky_queueserver.manager.manager import RunEngineManager
+
+    from insitu.services.queue_manager import REFUSED_METHODS
+
+    for method in REFUSED_METHODS:
+        handler = getattr(RunEngineManager, queueserver_compat.handler_name(method), None)
+        assert callable(handler), method
+
+    class Manager:
+        async def _script_upload_handler(self, request):
+            return {"success": True}
+
+    queueserver_compat.deny_methods(Manager, {"script_upload": "no"})
+    import asyncio
+
+    reply = asyncio.run(Manager()._script_upload_handler({}))
+    assert reply == {"success": False, "msg": "script_upload is refused by this station: no"}
+    with pytest.raises(AttributeError, match="cannot refuse 'nope'"):
+        queueserver_compat.deny_methods(Manager, {"nope": "x"})
