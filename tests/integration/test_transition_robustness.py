@@ -53,4 +53,15 @@ def test_ramps_from_another_generator_raise_no_false_flag_and_every_onset():
         assert kinds == [k for k in TRANSITION_KINDS if k in kinds]  # in order, once each
         if ramp.crystalline.max() > 0.5:
             assert verdicts["crystallization_onset"].index is not None
-    assert sum(table["crystallization_onset"][v] for v in ("ok",)) >= 0.8 * len(CRYSTALLIZING_SEEDS)
+    assert table["crystallization_onset"]["early"] == 0
+    assert table["crystallization_onset"]["ok"] >= 0.9 * len(CRYSTALLIZING_SEEDS)
+
+
+def test_an_amorphous_film_whose_fit_drifts_with_temperature_raises_no_early_onset():
+    # Seed 8: against its learned state this film's crystalline statistic creeps ~2 noise units
+    # above the calibration's offset by 450-520 C (a 90 cm-1 amorphous band under the 389 cm-1
+    # line grows); with the offset fixed at the calibration's, the onset came at 515 C, 30
+    # spectra before the first crystals.
+    ramp, _, verdicts = detect(8, 850.0)
+    assert verdicts["crystallization_onset"].verdict == "ok", verdicts
+    assert verdicts["crystallized"].verdict != "early", verdicts
