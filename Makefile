@@ -27,12 +27,15 @@ lint: $(STAMP)
 # Redis and PostgreSQL (for the tests marked `services`) are installed if missing and started on
 # loopback by scripts/services.sh, which writes their addresses to .services/env.
 # The unit and device tiers mostly wait on sockets and wall time: four pytest-xdist workers (whole
-# files per worker: a module's beamline fixture stays one). The system tier runs alone, one test
-# at a time: its campaigns and SIGKILL tests measure wall-clock latency, which parallel load bends.
+# files per worker: a module's beamline fixture stays one). The system tier in two parts: tests
+# whose results do not bend with load (held experiment time, subprocesses that are waited for)
+# on two workers, then those marked `alone` (wall-clock latency, kills on a wall-clock schedule,
+# services) one at a time.
 test: lint
 	scripts/services.sh start
 	$(BIN)/pytest -m "unit or device" $(FAST_TIER_WORKERS)
-	. ./.services/env && $(BIN)/pytest -m system
+	. ./.services/env && $(BIN)/pytest -m "system and not alone" -n 2 --dist loadfile
+	. ./.services/env && $(BIN)/pytest -m "system and alone"
 
 FAST_TIER_WORKERS := -n 4 --dist loadfile
 

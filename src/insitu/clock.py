@@ -26,6 +26,8 @@ import time
 __all__ = [
     "held",
     "hold",
+    "is_instant",
+    "mark_instant",
     "now",
     "release",
     "set_virtual",
@@ -158,6 +160,19 @@ def release(*, until: float | None = None) -> None:
         _held_at, _holder = None, None
         _cap = None if until is None else max(float(until), t)
         _changed.notify_all()
+
+
+def mark_instant(status):
+    """Mark a Status whose wait takes no experiment time (the live analysis of a spectrum: in a
+    lab it is milliseconds against seconds of exposure); held time stays held while a plan waits
+    for it. Returns the status."""
+    status.insitu_instant = True
+    return status
+
+
+def is_instant(status) -> bool:
+    """Whether ``status`` was marked by :func:`mark_instant`."""
+    return bool(getattr(status, "insitu_instant", False))
 
 
 def to_experiment(wall_seconds: float) -> float:

@@ -69,6 +69,7 @@ def test_a_second_load_of_a_stage_in_use_fails_at_once_and_names_it(tmp_path, st
     again.close()
 
 
+@pytest.mark.alone
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_another_process_holding_the_stage_or_the_catalog_is_named_until_it_dies(

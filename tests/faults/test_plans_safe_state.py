@@ -156,6 +156,7 @@ def _kill_when(child, emulator, condition, extra_s, what):
     child.wait(30)
 
 
+@pytest.mark.alone
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("moment", ["ramping up", "cooling down"])

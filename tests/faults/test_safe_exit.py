@@ -105,6 +105,7 @@ def read_line(child: subprocess.Popen, expected: str, stderr_path: Path) -> None
         raise AssertionError(f"child said {line!r}, not {expected!r}:\n{stderr_path.read_text()}")
 
 
+@pytest.mark.alone
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("mode", ["exit", "exception", "sigterm", "sighup", "ctrl-c"])

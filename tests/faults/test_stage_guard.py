@@ -75,6 +75,7 @@ def heater_off(emulator) -> bool:
     return emulator.status_byte() == LinkamStatus.STOPPED
 
 
+@pytest.mark.alone
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("how", ["SIGKILL", "SIGSTOP", "SIGHUP"])

@@ -140,6 +140,7 @@ engine(bp.count([spectrum, temperature], num=100000, delay=0.02))
 """
 
 
+@pytest.mark.alone
 @pytest.mark.slow
 def test_sigkill_mid_run_keeps_every_event_older_than_one_second(catalog_dir):
     child = subprocess.Popen(

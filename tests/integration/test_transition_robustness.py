@@ -60,8 +60,8 @@ def test_ramps_from_another_generator_raise_no_false_flag_and_every_onset():
 def test_an_amorphous_film_whose_fit_drifts_with_temperature_raises_no_early_onset():
     # Seed 8: against its learned state this film's crystalline statistic creeps ~2 noise units
     # above the calibration's offset by 450-520 C (a 90 cm-1 amorphous band under the 389 cm-1
-    # line grows); with the offset fixed at the calibration's, the onset came at 515 C, 30
-    # spectra before the first crystals.
+    # line grows); a variant of the statistic that also counted the 368 cm-1 band flagged the
+    # onset at 515 C, 30 spectra before the first crystals.
     ramp, _, verdicts = detect(8, 850.0)
     assert verdicts["crystallization_onset"].verdict == "ok", verdicts
     assert verdicts["crystallized"].verdict != "early", verdicts

@@ -22,7 +22,7 @@ import insitu.beamline
 from insitu import clock
 from insitu.plans import heat_ramp
 
-pytestmark = [pytest.mark.services, pytest.mark.slow]
+pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.alone]
 
 OUTAGE_S = 20.0
 

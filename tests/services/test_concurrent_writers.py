@@ -19,7 +19,7 @@ import pytest
 
 from insitu.beamline.catalog import close_catalog, open_catalog
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.services, pytest.mark.alone]
 
 # The beamline process. It records the documents the catalog writer receives (raw events and the
 # analysis callbacks' derived streams), so the comparison covers everything that is written.

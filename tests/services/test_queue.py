@@ -21,7 +21,7 @@ from insitu.beamline.catalog import close_catalog, open_catalog
 from insitu.services.queue_plans import QUEUE_PLANS
 from insitu.services.queue_service import QueueService
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.services, pytest.mark.alone]
 
 INSITU = [sys.executable, "-m", "insitu.cli"]
 

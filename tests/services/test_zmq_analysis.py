@@ -212,6 +212,7 @@ def _assert_same_stream(remote, local, run_uid: str, stream: str) -> None:
         )
 
 
+@pytest.mark.alone
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_zmq_consumer_writes_the_same_derived_streams_as_in_process_analysis(

@@ -48,3 +48,42 @@ def test_without_virtual_time_hold_and_release_do_nothing():
         assert clock.now() > before + 10.0 and not clock.held()
     finally:
         clock.reset()
+
+
+@pytest.mark.parametrize("instant", [True, False])
+def test_a_plan_waiting_for_instant_work_keeps_time_held(instant):
+    """The live analysis a closed loop waits for takes no experiment time; a move does."""
+    import threading
+
+    import bluesky.plan_stubs as bps
+    from bluesky import RunEngine
+    from ophyd import Signal
+    from ophyd.status import Status
+
+    from insitu.beamline import virtual_time
+
+    class Slow(Signal):
+        def set(self, value, **kwargs):
+            status = Status(self)
+            threading.Timer(0.2, status.set_finished).start()  # 200 experiment s at 1000x
+            return clock.mark_instant(status) if instant else status
+
+    clock.set_speedup(1000.0)
+    engine = RunEngine({})
+    try:
+        virtual_time.enable(engine)
+        marks = []
+
+        def plan():
+            marks.append(clock.now())
+            yield from bps.mv(Slow(name="analysed", value=0), 1)
+            marks.append(clock.now())
+
+        engine(plan())
+    finally:
+        clock.reset()
+    elapsed = marks[1] - marks[0]
+    if instant:
+        assert elapsed == 0.0
+    else:
+        assert elapsed >= 150.0

@@ -26,11 +26,8 @@ literature's positions (:func:`~insitu.analysis.band_growth.fit_growth`), weight
 shot and read noise. The crystalline (decomposed) *signal* is the summed area of the diagnostic
 bands of the class: those far from every band of the classes it must be told from (for LLZO the
 389, 468 and 651/656 cm-1 bands; the 275 and 491 cm-1 bands of La2Zr2O7). It is divided by its
-standard error and standardized, ``z = (signal / error - offset) / scatter``, so the thresholds
-are in units of noise on any instrument: offset and scatter from the calibration spectra, then
-(for the onset) from the amorphous spectra accepted over the 60 C before the template lag, as
-how well the learned state fits an amorphous film changes with temperature. Against the
-amorphous state only the crystalline phases' bands are fitted.
+standard error and standardized by the calibration spectra, ``z = (signal / error - offset) /
+scatter``, so the thresholds are in units of noise on any instrument.
 
 * **Onset** and **decomposition**: a one-sided CUSUM ``S = max(0, S + min(z - drift,
   max_step))``, flag at ``S >= threshold`` (defaults 2.5, 4 and 6: two spectra of ``z >= 5.5``,
@@ -87,10 +84,6 @@ CRYSTALLIZED_LINE_WIDTHS = {"crystalline": (8.0, 24.0), "decomposed": (45.0,)}
 ACCEPT_Z = 3.0
 # Spectra a learned state is chosen from, besides the calibration spectra.
 MAX_POOL = 200
-# The crystalline statistic's offset follows the ramp: the median over the accepted amorphous
-# spectra of this span (C) before the template lag, once there are this many.
-OFFSET_SPAN_C = 60.0
-OFFSET_MIN_SPECTRA = 5
 
 
 def _normal_cdf(z: float) -> float:
@@ -280,10 +273,7 @@ class RamanTransitionDetector:
         avoid = {"crystalline": amorphous, "decomposed": amorphous + crystalline}
         guards = {"crystalline": AMORPHOUS_GUARD_CM1, "decomposed": CRYSTALLINE_GUARD_CM1}
         watched = bands("crystalline", "decomposed")
-        # Against the amorphous state only the crystalline bands are fitted: columns for the
-        # decomposed phase's bands there (371 and 491 cm-1 for LLZO, 15-25 cm-1 from crystalline
-        # ones) would share the crystalline bands' counts and more than halve their z.
-        before = band_clusters(bands("crystalline"), avoid, guard_cm1=guards)
+        before = band_clusters(watched, avoid, guard_cm1=guards)
         # Against the crystallized state, the decomposed bands must be told from crystalline ones.
         after = band_clusters(
             watched, {"decomposed": crystalline}, guard_cm1={"decomposed": CRYSTALLINE_GUARD_CM1}
@@ -311,7 +301,6 @@ class RamanTransitionDetector:
         self._cusum = {kind: _Cusum() for kind in TRANSITION_KINDS}
         self._null = (0.0, 1.0)  # offset and scatter of the crystalline z in the calibration
         self._calibration: list[tuple[np.ndarray, np.ndarray, float]] = []
-        self._accepted_z: list[tuple[float, float]] = []  # (temperature, raw crystalline z)
         self._completion: list[bool] = []
         self._growth: list[float] = []  # crystalline_total since the onset's evidence began
         self._previous: np.ndarray | None = None  # the last spectrum (despiked)
@@ -417,16 +406,11 @@ class RamanTransitionDetector:
         )
         fit = fit_growth(x, y, noise, template, amorphous.clusters, temperature)
         offset, scatter = self._null
-        raw_z = fit.z("crystalline")
-        if amorphous.frozen is None:
-            offset, scatter = self._running_null(temperature, offset, scatter)
-        z_crystal = (raw_z - offset) / scatter
+        z_crystal = (fit.z("crystalline") - offset) / scatter
         raised: list[TransitionFlag] = []
         if "crystallization_onset" not in self._raised:
             if z_crystal < ACCEPT_Z:
                 amorphous.keep(_Kept(index, temperature, y), self.calibration_spectra)
-                if math.isfinite(raw_z):
-                    self._accepted_z.append((temperature, raw_z))
             cusum = self._cusum["crystallization_onset"]
             cusum.add(z_crystal, index, self.drift, self.max_step)
             if cusum.value >= self.threshold:
@@ -465,31 +449,6 @@ class RamanTransitionDetector:
             peaks=peaks,
         )
         return features, raised
-
-    def _running_null(
-        self, temperature: float, offset: float, scatter: float
-    ) -> tuple[float, float]:
-        """The crystalline statistic's offset and scatter where the ramp is now.
-
-        From the amorphous spectra accepted between ``OFFSET_SPAN_C + template_lag_C`` and
-        ``template_lag_C`` before (the film's amorphous spectrum changes with temperature, and
-        so does how well its learned state fits it): their median, and their scatter (robust)
-        when above the calibration's; the calibration's with fewer than ``OFFSET_MIN_SPECTRA``.
-        """
-        near = np.asarray(
-            [
-                z
-                for t, z in self._accepted_z[-MAX_POOL:]
-                if self.template_lag_C
-                <= abs(temperature - t)
-                <= self.template_lag_C + OFFSET_SPAN_C
-            ]
-        )
-        if near.size < OFFSET_MIN_SPECTRA:
-            return offset, scatter
-        centre = float(np.median(near))
-        spread = 1.4826 * float(np.median(np.abs(near - centre)))
-        return centre, max(scatter, spread)
 
     def _learn_crystallized(self, x, y, noise, temperature, fit: GrowthFit) -> None:
         """The crystallized state: the spectrum that completed it and the one before, and the

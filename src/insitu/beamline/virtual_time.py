@@ -9,7 +9,10 @@ RunEngine runs a plan and released only while it waits:
 * ``sleep``: released until exactly the sleep's end (:func:`insitu.clock.release` with
   ``until``), so the plan resumes at the experiment time it asked for, whenever it wakes;
 * ``wait`` on a group of statuses: released; held again the moment the last status of the
-  group completes (from the thread that completes it), not when the RunEngine notices;
+  group completes (from the thread that completes it), not when the RunEngine notices; a group
+  whose statuses all take no experiment time (:func:`insitu.clock.mark_instant`: the live
+  analysis of a spectrum, which a closed-loop plan waits for) keeps time held, so the plan
+  reacts at the experiment time of the spectrum, as it would in a lab;
 * ``wait_for`` (suspenders waiting for a signal, among others): released until it returns;
 * paused or idle: released (time goes on for a person at the session).
 
@@ -82,6 +85,8 @@ def enable(engine: Any) -> None:
     async def wait(msg):
         group = msg.args[0] if msg.args else msg.kwargs.get("group")
         statuses = statuses_of_group(engine, group)
+        if statuses and all(clock.is_instant(status) for status in statuses):
+            return await original_wait(msg)
         clock.release()
         waiting = _hold_when_all_done(engine, statuses) if statuses else [False]
         try:

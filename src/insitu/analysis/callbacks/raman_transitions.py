@@ -54,6 +54,7 @@ import numpy as np
 from ophyd import Signal
 from ophyd.status import Status
 
+from insitu import clock
 from insitu.analysis.callbacks._derived_stream import DerivedRun, DerivedStreamCallback, data_key
 from insitu.analysis.raman_reference import LLZO, RamanReference
 from insitu.analysis.transition_features import RECORD_KEYS, TransitionFeatures
@@ -247,7 +248,7 @@ class RamanTransitionCallback(DerivedStreamCallback):
             If ``seq_num`` is not an integer >= 0.
         """
         target = self._target_seq_num(seq_num)
-        status = Status(signal, timeout=timeout)
+        status = clock.mark_instant(Status(signal, timeout=timeout))
         self._add_waiter(target, status)
         return status
 
