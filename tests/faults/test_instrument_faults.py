@@ -167,8 +167,9 @@ def test_heat_ramp_goes_on_through_a_spectrometer_that_stops_answering(beamline)
     start = np.asarray(table["stage_temperature_start"])
     end = np.asarray(table["stage_temperature_end"])
     # Rising while the ramp runs; once it holds at the top (the outage can outlast the ramp at
-    # 200x) the controller's 0.1 C reading flickers, so allow one count of it there.
-    assert np.all(end >= start - 0.1 - 1e-9) and np.all(np.diff(start) > 0)
+    # 200x) the controller's 0.1 C reading flickers by a count either side of the setpoint, so
+    # a spectrum there may start one count above and end one below (CI: 90.1 -> 89.9).
+    assert np.all(end >= start - 0.2 - 1e-9) and np.all(np.diff(start) > 0)
     assert np.all(end[start < RAMP["stop"] - 1.0] >= start[start < RAMP["stop"] - 1.0])
     # The spectrum cut by the silence was retaken: it spans the outage, not one 6 s exposure.
     spans = end - start

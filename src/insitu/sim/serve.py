@@ -10,13 +10,20 @@ from insitu import clock
 __all__ = ["add_sim_parser"]
 
 
-def _wait_forever(close) -> int:
+def _serve_until_interrupted(emulator, banner: str) -> int:
+    """Print the banner and serve until Ctrl-C (SIGINT); close the emulator either way.
+
+    The banner is printed inside the ``try``: whoever reads it may interrupt at once, before
+    this process has reached its wait (a loaded machine), and that is still a clean stop.
+    """
     try:
+        print(banner, flush=True)
+        print("Ctrl-C to stop", flush=True)
         threading.Event().wait()
     except KeyboardInterrupt:
         pass
     finally:
-        close()
+        emulator.close()
     return 0
 
 
@@ -25,18 +32,20 @@ def _serve_linkam(args) -> int:
 
     clock.set_speedup(args.speedup)
     emulator = LinkamT95Emulator(stage_model=args.model)
-    if args.pty:
-        path = emulator.serve_pty()
-        print(f"Linkam {args.model} emulator on {path}: connect with ASRL{path}::INSTR", flush=True)
-    else:
-        port = emulator.serve_tcp(port=args.port)
-        print(
-            f"Linkam {args.model} emulator on 127.0.0.1:{port}: connect with "
-            f"TCPIP::127.0.0.1::{port}::SOCKET",
-            flush=True,
-        )
-    print("Ctrl-C to stop", flush=True)
-    return _wait_forever(emulator.close)
+    try:
+        if args.pty:
+            path = emulator.serve_pty()
+            banner = f"Linkam {args.model} emulator on {path}: connect with ASRL{path}::INSTR"
+        else:
+            port = emulator.serve_tcp(port=args.port)
+            banner = (
+                f"Linkam {args.model} emulator on 127.0.0.1:{port}: connect with "
+                f"TCPIP::127.0.0.1::{port}::SOCKET"
+            )
+    except BaseException:
+        emulator.close()
+        raise
+    return _serve_until_interrupted(emulator, banner)
 
 
 def _serve_raman(args) -> int:
