@@ -102,7 +102,15 @@ def test_a_process_killed_stopped_or_hung_up_while_heating_leaves_the_heater_off
         wait_for(lambda: linkam.status_byte() == LinkamStatus.HEATING, 30, "heating")
         mark = len(linkam.received_commands)
         child.send_signal(getattr(signal, how))
-        took = wait_for(lambda: heater_off(linkam), TAKEOVER_BOUND_S, "the heater off")
+        try:
+            took = wait_for(lambda: heater_off(linkam), TAKEOVER_BOUND_S, "the heater off")
+        except AssertionError as error:  # say what the process and its guard said
+            sent = list(linkam.received_commands)[mark:]
+            raise AssertionError(
+                f"{error}; commands since the signal {sent}; child alive "
+                f"{child.poll() is None}, guard alive {process_alive(guard_pid)}; log:\n"
+                f"{stderr_path.read_text()}"
+            ) from None
         returncode = child.wait(timeout=15)  # a stopped process was ended by the guard
     finally:
         if child.poll() is None:
