@@ -12,8 +12,7 @@ import pytest
 from insitu import clock
 from insitu.analysis.campaign import summarize
 from insitu.plans import anneal_and_measure, heat_ramp, ramp_until
-
-PAPER = {650.0: (5.59e-9, 0.360), 750.0: (2.51e-6, 0.343)}
+from insitu.testing.paper_numbers import assert_the_papers_numbers
 
 
 @pytest.mark.slow
@@ -39,16 +38,7 @@ def test_full_campaign_recovers_the_papers_numbers(held_time_beamline):
     campaign_id = bl.catalog[uids[0]].start["campaign_id"]
     summary = summarize(bl.catalog, campaign_id)
     print(summary)
-    by_anneal = {s.anneal_temperature_C: s for s in summary.samples}
-    assert sorted(by_anneal) == [500.0, 600.0, 650.0, 750.0]
-    for anneal_C, (sigma_30, activation) in PAPER.items():
-        sample = by_anneal[anneal_C]
-        assert sample.Ea_eV == pytest.approx(activation, abs=0.02), anneal_C
-        assert sample.sigma_30C == pytest.approx(sigma_30, rel=0.15), anneal_C
-        assert len(sample.Ea_per_cycle()) == 2  # two heating/cooling cycles, fitted apart
-    sigmas = [by_anneal[t].sigma_30C for t in (500.0, 600.0, 650.0, 750.0)]
-    assert sigmas == sorted(sigmas)  # the paper's ordering of all four
-    assert 0.6 <= by_anneal[500.0].Ea_eV <= 0.78 and 0.6 <= by_anneal[600.0].Ea_eV <= 0.78
+    assert_the_papers_numbers(summary)
 
 
 @pytest.mark.slow

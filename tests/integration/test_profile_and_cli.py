@@ -184,9 +184,6 @@ def test_demo_prints_the_table_and_writes_the_report_then_report_rewrites_it(tmp
     assert "LLZO-650C" in again.stdout
 
 
-PAPER = {650.0: (5.59e-9, 0.360), 750.0: (2.51e-6, 0.343)}
-
-
 def _the_demo_catalog_holds_the_papers_numbers(location: Path, stdout: str) -> None:
     """The demo runs the paper's whole protocol: its catalog holds the paper's numbers (read
     back from the catalog alone) and the ramp's three flags. The flags' temperature windows are
@@ -194,6 +191,7 @@ def _the_demo_catalog_holds_the_papers_numbers(location: Path, stdout: str) -> N
     the RunEngine waits for a spectrum still becomes experiment time: see issue 17's note)."""
     from insitu.analysis.campaign import summarize
     from insitu.beamline.catalog import close_catalog, open_catalog
+    from insitu.testing.paper_numbers import assert_the_papers_numbers
 
     runs = open_catalog(location, create=False)
     try:
@@ -206,16 +204,7 @@ def _the_demo_catalog_holds_the_papers_numbers(location: Path, stdout: str) -> N
         ]
 
         summary = summarize(runs, stdout.split("campaign ")[1].split()[0])
-        by_anneal = {s.anneal_temperature_C: s for s in summary.samples}
-        assert sorted(by_anneal) == [500.0, 600.0, 650.0, 750.0]
-        for anneal_C, (sigma_30, activation) in PAPER.items():
-            sample = by_anneal[anneal_C]
-            assert sample.Ea_eV == pytest.approx(activation, abs=0.02), anneal_C
-            assert sample.sigma_30C == pytest.approx(sigma_30, rel=0.15), anneal_C
-            assert len(sample.Ea_per_cycle()) == 2  # two heating/cooling cycles, fitted apart
-        sigmas = [by_anneal[t].sigma_30C for t in (500.0, 600.0, 650.0, 750.0)]
-        assert sigmas == sorted(sigmas)  # the paper's ordering of all four
-        assert 0.6 <= by_anneal[500.0].Ea_eV <= 0.78 and 0.6 <= by_anneal[600.0].Ea_eV <= 0.78
+        assert_the_papers_numbers(summary)
     finally:
         close_catalog(runs)
 
