@@ -26,6 +26,8 @@ import time
 __all__ = [
     "held",
     "hold",
+    "expect_end",
+    "expected_end",
     "is_instant",
     "mark_instant",
     "now",
@@ -50,16 +52,24 @@ _virtual = False
 _held_at: float | None = None  # experiment time frozen at (held)
 _cap: float | None = None  # time stops here by itself until the next hold/release
 _holder: int | None = None  # the thread that holds (its own clock.sleep releases)
+_rate = 1.0  # experiment seconds per wall second now: the speed-up, or a release's ``then``
+_then: float | None = None  # the rate time goes on at past the cap (None: it stops there)
 
 
 def _now_locked() -> float:
-    global _held_at
+    global _held_at, _t0, _wall0, _rate, _cap
     if _held_at is not None:
         return _held_at
-    t = _t0 + _speedup * (time.monotonic() - _wall0)
+    wall = time.monotonic()
+    t = _t0 + _rate * (wall - _wall0)
     if _cap is not None and t >= _cap:
-        _held_at = _cap  # the deadline is reached: time stops there until released
-        return _cap
+        if _then is None:
+            _held_at = _cap  # the deadline is reached: time stops there until released
+            return _cap
+        # Past the deadline time goes on at the slower rate, from the wall instant it was hit.
+        _wall0 = _wall0 + (_cap - _t0) / _rate
+        _t0, _rate, _cap = _cap, _then, None
+        t = _t0 + _rate * (wall - _wall0)
     return t
 
 
@@ -91,7 +101,7 @@ def set_speedup(factor: float) -> None:
     ValueError
         If ``factor`` is not a finite number in the allowed range.
     """
-    global _speedup, _wall0, _t0
+    global _speedup, _wall0, _t0, _rate
     try:
         factor = float(factor)
     except (TypeError, ValueError):
@@ -101,7 +111,7 @@ def set_speedup(factor: float) -> None:
     with _lock:
         t = _now_locked()
         _t0, _wall0 = t, time.monotonic()
-        _speedup = factor
+        _speedup = _rate = factor
         _changed.notify_all()
 
 
@@ -112,12 +122,12 @@ def reset() -> None:
     ahead of the wall clock. A simulated beamline calls this when it closes, after its emulators
     (whose physics is anchored to experiment time) are gone.
     """
-    global _speedup, _wall0, _t0, _virtual, _held_at, _cap, _holder
+    global _speedup, _wall0, _t0, _virtual, _held_at, _cap, _holder, _rate, _then
     with _lock:
         _wall0 = time.monotonic()
         _t0 = time.time()
-        _speedup = 1.0
-        _virtual, _held_at, _cap, _holder = False, None, None, None
+        _speedup = _rate = 1.0
+        _virtual, _held_at, _cap, _holder, _then = False, None, None, None, None
         _changed.notify_all()
 
 
@@ -140,25 +150,39 @@ def held() -> bool:
 
 def hold() -> None:
     """Freeze experiment time now, for the calling thread (no effect without virtual time)."""
-    global _held_at, _cap, _holder
+    global _held_at, _cap, _holder, _rate, _then
     with _lock:
         if not _virtual:
             return
         _held_at = _now_locked()
-        _cap = None
+        _cap, _then, _rate = None, None, _speedup
         _holder = threading.get_ident()
 
 
-def release(*, until: float | None = None) -> None:
-    """Let experiment time run again, stopping by itself at ``until`` if given."""
-    global _held_at, _cap, _holder, _t0, _wall0
+def release(*, until: float | None = None, then: float | None = None) -> None:
+    """Let experiment time run again, stopping by itself at ``until`` if given.
+
+    Parameters
+    ----------
+    until : float, optional
+        Experiment time at which time stops by itself (a sleep's end).
+    then : float, optional
+        With ``until``: instead of stopping there, go on at this slower rate (experiment seconds
+        per wall second). For work expected to end at ``until`` that the RunEngine only hears of
+        later (an exposure read over the wire): the wall latency past it costs ``then`` times
+        itself, not the full speed-up, and work that ends a little late still ends.
+    """
+    global _held_at, _cap, _holder, _t0, _wall0, _rate, _then
+    if then is not None and not then > 0:
+        raise ValueError(f"clock.release then={then!r}: the rate past a deadline must be > 0")
     with _lock:
         if not _virtual:
             return
         t = _now_locked()
-        _t0, _wall0 = t, time.monotonic()
+        _t0, _wall0, _rate = t, time.monotonic(), _speedup
         _held_at, _holder = None, None
         _cap = None if until is None else max(float(until), t)
+        _then = None if _cap is None or then is None else min(float(then), _speedup)
         _changed.notify_all()
 
 
@@ -173,6 +197,19 @@ def mark_instant(status):
 def is_instant(status) -> bool:
     """Whether ``status`` was marked by :func:`mark_instant`."""
     return bool(getattr(status, "insitu_instant", False))
+
+
+def expect_end(status, at: float):
+    """Tell held time that ``status`` should complete at experiment time ``at`` (the end of an
+    exposure started now). A plan waiting only for such statuses lets time run at full speed to
+    the last of them, then slowly (see :func:`release`). Returns the status."""
+    status.insitu_expected_end = float(at)
+    return status
+
+
+def expected_end(status) -> float | None:
+    """The experiment time :func:`expect_end` gave ``status``, or None."""
+    return getattr(status, "insitu_expected_end", None)
 
 
 def to_experiment(wall_seconds: float) -> float:

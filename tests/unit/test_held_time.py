@@ -87,3 +87,57 @@ def test_a_plan_waiting_for_instant_work_keeps_time_held(instant):
         assert elapsed == 0.0
     else:
         assert elapsed >= 150.0
+
+
+def test_past_a_release_deadline_time_goes_on_at_the_slower_rate(virtual_clock):
+    clock.hold()
+    start = clock.now()
+    clock.release(until=start + 5.0, then=10.0)
+    time.sleep(0.2)  # 5 s reached after 5 ms of wall time; then ~195 ms at 10x
+    elapsed = clock.now() - start
+    assert 5.0 + 1.0 < elapsed < 5.0 + 10.0 * 0.2 + 1.0  # not 200 s at the full 1000x
+    assert not clock.held()
+    with pytest.raises(ValueError, match="then=0"):
+        clock.release(until=start + 10.0, then=0)
+
+
+@pytest.mark.parametrize("expected", [True, False])
+def test_a_wait_for_an_exposure_does_not_run_the_readout_latency_at_full_speed(expected):
+    """A spectrum read back 0.3 s of wall time after its exposure ended is not 300 s more."""
+    import threading
+
+    import bluesky.plan_stubs as bps
+    from bluesky import RunEngine
+    from ophyd import Signal
+    from ophyd.status import Status
+
+    from insitu.beamline import virtual_time
+
+    class Exposure(Signal):
+        def trigger(self):
+            status = Status(self)
+            if expected:
+                clock.expect_end(status, clock.now() + 10.0)  # a 10 s exposure
+            # the exposure's 10 ms of wall time plus 300 ms of readout latency
+            threading.Timer(0.31, status.set_finished).start()
+            return status
+
+    clock.set_speedup(1000.0)
+    engine = RunEngine({})
+    try:
+        virtual_time.enable(engine)
+        marks = []
+
+        def plan():
+            marks.append(clock.now())
+            yield from bps.trigger(Exposure(name="spectrum", value=0), wait=True)
+            marks.append(clock.now())
+
+        engine(plan())
+    finally:
+        clock.reset()
+    elapsed = marks[1] - marks[0]
+    if expected:
+        assert 10.0 <= elapsed < 10.0 + virtual_time.PAST_EXPECTED_END_RATE * 0.31 + 5.0
+    else:
+        assert elapsed >= 250.0

@@ -11,6 +11,7 @@ from ophyd import Component as Cpt
 from ophyd import Device
 from ophyd.status import DeviceStatus
 
+from insitu import clock
 from insitu.checks import as_positive
 from insitu.devices.raman._axis import check_laser_wavelength
 from insitu.devices.raman._backend import RamanBackend
@@ -206,6 +207,10 @@ class RamanSpectrometer(Device):
                 raise RuntimeError(f"{self.name} is already acquiring a spectrum")
             self._stop_requested.clear()
             acquisition = _Acquisition(ExplainedDeviceStatus(self))
+            # Experiment time the exposure should end at: a simulation's held time runs at full
+            # speed only to there (issue 17); real instruments never read it.
+            exposure, accumulations = settings[0], settings[1]
+            clock.expect_end(acquisition.status, clock.now() + exposure * accumulations)
             self._current = acquisition
         thread = threading.Thread(
             target=self._acquire_in_background,
