@@ -105,13 +105,14 @@ def run_demo(
             progress.close()
         beamline.flush()
         campaign_id = beamline.catalog[uids[0]].start["campaign_id"]
+        summary = summarize(beamline.catalog, campaign_id)
         report = write_report(
             beamline.catalog,
             campaign_id,
             report_path,
             extra_raman_runs=[("in-situ ramp to 850 C", ramp_uid)],
+            summary=summary,
         )
-        summary = summarize(beamline.catalog, campaign_id)
         location = beamline.config.catalog.location
         where = location if "://" in location else str(Path(location).resolve())
         print(f"\n{summary}\n")

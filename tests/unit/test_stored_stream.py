@@ -19,13 +19,16 @@ class _Column:
 
 
 class _Stream(dict):
-    """What read_stream uses of a tiled stream container: keys, [key].read/.shape, read()."""
+    """What read_stream uses of a tiled stream container: keys, [key].read/.shape,
+    read(variables=...), which records what it was asked for (one request each)."""
 
-    def read(self):
+    def read(self, variables=None):
+        self.requests = [*getattr(self, "requests", []), variables]
         return xr.Dataset(
             {
                 key: (("time", "pixel")[: column.values.ndim], column.values)
                 for key, column in self.items()
+                if variables is None or key in variables
             }
         )
 
@@ -33,7 +36,7 @@ class _Stream(dict):
 def test_a_crash_cut_stream_reads_as_the_events_every_column_holds():
     stream = _Stream(seq_num=_Column([1, 2, 3]), spectrum=_Column(np.ones((5, 4))))
     with pytest.raises(ValueError, match="conflicting sizes"):
-        stream.read()
+        stream.read(variables=None)
     assert complete_events(stream) == 3
     columns = read_stream(stream)
     assert columns["seq_num"].tolist() == [1, 2, 3]
@@ -43,5 +46,6 @@ def test_a_crash_cut_stream_reads_as_the_events_every_column_holds():
 def test_an_uncut_stream_is_read_whole_and_an_unknown_column_is_named():
     stream = _Stream(seq_num=_Column([1, 2]), temperature=_Column([30.0, 31.0]))
     assert read_stream(stream, ["temperature"])["temperature"].tolist() == [30.0, 31.0]
+    assert stream.requests == [["temperature"]]  # one request, for that column only
     with pytest.raises(KeyError, match=r"no column\(s\) \['nope'\].*'seq_num', 'temperature'"):
         read_stream(stream, ["nope"])

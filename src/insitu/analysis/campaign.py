@@ -114,29 +114,37 @@ def _transitions(run) -> dict[str, float]:
     return {str(k): float(t) for k, t in zip(data["kind"], data["temperature"], strict=True)}
 
 
+_EIS_STATE = ("stage_temperature", "cycle", "direction")
+_EIS_SPECTRA = ("eis_frequency", "eis_z_real", "eis_z_imag")
+
+
 def _eis_points(run, geometry: FilmGeometry) -> pd.DataFrame:
     """Film resistance and conductivity per impedance event, from the ``eis_fit`` stream if the
-    live callback wrote one, else fitted here from the raw spectra."""
-    primary = read_stream(run["primary"])  # a crash-cut run: the complete events
-    frame = pd.DataFrame(
-        {
-            "temperature_C": np.asarray(primary["stage_temperature"], dtype=float),
-            "cycle": np.asarray(primary["cycle"]),
-            "direction": np.asarray(primary["direction"]).astype(str),
-        }
-    )
+    live callback wrote one, else fitted here from the raw spectra (read only then: they are
+    most of the run's bytes)."""
     if "eis_fit" in run:
-        fits = run["eis_fit"].read()
-        sigma = np.asarray(fits["conductivity"], dtype=float)
-        if len(sigma) == len(frame):
-            frame["sigma_S_cm"] = sigma
-            return frame
-    frequency = np.asarray(primary["eis_frequency"], dtype=float)
-    impedance = np.asarray(primary["eis_z_real"]) + 1j * np.asarray(primary["eis_z_imag"])
-    frame["sigma_S_cm"] = [
+        state = read_stream(run["primary"], _EIS_STATE)  # a crash-cut run: complete events
+        sigma = np.asarray(run["eis_fit"].read(variables=["conductivity"])["conductivity"])
+        if len(sigma) == len(state["cycle"]):
+            return _eis_frame(state, sigma)
+    data = read_stream(run["primary"], _EIS_STATE + _EIS_SPECTRA)
+    frequency = np.asarray(data["eis_frequency"], dtype=float)
+    impedance = np.asarray(data["eis_z_real"]) + 1j * np.asarray(data["eis_z_imag"])
+    sigma = [
         fit_film(f, z, geometry).conductivity for f, z in zip(frequency, impedance, strict=True)
     ]
-    return frame
+    return _eis_frame(data, sigma)
+
+
+def _eis_frame(state: dict, sigma) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "temperature_C": np.asarray(state["stage_temperature"], dtype=float),
+            "cycle": np.asarray(state["cycle"]),
+            "direction": np.asarray(state["direction"]).astype(str),
+            "sigma_S_cm": np.asarray(sigma, dtype=float),
+        }
+    )
 
 
 def summarize(catalog, campaign_id: str, geometry: FilmGeometry | None = None) -> CampaignSummary:

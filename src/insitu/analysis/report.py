@@ -17,6 +17,7 @@ from insitu.analysis.eis import fit_film
 from insitu.analysis.plots_eis import plot_bode, plot_nyquist
 from insitu.analysis.plots_raman import plot_feature_traces, plot_waterfall
 from insitu.analysis.ramp_report import analyze_ramp
+from insitu.analysis.stored_stream import read_stream
 
 __all__ = ["write_report"]
 
@@ -98,12 +99,13 @@ def _nyquist_figures(catalog, summary: CampaignSummary, at_C: float = 300.0) -> 
         uid = sample.run_uids.get("eis")
         if uid is None:
             continue
-        data = catalog[uid]["primary"].read()
-        temperatures = np.asarray(data["stage_temperature"], dtype=float)
-        index = int(np.argmin(np.abs(temperatures - at_C)))
-        frequency = np.asarray(data["eis_frequency"])[index]
-        impedance = (
-            np.asarray(data["eis_z_real"])[index] + 1j * np.asarray(data["eis_z_imag"])[index]
+        stream = catalog[uid]["primary"]
+        temperatures = read_stream(stream, ["stage_temperature"])["stage_temperature"]
+        index = int(np.argmin(np.abs(temperatures.astype(float) - at_C)))
+        # Only the one spectrum shown: a row of each array, not the whole run.
+        frequency = np.asarray(stream["eis_frequency"][index])
+        impedance = np.asarray(stream["eis_z_real"][index]) + 1j * np.asarray(
+            stream["eis_z_imag"][index]
         )
         film = fit_film(frequency, impedance)
         figure = impedance_figure(
@@ -159,11 +161,15 @@ def _waterfall_figures(catalog, summary: CampaignSummary, extra_runs=()) -> list
         if uid is None:
             continue
         run = catalog[uid]
-        data = run["primary"].read()
-        if "raman_spectrum" not in data.data_vars:
+        primary = run["primary"]  # each lookup of a tiled node is a request: once
+        columns = list(primary)
+        if "raman_spectrum" not in columns:
             continue
-        key = "stage_temperature_mean" if "stage_temperature_mean" in data else "stage_temperature"
-        wavenumber = run["primary"].metadata["configuration"]["raman"]["data"]["raman_wavenumber"]
+        key = (
+            "stage_temperature_mean" if "stage_temperature_mean" in columns else "stage_temperature"
+        )
+        data = read_stream(primary, ["raman_spectrum", key])
+        wavenumber = primary.metadata["configuration"]["raman"]["data"]["raman_wavenumber"]
         flags = []
         if "transitions" in run:
             found = run["transitions"].read()
@@ -261,7 +267,14 @@ def _table_html(summary: CampaignSummary) -> str:
     return f"<table>{head}{''.join(rows)}</table>"
 
 
-def write_report(catalog, campaign_id: str, path: str | Path, *, extra_raman_runs=()) -> Path:
+def write_report(
+    catalog,
+    campaign_id: str,
+    path: str | Path,
+    *,
+    extra_raman_runs=(),
+    summary: CampaignSummary | None = None,
+) -> Path:
     """Write the campaign report to ``path`` (an .html file); return its path.
 
     Parameters
@@ -272,8 +285,10 @@ def write_report(catalog, campaign_id: str, path: str | Path, *, extra_raman_run
         The HTML file to write (figures are embedded, so the file stands alone).
     extra_raman_runs : list of (label, uid)
         Further Raman runs to show as waterfalls (e.g. an in-situ ramp to 850 C).
+    summary : CampaignSummary, optional
+        The campaign's :func:`~insitu.analysis.campaign.summarize`, if the caller has it.
     """
-    summary = summarize(catalog, campaign_id)
+    summary = summary or summarize(catalog, campaign_id)
     runs = campaign_runs(catalog, campaign_id)
     parts = [
         f"<h1>insitu campaign report</h1><p>campaign <code>{html.escape(campaign_id)}</code>, "

@@ -51,19 +51,13 @@ def read_stream(stream, keys=None) -> dict[str, np.ndarray]:
     if unknown:
         raise KeyError(f"stream has no column(s) {unknown}; it has {sorted(available)}")
     try:
-        # One request for the whole table when its columns agree (the usual, uncut case).
-        table = stream.read()
+        # One request for exactly the wanted columns (the internal ones, seq_num and ts_*, too)
+        # when they agree (the usual, uncut case).
+        table = stream.read(variables=wanted)
     except ValueError:  # conflicting sizes: a crash-cut stream, read column by column
         table = None
     if table is not None:
-        # The table leaves out some internal columns the container lists (seq_num): those one
-        # by one.
-        columns = {
-            key: np.asarray(table[key])
-            if key in table.variables
-            else np.asarray(stream[key].read())
-            for key in wanted
-        }
+        columns = {key: np.asarray(table[key]) for key in wanted}
         if len({len(column) for column in columns.values()}) <= 1:
             return columns
     count = complete_events(stream)
