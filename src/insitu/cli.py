@@ -1,4 +1,4 @@
-"""The ``insitu`` command: run the demo, list and export runs, serve instrument emulators."""
+"""The ``insitu`` command: the demo, autonomous campaigns, runs and exports, emulators."""
 
 from __future__ import annotations
 
@@ -82,6 +82,32 @@ def _cmd_report(args) -> int:
     return 0
 
 
+def _numbers(text: str) -> list[float]:
+    try:
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of numbers"
+        ) from None
+
+
+def _cmd_optimize(args) -> int:
+    from insitu.optimize import print_result, run_optimize
+
+    result = run_optimize(
+        args.config,
+        samples=args.samples,
+        seed=args.seed,
+        strategy=args.strategy,
+        anneals=args.anneals,
+        dwells=args.dwells,
+        truth=args.truth,
+        catalog=args.catalog,
+    )
+    print_result(result, as_json=args.json)
+    return 0
+
+
 def _build_parser() -> argparse.ArgumentParser:
     from insitu.services.api_key_option import add_api_key_options
 
@@ -118,6 +144,29 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_catalog_option(report)
     add_api_key_options(report, what="a remote catalog")
     report.set_defaults(func=_cmd_report)
+
+    optimize = sub.add_parser(
+        "optimize",
+        help="map the film's processing window: anneal fresh films where an agent says",
+    )
+    optimize.add_argument("--samples", type=int, default=10, help="films to anneal (default 10)")
+    optimize.add_argument("--seed", type=int, default=0, help="the agent's seed (default 0)")
+    optimize.add_argument("--strategy", choices=("agent", "grid"), default="agent")
+    optimize.add_argument(
+        "--anneals",
+        type=_numbers,
+        default=[500.0, 600.0, 650.0, 750.0],
+        help="grid anneal temperatures, C (default 500,600,650,750)",
+    )
+    optimize.add_argument(
+        "--dwells", type=_numbers, default=[15.0], help="grid dwells, min (default 15)"
+    )
+    optimize.add_argument("--json", action="store_true", help="print one JSON object")
+    optimize.add_argument(
+        "--truth", action="store_true", help="simulation only: add the virtual film's truth"
+    )
+    _add_catalog_option(optimize)
+    optimize.set_defaults(func=_cmd_optimize)
 
     from insitu.sim.serve import add_sim_parser
 

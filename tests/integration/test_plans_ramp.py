@@ -82,3 +82,27 @@ def test_anneal_ramps_dwells_and_cools(sim_beamline):
     assert sets == [120.0, 60.0]
     with pytest.raises(ValueError, match="cool_to 130.0 C must be below"):
         bl.RE(anneal(bl.stage, temperature=120, cool_to=130))
+
+
+def test_anneal_acquires_through_the_dwell_when_asked(sim_beamline):
+    """Crystals that appear during a dwell are seen live: spectra every dwell_every_s."""
+    bl = sim_beamline
+    bl.raman.exposure.put(1.0)
+    (uid,) = bl.RE(
+        anneal(
+            bl.stage,
+            temperature=120,
+            rate=20,
+            dwell_s=300,
+            cool_to=60,
+            detectors=[bl.raman],
+            every_C=50,
+            dwell_every_s=60,
+        )
+    )
+    temperatures = bl.catalog[uid]["primary"]["stage_temperature_mean"].read()
+    at_top = [t for t in temperatures if abs(t - 120) <= 2.0]
+    assert len(at_top) >= 1 + 5, temperatures  # the top one, then one per minute of the dwell
+    assert bl.catalog[uid].start["plan_args"]["dwell_every_s"] == 60
+    with pytest.raises(ValueError, match="dwell_every_s -1.0 s is not allowed"):
+        bl.RE(anneal(bl.stage, temperature=120, detectors=[bl.raman], dwell_every_s=-1))

@@ -100,6 +100,20 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class FilmVariationConfig(_Section):
+    """How each simulated film differs from the paper's (issue 18: films that differ)."""
+
+    crystallization_shift_C: float = Field(
+        0.0,
+        ge=-200.0,
+        le=200.0,
+        description="every transformation of the film happens this many C higher",
+    )
+    conductivity_scale: float = Field(
+        1.0, gt=0.0, le=1000.0, description="multiplies the film's conductivity"
+    )
+
+
 class SimulationConfig(_Section):
     """How the simulated beamline runs."""
 
@@ -115,6 +129,7 @@ class SimulationConfig(_Section):
             "0 is the nominal band table, 1 a typical film on a typical instrument"
         ),
     )
+    film_variation: FilmVariationConfig = FilmVariationConfig()
     virtual_time: bool = Field(
         False,
         description=(

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from insitu import clock
-from insitu.beamline.config import SIMULATED, BeamlineConfig
+from insitu.beamline.config import SIMULATED, BeamlineConfig, FilmVariationConfig
 
 if TYPE_CHECKING:
     from insitu.beamline.assembly import Beamline
@@ -33,6 +33,7 @@ class SimulatedLab:
     term: Any = None
     seed: int | None = None
     films_loaded: int = field(default=0)
+    film_variation: Any = field(default_factory=FilmVariationConfig)
 
     def stage_temperature(self) -> float:
         """The true stage temperature (C) now, or room temperature without a stage emulator."""
@@ -43,7 +44,13 @@ class SimulatedLab:
         from insitu.sim.sample import GarnetFilm
 
         temperature_at = self.linkam.temperature_at if self.linkam is not None else None
-        self.film = GarnetFilm(temperature_at, start_time=clock.now())
+        variation = self.film_variation
+        self.film = GarnetFilm(
+            temperature_at,
+            start_time=clock.now(),
+            crystallization_shift_C=variation.crystallization_shift_C,
+            conductivity_scale=variation.conductivity_scale,
+        )
         self.films_loaded += 1
         if self.labspec is not None:
             self.labspec.sample = self.film
@@ -61,7 +68,10 @@ class SimulatedLab:
 
 def _lab(beamline: Beamline) -> SimulatedLab:
     if beamline.simulation is None:
-        beamline.simulation = SimulatedLab(seed=beamline.config.simulation.seed)
+        simulation = beamline.config.simulation
+        beamline.simulation = SimulatedLab(
+            seed=simulation.seed, film_variation=simulation.film_variation
+        )
     return beamline.simulation
 
 

@@ -12,6 +12,7 @@ from insitu.plans.arguments import (
     as_duration,
     as_metadata,
     as_number,
+    as_positive,
     as_temperature_step,
     check_readable,
     check_stage,
@@ -54,6 +55,7 @@ def anneal(
     cool_to: float = 30.0,
     detectors=(),
     every_C: float = 5.0,
+    dwell_every_s: float | None = None,
     md: dict | None = None,
 ):
     """Ramp to ``temperature`` at ``rate``, dwell ``dwell_s``, cool to ``cool_to`` at ``rate``.
@@ -61,6 +63,10 @@ def anneal(
     With ``detectors`` (e.g. ``[raman]``) they are acquired every ``every_C`` degrees on the
     way up, without stopping the ramp (as in ``heat_ramp``), and once at the start of the dwell
     (inside it: the dwell is timed from arrival).
+    With ``dwell_every_s`` the detectors are also acquired through the dwell, every
+    ``dwell_every_s`` experiment seconds and once at its end (the last exposure runs past the
+    dwell's end by its own length): crystals that appear during the dwell are seen live.
+
     One run; its metadata says ``anneal_temperature_C`` so campaigns can find it.
 
     The stage is always left with a safe program (see :mod:`insitu.plans.safe_state`): the
@@ -83,6 +89,8 @@ def anneal(
     rate = check_stage_rate(stage, rate)
     dwell_s = as_duration(dwell_s, "anneal dwell_s")
     every_C = as_temperature_step(every_C, "anneal every_C")
+    if dwell_every_s is not None:
+        dwell_every_s = as_positive(dwell_every_s, "anneal dwell_every_s", "s")
     detectors = check_readable(detectors, "anneal detectors", exclude=[stage])
 
     signals = RampSignals(stage.name)
@@ -96,6 +104,7 @@ def anneal(
             "cool_to": cool_to,
             "detectors": [d.name for d in detectors],
             "every_C": every_C,
+            "dwell_every_s": dwell_every_s,
         },
         "anneal_temperature_C": temperature,
         "ramp_rate_C_per_min": rate,
@@ -136,6 +145,9 @@ def anneal(
             yield from bps.mv(stage.dwell_end, dwell_started + dwell_s + dwell_overrun_s(rate))
         if detectors:
             yield from acquire_with_temperatures(stage, detectors, signals)
+            while dwell_every_s and (left := dwell_s - (clock.now() - dwell_started)) > 0:
+                yield from stubs.sleep(min(dwell_every_s, left))
+                yield from acquire_with_temperatures(stage, detectors, signals)
         yield from stubs.sleep(max(0.0, dwell_s - (clock.now() - dwell_started)))
         yield from bps.mv(stage, cool_to)
 

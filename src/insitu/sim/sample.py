@@ -32,6 +32,7 @@ tetragonal crystals hold 7 and cubic 6.25, so the matrix is left with
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import math
 import threading
 from collections.abc import Callable
@@ -221,6 +222,11 @@ class GarnetFilm:
         Largest integration step (experiment seconds) when sampling ``temperature_at``; one
         evaluation takes at most 200 000 samples, so a span of more than ~2 days since the last
         query is integrated on a coarser grid.
+    crystallization_shift_C : float
+        Film-to-film variation (issue 18): every transformation of this film happens this many
+        C higher (the kinetics see the stage temperature minus the shift); 0 is the paper's film.
+    conductivity_scale : float
+        Multiplies the film's conductivity at every temperature (1 is the paper's film).
 
     Examples
     --------
@@ -239,8 +245,16 @@ class GarnetFilm:
         seed: int | None = None,
         variability: float = 0.0,
         max_step_s: float = 1.0,
+        crystallization_shift_C: float = 0.0,
+        conductivity_scale: float = 1.0,
     ) -> None:
         max_step_s = as_positive(max_step_s, "GarnetFilm.max_step_s", unit="s")
+        self.crystallization_shift_C = in_range(
+            crystallization_shift_C, -200.0, 200.0, "GarnetFilm.crystallization_shift_C", unit="C"
+        )
+        self.conductivity_scale = in_range(
+            conductivity_scale, 1e-3, 1e3, "GarnetFilm.conductivity_scale"
+        )
         variability = in_range(variability, 0.0, 1.0, "GarnetFilm.variability")
         if temperature_at is not None and not callable(temperature_at):
             raise TypeError(f"GarnetFilm.temperature_at {temperature_at!r} is not callable")
@@ -298,7 +312,8 @@ class GarnetFilm:
         # alone for months is integrated on a coarser grid (exact for a constant temperature).
         n_steps = min(max(1, math.ceil(span / self._max_step_s)), _MAX_POINTS)
         grid = np.linspace(t_from, t_to, n_steps + 1)
-        extents += kinetics.integrate_extents(grid, self._temperatures(grid), self._rate_scale)
+        kinetic_temperatures = self._temperatures(grid) - self.crystallization_shift_C
+        extents += kinetics.integrate_extents(grid, kinetic_temperatures, self._rate_scale)
         return extents
 
     def _extents_at(self, t: float) -> np.ndarray:
@@ -342,11 +357,16 @@ class GarnetFilm:
     def conductivity_law(self, state: FilmState | None = None) -> ConductivityLaw:
         """The Arrhenius law (sigma at 30 C, Ea) of the film in ``state`` (now by default)."""
         state = self.state() if state is None else state
-        return film_law(
+        law = film_law(
             state.rearranged_share,
             state.garnet_crystalline_fraction,
             state.cubic_share,
             state.pyrochlore,
+        )
+        if self.conductivity_scale == 1.0:
+            return law
+        return dataclasses.replace(
+            law, log10_sigma_30=law.log10_sigma_30 + math.log10(self.conductivity_scale)
         )
 
     def conductivity(

@@ -1,0 +1,286 @@
+"""``map_processing_window``: anneal one fresh film at a time where an agent says, and learn.
+
+Issue 18: the closed-loop campaign that maps a film's processing window (for each dwell, the
+highest anneal temperature at which the film stays amorphous). Per sample: the agent chooses
+(anneal temperature, dwell); a fresh film is annealed with in-situ Raman through the ramp and
+the dwell, and the live flags say whether it crystallized; a short step-EIS gives sigma(30 C);
+the agent is told and chooses the next. Every decision is data: it is in the metadata of the
+sample's anneal run (``decision``: the point, the model's prediction, the boundary's band at
+that dwell, why), and the campaign ends with a ``window_map`` run holding the agent's report
+(boundary, best amorphous film, samples, why it stopped).
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+
+import bluesky.plan_stubs as bps
+import bluesky.preprocessors as bpp
+import numpy as np
+
+from insitu.analysis.arrhenius import fit_arrhenius
+from insitu.analysis.eis import fit_film
+from insitu.analysis.processing_window import (
+    ANNEAL_RANGE_C,
+    DWELL_RANGE_MIN,
+    GridAgent,
+    ProcessingWindowAgent,
+)
+from insitu.plans.anneal import anneal
+from insitu.plans.arguments import (
+    as_count,
+    as_identifier,
+    as_metadata,
+    as_number,
+    as_positive,
+    as_temperature_step,
+    as_temperatures,
+    check_plan_factory,
+    check_readable,
+    check_stage,
+)
+from insitu.plans.campaign import pause_for_sample_change
+from insitu.plans.heat_ramp import check_stage_rate
+from insitu.plans.safe_state import parked_on_exit
+from insitu.plans.step_eis import step_eis
+
+__all__ = ["map_processing_window", "STRATEGIES", "make_agent"]
+
+STRATEGIES = ("agent", "grid")
+ROOM_TEMPERATURE_K = 303.15
+_CRYSTALS_SEEN = ("crystallization_onset", "crystallized")
+
+
+def make_agent(
+    strategy: str = "agent",
+    *,
+    seed: int = 0,
+    anneals=(500.0, 600.0, 650.0, 750.0),
+    dwells=(15.0,),
+):
+    """The agent of a strategy: ``"agent"`` (level-set estimation) or ``"grid"`` (the paper's).
+
+    Raises
+    ------
+    ValueError
+        For an unknown strategy, or a grid point outside 500-800 C / 5-120 min.
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"map_processing_window strategy {strategy!r}: choose one of {STRATEGIES}")
+    if strategy == "agent":
+        return ProcessingWindowAgent(seed=int(seed))
+    anneals = as_temperatures(anneals, "map_processing_window anneals")
+    dwells = [as_number(d, "map_processing_window dwells", "min") for d in dwells]
+    for value in anneals:
+        _check_range(value, ANNEAL_RANGE_C, "anneal temperature", "C")
+    for value in dwells:
+        _check_range(value, DWELL_RANGE_MIN, "dwell", "min")
+    return GridAgent(seed=int(seed), anneals_C=tuple(anneals), dwells_min=tuple(dwells))
+
+
+def _check_range(value: float, bounds, what: str, unit: str) -> None:
+    low, high = bounds
+    if not low <= value <= high:
+        raise ValueError(
+            f"map_processing_window {what} {value:g} {unit} is outside the allowed range "
+            f"{low:g} to {high:g} {unit}"
+        )
+
+
+class _EisCollector:
+    """Collects the impedance events of one run (a RunEngine subscriber) for sigma(30 C)."""
+
+    def __init__(self, stage_name: str, eis_name: str):
+        self.keys = (
+            f"{stage_name}_temperature",
+            f"{eis_name}_frequency",
+            f"{eis_name}_z_real",
+            f"{eis_name}_z_imag",
+        )
+        self.points: list[tuple] = []
+
+    def __call__(self, name: str, doc: dict) -> None:
+        if name == "event" and all(key in doc["data"] for key in self.keys):
+            self.points.append(tuple(doc["data"][key] for key in self.keys))
+
+    def sigma_30C(self) -> float:
+        """sigma(30 C) from an Arrhenius fit of the film's conductivity (NaN if it cannot)."""
+        temperatures, sigmas = [], []
+        for temperature, frequency, real, imag in self.points:
+            film = fit_film(np.asarray(frequency), np.asarray(real) + 1j * np.asarray(imag))
+            if np.isfinite(film.conductivity) and film.conductivity > 0:
+                temperatures.append(float(temperature) + 273.15)
+                sigmas.append(film.conductivity)
+        if len(set(np.round(temperatures))) < 2:
+            return math.nan
+        return float(fit_arrhenius(temperatures, sigmas).sigma_at(ROOM_TEMPERATURE_K))
+
+
+def map_processing_window(
+    stage,
+    raman,
+    eis,
+    *,
+    monitor,
+    samples: int = 10,
+    strategy: str = "agent",
+    anneals=(500.0, 600.0, 650.0, 750.0),
+    dwells=(15.0,),
+    seed: int = 0,
+    agent=None,
+    rate: float = 5.0,
+    room_temperature: float = 30.0,
+    every_C: float = 10.0,
+    dwell_every_s: float = 150.0,
+    eis_temperatures=(150.0, 250.0, 350.0),
+    stabilize_s: float = 60.0,
+    eis_rate: float = 10.0,
+    change_sample=pause_for_sample_change,
+    campaign_id: str | None = None,
+    suspenders: bool = True,
+    md: dict | None = None,
+):
+    """Map the processing window of a film, one fresh sample per anneal, chosen by an agent.
+
+    Parameters
+    ----------
+    stage, raman, eis : devices
+    monitor : RamanTransitionCallback
+        The live Raman analysis subscribed to the RunEngine (``beamline.raman_flags``): a
+        ``crystallization_onset`` (or ``crystallized``) flag in a sample's anneal run marks it
+        crystallized.
+    samples : int
+        How many films to anneal (1-100).
+    strategy : {"agent", "grid"}
+        Level-set estimation, or every temperature of ``anneals`` at every dwell of ``dwells``.
+    seed : int
+        Seeds the agent (reproducible choices).
+    agent : object, optional
+        Any agent with bluesky-adaptive's ``suggest``/``ingest`` and a ``report()``; replaces
+        ``strategy``.
+    rate : float
+        Heating and cooling rate of the anneals (C/min).
+    every_C, dwell_every_s : float
+        Raman every ``every_C`` on the way up and every ``dwell_every_s`` (experiment s) through
+        the dwell.
+    eis_temperatures, stabilize_s, eis_rate
+        The short step-EIS after each anneal (one heating/cooling cycle).
+    change_sample : plan factory or None
+        ``change_sample(index, anneal_temperature)``: a fresh film on the stage (the default
+        pauses for a person; a simulated beamline loads a new virtual film).
+
+    Returns
+    -------
+    str
+        The campaign id (every run of the campaign carries it).
+    """
+    stage = check_stage(stage, "map_processing_window stage")
+    md = as_metadata(md, "map_processing_window md")
+    samples = as_count(samples, "map_processing_window samples", minimum=1, maximum=100)
+    room_temperature = as_number(room_temperature, "map_processing_window room_temperature", "C")
+    stage.check_value(room_temperature)
+    rate = check_stage_rate(stage, rate)
+    eis_rate = check_stage_rate(stage, eis_rate)
+    every_C = as_temperature_step(every_C, "map_processing_window every_C")
+    dwell_every_s = as_positive(dwell_every_s, "map_processing_window dwell_every_s", "s")
+    eis_temperatures = as_temperatures(eis_temperatures, "map_processing_window eis_temperatures")
+    stabilize_s = as_positive(stabilize_s, "map_processing_window stabilize_s", "s")
+    check_readable([raman, eis], "map_processing_window detectors", exclude=[stage])
+    check_plan_factory(change_sample, "map_processing_window change_sample")
+    if not hasattr(monitor, "analysed") or not hasattr(monitor, "flags"):
+        raise TypeError(
+            f"map_processing_window monitor {monitor!r} is not the live Raman analysis "
+            "(beamline.raman_flags)"
+        )
+    agent = (
+        agent
+        if agent is not None
+        else make_agent(strategy, seed=seed, anneals=anneals, dwells=dwells)
+    )
+    campaign_id = as_identifier(campaign_id, "map_processing_window campaign_id")
+    campaign_id = campaign_id or str(uuid.uuid4())
+    base_md = {"campaign_id": campaign_id, "campaign_kind": "processing_window", **md}
+
+    def one_sample(index: int):
+        (decision,) = agent.suggest(1)
+        anneal_C = float(decision["anneal_C"])
+        dwell_min = float(decision["dwell_min"])
+        # The agent's choice is checked like any input before it reaches the stage.
+        _check_range(anneal_C, ANNEAL_RANGE_C, "anneal temperature", "C")
+        _check_range(dwell_min, DWELL_RANGE_MIN, "dwell", "min")
+        stage.check_value(anneal_C)
+        name = f"film-{index + 1:02d}"
+        common = {
+            **base_md,
+            "sample_index": index,
+            "sample_name": name,
+            "sample": name,
+            "anneal_temperature_C": anneal_C,
+            "dwell_min": dwell_min,
+        }
+        yield from bps.mv(stage, room_temperature)
+        if change_sample is not None:
+            yield from change_sample(index, anneal_C)
+        yield from anneal(
+            stage,
+            temperature=anneal_C,
+            rate=rate,
+            dwell_s=60.0 * dwell_min,
+            cool_to=room_temperature,
+            detectors=[raman],
+            every_C=every_C,
+            dwell_every_s=dwell_every_s,
+            md={**common, "measurement": "anneal", "decision": _json_safe(decision)},
+        )
+        yield from bps.mv(monitor.analysed, 0)  # every spectrum of the anneal analysed
+        kinds = [flag.kind for flag in monitor.flags]
+        crystallized = any(kind in kinds for kind in _CRYSTALS_SEEN)
+        collector = _EisCollector(stage.name, eis.name)
+        yield from bpp.subs_wrapper(
+            step_eis(
+                stage,
+                eis,
+                temperatures=eis_temperatures,
+                stabilize_s=stabilize_s,
+                cycles=1,
+                rate=eis_rate,
+                suspenders=suspenders,
+                park_at=room_temperature,
+                md={**common, "measurement": "eis", "crystallized": crystallized},
+            ),
+            collector,
+        )
+        outcome = {
+            **decision,
+            "crystallized": crystallized,
+            "sigma_30C_S_cm": collector.sigma_30C(),
+        }
+        agent.ingest([outcome])
+
+    def campaign():
+        for index in range(samples):
+            yield from one_sample(index)
+        report = agent.report()
+        report["stopped"] = f"the sample budget is used: {samples} films"
+        report["campaign_id"] = campaign_id
+        yield from bpp.run_wrapper(
+            bps.null(),
+            md={**base_md, "measurement": "window_map", "window_map": _json_safe(report)},
+        )
+        return campaign_id
+
+    return (yield from parked_on_exit(campaign(), stage, room_temperature, rate=rate))
+
+
+def _json_safe(value):
+    """NaN and numpy scalars out of metadata (a start document is JSON)."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
