@@ -70,8 +70,13 @@ def _cmd_export(args) -> int:
 def _cmd_report(args) -> int:
     from insitu.analysis.campaign import summarize
     from insitu.analysis.report import write_report
+    from insitu.analysis.window_report import find_window_map, write_window_report
 
     runs = _open_runs(args)
+    if find_window_map(runs, args.campaign_id) is not None:  # an insitu optimize campaign
+        path = write_window_report(runs, args.campaign_id, args.output)
+        print(f"report: {path.resolve()}")
+        return 0
     try:
         path = write_report(runs, args.campaign_id, args.output)
     except KeyError as error:
@@ -103,6 +108,7 @@ def _cmd_optimize(args) -> int:
         dwells=args.dwells,
         truth=args.truth,
         catalog=args.catalog,
+        report_path=args.report,
     )
     print_result(result, as_json=args.json)
     return 0
@@ -164,6 +170,11 @@ def _build_parser() -> argparse.ArgumentParser:
     optimize.add_argument("--json", action="store_true", help="print one JSON object")
     optimize.add_argument(
         "--truth", action="store_true", help="simulation only: add the virtual film's truth"
+    )
+    optimize.add_argument(
+        "--report",
+        default="insitu-report/window.html",
+        help="the campaign's HTML report, with its map (default insitu-report/window.html)",
     )
     _add_catalog_option(optimize)
     optimize.set_defaults(func=_cmd_optimize)

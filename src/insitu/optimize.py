@@ -34,6 +34,7 @@ def run_optimize(
     truth: bool = False,
     catalog: str | None = None,
     speedup: float = DEMO_SPEEDUP,
+    report_path: str | None = None,
 ) -> dict:
     """Run one processing-window campaign; return the ``--json`` object.
 
@@ -57,6 +58,8 @@ def run_optimize(
         virtual_time=True if simulated else None,
     ) as beamline:
         beamline.RE.waiting_hook = None
+        if simulated:
+            beamline.raman.exposure.put(30.0)  # as the demo: spectra the flags can read
         change = beamline.simulation.change_sample if beamline.simulation else None
         kwargs = {"change_sample": change} if change is not None else {}
         beamline.RE(
@@ -72,6 +75,10 @@ def run_optimize(
             )
         )
         beamline.flush()
+        if report_path is not None:
+            from insitu.analysis.window_report import write_window_report
+
+            written = write_window_report(beamline.catalog, campaign_id, report_path)
     report = agent.report()
     best = report["best_amorphous"]
     result = {
@@ -85,6 +92,8 @@ def run_optimize(
         "samples": report["samples"],
         "decisions": report["decisions"],
     }
+    if report_path is not None:
+        result["report"] = str(written.resolve())
     if truth:
         from insitu.sim.processing_window_truth import window_truth
 
@@ -139,6 +148,8 @@ def print_result(result: dict, *, as_json: bool) -> None:
             f"best amorphous film: {best['anneal_C']:.1f} C for {best['dwell_min']:.0f} min, "
             f"sigma(30 C) {best['sigma_30C_S_cm']:.3g} S/cm"
         )
+    if "report" in result:
+        print(f"report: {result['report']}")
     if "truth" in result:
         sigma = result["truth"]["best_amorphous_sigma_30C_S_cm"]
         print(f"truth: best amorphous sigma(30 C) {sigma:.3g} S/cm")

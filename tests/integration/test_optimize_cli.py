@@ -23,7 +23,18 @@ def test_optimize_maps_a_shifted_film_and_keeps_every_decision(tmp_path):
         "simulation:\n  seed: 3\n  film_variation:\n    crystallization_shift_C: 20\n"
     )
     done = subprocess.run(
-        [*INSITU, "--config", str(config), "optimize", "--samples", "3", "--json", "--truth"],
+        [
+            *INSITU,
+            "--config",
+            str(config),
+            "optimize",
+            "--samples",
+            "3",
+            "--json",
+            "--truth",
+            "--report",
+            str(tmp_path / "window.html"),
+        ],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -46,6 +57,15 @@ def test_optimize_maps_a_shifted_film_and_keeps_every_decision(tmp_path):
             assert sample["anneal_C"] < truth.t5_C, (sample, truth)
             assert sample["sigma_30C_S_cm"] > 0
     assert {s["crystallized"] for s in result["samples"]} == {True, False}
+    # The report shows the map (samples, boundary, best film) and every decision, and fits
+    # a 1400 px window.
+    from insitu.testing.browser import page_width
+
+    page = (tmp_path / "window.html").read_text()
+    assert result["report"] == str(tmp_path / "window.html")
+    assert page.count("<img") == 1 and page.count("level set") + page.count("bisection") == 3
+    width = page_width(tmp_path / "window.html", width=1400)
+    assert width.content <= width.window, width
 
     runs = open_catalog(tmp_path / "data", create=False)
     try:
@@ -77,3 +97,69 @@ def test_optimize_refuses_a_bad_grid_or_strategy_by_name_before_loading_anything
         run_optimize(strategy="random")
     with pytest.raises(SystemExit):
         main(["optimize", "--anneals", "600,hot"])
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_a_campaign_cut_off_between_films_resumes_without_measuring_a_film_twice(
+    held_time_beamline,
+):
+    from tiled.queries import Key
+
+    from insitu.analysis.processing_window import ProcessingWindowAgent
+    from insitu.plans import map_processing_window
+
+    bl = held_time_beamline
+    lab = bl.simulation
+
+    def change_sample_until_the_third(index, anneal_temperature):
+        if index == 2:
+            raise RuntimeError("the process died before the third film")
+        yield from lab.change_sample(index, anneal_temperature)
+
+    common = {"monitor": bl.raman_flags, "samples": 3, "campaign_id": "window-1", "seed": 4}
+    first = ProcessingWindowAgent(seed=4)
+    with pytest.raises(RuntimeError, match="before the third film"):
+        bl.RE(
+            map_processing_window(
+                bl.stage,
+                bl.raman,
+                bl.eis,
+                agent=first,
+                change_sample=change_sample_until_the_third,
+                **common,
+            )  # fmt: skip
+        )
+    assert len(first.samples) == 2
+    resumed = ProcessingWindowAgent(seed=4)
+    bl.RE(
+        map_processing_window(
+            bl.stage,
+            bl.raman,
+            bl.eis,
+            agent=resumed,
+            resume=True,
+            change_sample=lab.change_sample,
+            catalog=bl.catalog,
+            **common,
+        )  # fmt: skip
+    )
+    bl.flush()
+    assert resumed.samples[:2] == first.samples  # told again as measured, not annealed again
+    assert len(resumed.samples) == 3
+    runs = bl.catalog.search(Key("campaign_id") == "window-1")
+    anneals = sorted(
+        runs[uid].start["sample_index"]
+        for uid in runs
+        if runs[uid].start.get("measurement") == "anneal"
+    )
+    assert anneals == [0, 1, 2]
+    # the third choice is the one an uninterrupted agent makes from the first two films
+    fresh = ProcessingWindowAgent(seed=4)
+    for sample in first.samples:
+        fresh.ask()
+        fresh.tell(sample)
+    assert fresh.ask()["anneal_C"] == resumed.decisions[2]["anneal_C"]
+    with pytest.raises(ValueError, match="resume=True needs the campaign_id"):
+        bl.RE(map_processing_window(bl.stage, bl.raman, bl.eis, monitor=bl.raman_flags,
+                                    resume=True))  # fmt: skip

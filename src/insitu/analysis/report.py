@@ -19,7 +19,7 @@ from insitu.analysis.plots_raman import plot_feature_traces, plot_waterfall
 from insitu.analysis.ramp_report import analyze_ramp
 from insitu.analysis.stored_stream import read_stream
 
-__all__ = ["write_report"]
+__all__ = ["figure_html", "page", "write_report"]
 
 _STYLE = """
 body { font-family: sans-serif; margin: 2em auto; max-width: 80em; padding: 0 1em; color: #222; }
@@ -45,7 +45,8 @@ def _png(figure: Figure) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _figure_html(figure: Figure, caption: str) -> str:
+def figure_html(figure: Figure, caption: str) -> str:
+    """A figure as an inline PNG with its caption (the page stands alone)."""
     return (
         f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{_png(figure)}">'
         f"<figcaption>{html.escape(caption)}</figcaption></figure>"
@@ -112,7 +113,7 @@ def _nyquist_figures(catalog, summary: CampaignSummary, at_C: float = 300.0) -> 
             frequency, impedance, film, title=f"{sample.name} at {temperatures[index]:.0f} C"
         )
         parts.append(
-            _figure_html(
+            figure_html(
                 figure,
                 f"Impedance of {sample.name} at {temperatures[index]:.0f} C: the film's arc "
                 f"(Nyquist, zoomed past the blocking-electrode spike) and |Z| and phase over the "
@@ -192,7 +193,7 @@ def _waterfall_figures(catalog, summary: CampaignSummary, extra_runs=()) -> list
         else:
             traces.axis("off")
         parts.append(
-            _figure_html(
+            figure_html(
                 figure,
                 f"Raman of {label}: spectra with their baseline removed, stacked at their "
                 "temperature, the live flags marked; beside them the crystalline and "
@@ -300,17 +301,20 @@ def write_report(
         "cycle in the last column). Deviations beyond "
         f"{_DEVIATION_NOTED_PCT:.0f} % are in red.</p>",
         "<h2>Arrhenius</h2>",
-        _figure_html(_arrhenius_figure(summary), "Arrhenius plot with fitted lines and Ea"),
+        figure_html(_arrhenius_figure(summary), "Arrhenius plot with fitted lines and Ea"),
         "<h2>Impedance</h2>",
         *_nyquist_figures(catalog, summary),
         "<h2>Raman</h2>",
         *_waterfall_figures(catalog, summary, extra_raman_runs),
     ]
+    return page(f"insitu campaign {campaign_id[:8]}", parts, path)
+
+
+def page(title: str, parts: list[str], path: str | Path) -> Path:
+    """Write one self-contained HTML page of ``parts`` (the report's style) to ``path``."""
     document = (
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>insitu campaign "
-        f"{html.escape(campaign_id[:8])}</title><style>{_STYLE}</style></head><body>"
-        + "\n".join(parts)
-        + "</body></html>"
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
+        f"</title><style>{_STYLE}</style></head><body>" + "\n".join(parts) + "</body></html>"
     )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from dataclasses import dataclass
 
 import bluesky.plan_stubs as bps
 import bluesky.preprocessors as bpp
@@ -27,9 +28,11 @@ from insitu.analysis.processing_window import (
     GridAgent,
     ProcessingWindowAgent,
 )
+from insitu.analysis.stored_stream import read_stream
 from insitu.plans.anneal import anneal
 from insitu.plans.arguments import (
     as_count,
+    as_flag,
     as_identifier,
     as_metadata,
     as_number,
@@ -42,10 +45,11 @@ from insitu.plans.arguments import (
 )
 from insitu.plans.campaign import pause_for_sample_change
 from insitu.plans.heat_ramp import check_stage_rate
+from insitu.plans.resume import catalog_for_resume, succeeded
 from insitu.plans.safe_state import parked_on_exit
 from insitu.plans.step_eis import step_eis
 
-__all__ = ["map_processing_window", "STRATEGIES", "make_agent"]
+__all__ = ["map_processing_window", "STRATEGIES", "StoredFilm", "make_agent", "stored_films"]
 
 STRATEGIES = ("agent", "grid")
 ROOM_TEMPERATURE_K = 303.15
@@ -117,6 +121,64 @@ class _EisCollector:
         return float(fit_arrhenius(temperatures, sigmas).sigma_at(ROOM_TEMPERATURE_K))
 
 
+@dataclass(frozen=True)
+class StoredFilm:
+    """A film of a processing-window campaign as the catalog holds it."""
+
+    index: int
+    anneal_C: float
+    dwell_min: float
+    crystallized: bool
+    sigma_30C_S_cm: float | None  # None: its impedance run did not succeed
+
+
+def stored_films(catalog, campaign_id: str, *, stage_name: str = "stage", eis_name: str = "eis"):
+    """The films of ``campaign_id`` whose anneal succeeded, in order (see ``resume``).
+
+    Stops at the first film whose anneal did not succeed: the films after it (if any) were
+    chosen from what the catalog no longer says.
+    """
+    from tiled.queries import Key
+
+    runs = catalog.search(Key("campaign_id") == campaign_id)
+    by_index: dict[int, dict[str, list]] = {}
+    for uid in runs:
+        run = runs[uid]
+        start = run.start
+        if "sample_index" in start:
+            kinds = by_index.setdefault(int(start["sample_index"]), {})
+            kinds.setdefault(start.get("measurement"), []).append(run)
+    films = []
+    for index in sorted(by_index):
+        if index != len(films):
+            break
+        anneals = [run for run in by_index[index].get("anneal", []) if succeeded(run)]
+        if not anneals:
+            break
+        start = anneals[-1].start
+        kinds = set()
+        if "transitions" in anneals[-1] and "kind" in anneals[-1]["transitions"]:
+            kinds = {str(k) for k in read_stream(anneals[-1]["transitions"], ["kind"])["kind"]}
+        sigma = None
+        for run in by_index[index].get("eis", []):
+            if succeeded(run):
+                collector = _EisCollector(stage_name, eis_name)
+                data = read_stream(run["primary"], collector.keys)
+                for row in zip(*(data[key] for key in collector.keys), strict=True):
+                    collector.points.append(row)
+                sigma = collector.sigma_30C()
+        films.append(
+            StoredFilm(
+                index,
+                float(start["anneal_temperature_C"]),
+                float(start["dwell_min"]),
+                any(kind in kinds for kind in _CRYSTALS_SEEN),
+                sigma,
+            )
+        )
+    return films
+
+
 def map_processing_window(
     stage,
     raman,
@@ -138,6 +200,8 @@ def map_processing_window(
     eis_rate: float = 10.0,
     change_sample=pause_for_sample_change,
     campaign_id: str | None = None,
+    resume: bool = False,
+    catalog=None,
     suspenders: bool = True,
     md: dict | None = None,
 ):
@@ -169,6 +233,18 @@ def map_processing_window(
     change_sample : plan factory or None
         ``change_sample(index, anneal_temperature)``: a fresh film on the stage (the default
         pauses for a person; a simulated beamline loads a new virtual film).
+    campaign_id : str, optional
+        Default: a new uuid. Pass the old one with ``resume=True`` to go on with a campaign.
+    resume : bool
+        Read what the catalog holds of ``campaign_id`` first: every film whose anneal and
+        impedance runs succeeded is told to the agent as it was measured (never annealed again);
+        a film whose anneal succeeded but whose impedance did not is measured again (it is the
+        film on the stage); a film whose anneal was cut off is lost (its thermal history is
+        unknown) and its point is annealed again on a fresh film. The campaign then goes on to
+        ``samples`` films in all. The agent is deterministic given its films and seed, so the
+        choices that follow are those an uninterrupted campaign would have made.
+    catalog : tiled runs container, optional
+        Where to read the campaign; default: :func:`insitu.plans.resume.use_catalog`'s.
 
     Returns
     -------
@@ -199,8 +275,69 @@ def map_processing_window(
         else make_agent(strategy, seed=seed, anneals=anneals, dwells=dwells)
     )
     campaign_id = as_identifier(campaign_id, "map_processing_window campaign_id")
+    resume = as_flag(resume, "map_processing_window resume")
+    if resume and campaign_id is None:
+        raise ValueError("map_processing_window resume=True needs the campaign_id to resume")
+    stored = []
+    if resume:
+        stored = stored_films(
+            catalog_for_resume(catalog, what="map_processing_window"),
+            campaign_id,
+            stage_name=stage.name,
+            eis_name=eis.name,
+        )
+        if len(stored) > samples:
+            raise ValueError(
+                f"map_processing_window samples {samples}: campaign {campaign_id} already holds "
+                f"{len(stored)} films"
+            )
     campaign_id = campaign_id or str(uuid.uuid4())
     base_md = {"campaign_id": campaign_id, "campaign_kind": "processing_window", **md}
+
+    def measure_eis(common: dict, crystallized: bool):
+        collector = _EisCollector(stage.name, eis.name)
+        yield from bpp.subs_wrapper(
+            step_eis(
+                stage,
+                eis,
+                temperatures=eis_temperatures,
+                stabilize_s=stabilize_s,
+                cycles=1,
+                rate=eis_rate,
+                suspenders=suspenders,
+                park_at=room_temperature,
+                md={**common, "measurement": "eis", "crystallized": crystallized},
+            ),
+            collector,
+        )
+        return collector.sigma_30C()
+
+    def sample_md(index: int, anneal_C: float, dwell_min: float) -> dict:
+        name = f"film-{index + 1:02d}"
+        return {
+            **base_md,
+            "sample_index": index,
+            "sample_name": name,
+            "sample": name,
+            "anneal_temperature_C": anneal_C,
+            "dwell_min": dwell_min,
+        }
+
+    def told_again(film: StoredFilm):
+        """A film the catalog holds: told to the agent as measured (its EIS redone if missing)."""
+        (decision,) = agent.suggest(1)
+        if (decision["anneal_C"], decision["dwell_min"]) != (film.anneal_C, film.dwell_min):
+            raise ValueError(
+                f"map_processing_window resume: the agent now chooses {decision['anneal_C']} C, "
+                f"{decision['dwell_min']} min for film {film.index + 1}, the catalog holds "
+                f"{film.anneal_C} C, {film.dwell_min} min: resume with the campaign's own "
+                "strategy, seed and grid"
+            )
+        sigma = film.sigma_30C_S_cm
+        if sigma is None:  # annealed, never measured: it is the film on the stage
+            common = sample_md(film.index, film.anneal_C, film.dwell_min)
+            sigma = yield from measure_eis(common, film.crystallized)
+        agent.ingest([{**decision, "crystallized": film.crystallized, "sigma_30C_S_cm": sigma}])
 
     def one_sample(index: int):
         (decision,) = agent.suggest(1)
@@ -210,15 +347,7 @@ def map_processing_window(
         _check_range(anneal_C, ANNEAL_RANGE_C, "anneal temperature", "C")
         _check_range(dwell_min, DWELL_RANGE_MIN, "dwell", "min")
         stage.check_value(anneal_C)
-        name = f"film-{index + 1:02d}"
-        common = {
-            **base_md,
-            "sample_index": index,
-            "sample_name": name,
-            "sample": name,
-            "anneal_temperature_C": anneal_C,
-            "dwell_min": dwell_min,
-        }
+        common = sample_md(index, anneal_C, dwell_min)
         yield from bps.mv(stage, room_temperature)
         if change_sample is not None:
             yield from change_sample(index, anneal_C)
@@ -236,30 +365,13 @@ def map_processing_window(
         yield from bps.mv(monitor.analysed, 0)  # every spectrum of the anneal analysed
         kinds = [flag.kind for flag in monitor.flags]
         crystallized = any(kind in kinds for kind in _CRYSTALS_SEEN)
-        collector = _EisCollector(stage.name, eis.name)
-        yield from bpp.subs_wrapper(
-            step_eis(
-                stage,
-                eis,
-                temperatures=eis_temperatures,
-                stabilize_s=stabilize_s,
-                cycles=1,
-                rate=eis_rate,
-                suspenders=suspenders,
-                park_at=room_temperature,
-                md={**common, "measurement": "eis", "crystallized": crystallized},
-            ),
-            collector,
-        )
-        outcome = {
-            **decision,
-            "crystallized": crystallized,
-            "sigma_30C_S_cm": collector.sigma_30C(),
-        }
-        agent.ingest([outcome])
+        sigma = yield from measure_eis(common, crystallized)
+        agent.ingest([{**decision, "crystallized": crystallized, "sigma_30C_S_cm": sigma}])
 
     def campaign():
-        for index in range(samples):
+        for film in stored:
+            yield from told_again(film)
+        for index in range(len(stored), samples):
             yield from one_sample(index)
         report = agent.report()
         report["stopped"] = f"the sample budget is used: {samples} films"

@@ -34,6 +34,7 @@ __all__ = [
     "campaign_progress",
     "catalog_for_resume",
     "eis_points_of",
+    "succeeded",
     "use_catalog",
 ]
 
@@ -133,7 +134,8 @@ class CampaignProgress:
                 )
 
 
-def _succeeded(run) -> bool:
+def succeeded(run) -> bool:
+    """Whether ``run`` has a stop document that says ``success``."""
     stop = run.metadata.get("stop") or {}
     return stop.get("exit_status") == "success"
 
@@ -186,8 +188,8 @@ def campaign_progress(catalog, campaign_id: str, *, stage_name: str = "stage") -
         run = runs[uid]
         start = run.metadata["start"]
         index = int(start["sample_index"]) if "sample_index" in start else None
-        succeeded = _succeeded(run)
-        if not succeeded:
+        ok = succeeded(run)
+        if not ok:
             interrupted.append(uid)
         if start.get("plan_name") == "step_eis":
             points.setdefault(index, set()).update(eis_points_of(run, stage_name))
@@ -195,7 +197,7 @@ def campaign_progress(catalog, campaign_id: str, *, stage_name: str = "stage") -
             continue
         if "anneal_temperature_C" in start:
             temperatures.setdefault(index, float(start["anneal_temperature_C"]))
-        if succeeded:
+        if ok:
             completed.add((index, str(start.get("measurement", ""))))
     return CampaignProgress(
         campaign_id=campaign_id,

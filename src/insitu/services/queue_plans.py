@@ -38,6 +38,7 @@ __all__ = [
     "anneal",
     "anneal_and_measure",
     "heat_ramp",
+    "map_processing_window",
     "mv",
     "park",
     "pause_for_sample_change",
@@ -93,6 +94,27 @@ ramp_until = _queue_form(
             "annotation": "__CALLABLE__",
         },
         **_ends_cold("park_at", "Where the stage is parked when the plan ends"),
+    },
+)
+
+map_processing_window = _queue_form(
+    plans.map_processing_window,
+    {
+        "monitor": {
+            "description": "The live Raman transition callback, by name: 'raman_flags'.",
+            "annotation": "__CALLABLE__",
+        },
+        "change_sample": {
+            "description": (
+                "Plan run before each anneal, by name: 'change_sample' (a fresh film on the "
+                "simulated beamline, a pause for a person on a real one) or "
+                "'pause_for_sample_change'."
+            ),
+            "annotation": "SampleChange",
+            "plans": {"SampleChange": list(SAMPLE_CHANGE_PLANS)},
+            "default": SAMPLE_CHANGE_PLANS[0],
+        },
+        **_ends_cold("room_temperature", "Where the stage is parked between and after anneals"),
     },
 )
 
