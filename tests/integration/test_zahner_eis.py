@@ -128,6 +128,26 @@ def test_describe_predicts_the_number_of_points_before_a_sweep(eis, term):
         eis.points_per_decade_upper.set(10).wait(1)
 
 
+def test_a_sweep_says_when_it_should_end_from_the_periods_then_from_the_fastest_seen(eis, term):
+    """For a simulation's held time (issue 17): the periods are a lower bound of the first
+    sweep; then the fastest sweep of the same settings the instrument has done."""
+    eis.f_min.set(10.0).wait(1)
+    try:
+        settings = eis.sweep_settings()
+        first = eis.trigger()
+        expected = clock.expected_end(first) - eis._current.started_at
+        assert expected == pytest.approx(settings.shortest_duration_s())
+        first.wait(30)
+        whole = eis._fastest_sweep_s[settings]
+        assert expected < eis.sweep_duration.get() <= whole
+        second = eis.trigger()
+        assert clock.expected_end(second) - eis._current.started_at == whole
+        second.wait(30)
+        assert eis._fastest_sweep_s[settings] <= whole
+    finally:
+        eis.f_min.set(0.1).wait(1)
+
+
 def test_measure_point_gives_the_single_frequency_impedance(eis, term, stage):
     stage.celsius = 300.0
     term.clear_record()

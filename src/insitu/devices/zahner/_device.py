@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import uuid
@@ -62,6 +63,7 @@ class _Sweep:
     abort: threading.Event = field(default_factory=threading.Event)
     superseded: threading.Event = field(default_factory=threading.Event)
     ended: bool = False
+    started_at: float = 0.0  # experiment time of the trigger
 
 
 _FREQ_LIMITS = (FREQUENCY.low, FREQUENCY.high)
@@ -176,6 +178,7 @@ class ZahnerEIS(Device):
             give_up_after=reconnect_timeout,
         )
         self._last_sweep: tuple[SweepSettings, int] | None = None
+        self._fastest_sweep_s: dict[SweepSettings, float] = {}  # experiment s, per settings
         self._file_prefix = re.sub(r"[^0-9A-Za-z_+-]", "_", name)[:20] or "eis"
 
     # --- connection ----------------------------------------------------------------------------
@@ -280,8 +283,13 @@ class ZahnerEIS(Device):
             active = current is not None and not current.ended and not current.superseded.is_set()
             if active or self._measuring_point:
                 raise RuntimeError(f"{self.name}: a measurement is already running")
-            sweep = _Sweep(ExplainedDeviceStatus(self))
+            sweep = _Sweep(ExplainedDeviceStatus(self), started_at=clock.now())
             self._current = sweep
+        # Experiment time the sweep should end by, for a simulation's held time (issue 17): the
+        # fastest this instrument has done a sweep of these settings (what it showed), else the
+        # periods alone (a lower bound). Real instruments never read it.
+        expected = self._fastest_sweep_s.get(settings, settings.shortest_duration_s())
+        clock.expect_end(sweep.status, sweep.started_at + expected)
         self._worker = threading.Thread(
             target=self._run_sweep, args=(settings, sweep), name=f"{self.name}-sweep", daemon=True
         )
@@ -303,6 +311,10 @@ class ZahnerEIS(Device):
                 self.z_imag.update(impedance.imag.copy(), now)
                 self.sweep_duration.update(duration, now)
                 self._last_sweep = (settings, len(frequency))
+                whole = now - sweep.started_at
+                self._fastest_sweep_s[settings] = min(
+                    whole, self._fastest_sweep_s.get(settings, math.inf)
+                )
             self._end(sweep)
 
     def _sweep_until_done(

@@ -27,6 +27,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from insitu.checks import as_finite
 
 __all__ = [
@@ -183,3 +185,22 @@ class SweepSettings:
         return sweep_point_count(
             self.f_min, self.f_max, self.points_per_decade_upper, self.points_per_decade_lower
         )
+
+    def shortest_duration_s(self) -> float:
+        """A lower bound of the sweep's measuring time (s): every point needs its periods.
+
+        Points log-spaced at the settings' density in each band, ``periods_upper`` of each
+        frequency above 66 Hz and ``periods_lower`` below; ranging, settling and the instrument's
+        own overheads come on top (they are the instrument's, unknown here).
+        """
+        total = 0.0
+        for low, high, per_decade, periods in (
+            (max(self.f_min, BAND_EDGE_HZ), self.f_max, self.points_per_decade_upper,
+             self.periods_upper),
+            (self.f_min, min(self.f_max, BAND_EDGE_HZ), self.points_per_decade_lower,
+             self.periods_lower),
+        ):  # fmt: skip
+            if high > low:
+                count = max(1, round(per_decade * math.log10(high / low)))
+                total += periods * float(np.sum(1.0 / np.geomspace(low, high, count + 1)))
+        return total
