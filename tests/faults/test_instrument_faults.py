@@ -155,7 +155,10 @@ def test_heat_ramp_goes_on_through_a_spectrometer_that_stops_answering(beamline)
         threading.Timer(1.5, labspec.clear_fault).start()
 
     recorder = RunRecorder(2, silence)
-    error = run(bl, heat_ramp(bl.stage, [bl.raman], **RAMP), recorder)
+    # To 150 C: the ramp outlasts the outage and its reconnection (3 s of wall time left after
+    # the 2nd spectrum; to 90 C a loaded CI reconnected after the ramp had ended, at the top).
+    ramp = {**RAMP, "stop": 150.0}
+    error = run(bl, heat_ramp(bl.stage, [bl.raman], **ramp), recorder)
     assert error is None, error_text(error)
     stop = assert_no_event_lost(bl, recorder, derived="raman_analysis")
     assert stop["exit_status"] == "success"
@@ -170,7 +173,7 @@ def test_heat_ramp_goes_on_through_a_spectrometer_that_stops_answering(beamline)
     # 200x) the controller's 0.1 C reading flickers by a count either side of the setpoint, so
     # a spectrum there may start one count above and end one below (CI: 90.1 -> 89.9).
     assert np.all(end >= start - 0.2 - 1e-9) and np.all(np.diff(start) > 0)
-    assert np.all(end[start < RAMP["stop"] - 1.0] >= start[start < RAMP["stop"] - 1.0])
+    assert np.all(end[start < ramp["stop"] - 1.0] >= start[start < ramp["stop"] - 1.0])
     # The spectrum cut by the silence was retaken: it spans the outage, not one 6 s exposure.
     spans = end - start
     assert spans[2] > 3 * max(spans[0], spans[1]), spans
