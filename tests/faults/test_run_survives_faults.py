@@ -109,7 +109,9 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = SAFE_WIT
 def assert_heater_off_and_usable_again(bl, emulator: LinkamT95Emulator) -> None:
     """The watchdog's safe state holds; after acknowledging, the same ramp runs again."""
     wait_for(lambda: emulator.status_byte() == LinkamStatus.STOPPED, "the heater off")
-    assert bl.watchdog.safe_state_applied
+    # The controller reports STOPPED as the watchdog's command lands; the watchdog records the
+    # safe state as applied once its own reply is back (a loaded CI saw the gap).
+    wait_for(lambda: bl.watchdog.safe_state_applied, "the watchdog's safe state recorded")
     wait_for(lambda: bl.stage.connected.get() == 1, "the stage polling again")
     wait_for(lambda: bl.stage.errors.get() == "", "a reading without error flags")
     wait_for(lambda: bl.stage.position < 60.0, "the stage to cool", timeout=120.0)
@@ -120,6 +122,7 @@ def assert_heater_off_and_usable_again(bl, emulator: LinkamT95Emulator) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.alone  # the glitches' recovery in wall time must beat a 10 C step at 200x
 def test_heat_ramp_with_raman_completes_with_every_point_through_link_glitches(beamline):
     """One garbage reply after the 2nd spectrum and one truncated reply after the 4th: the run
     completes (success), with one spectrum per 10 C step, all of them in the catalog."""
@@ -166,6 +169,7 @@ def test_a_garbled_link_fails_the_run_cleanly_and_the_heater_is_switched_off(bea
 
 
 @pytest.mark.slow  # a beamline run, a watchdog trip and a second run: ~20 s
+@pytest.mark.alone  # the heater off within SAFE_WITHIN_S of wall time
 @pytest.mark.parametrize(
     ("fault", "says"),
     [("disconnect", "connection lost during b'T'"), ("no_reply", "no reply to b'T'")],
