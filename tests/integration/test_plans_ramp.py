@@ -100,6 +100,7 @@ def test_anneal_acquires_through_the_dwell_when_asked(sim_beamline):
             dwell_every_s=60,
         )
     )
+    bl.flush()  # the run is on disk before it is read (SQLite: no read beside the writer)
     temperatures = bl.catalog[uid]["primary"]["stage_temperature_mean"].read()
     at_top = [t for t in temperatures if abs(t - 70) <= 2.0]
     assert len(at_top) >= 1 + 4, temperatures  # the top one, then one per minute of the dwell
