@@ -268,7 +268,9 @@ def test_the_run_engine_is_not_blocked_by_slow_analysis(monkeypatch, collect_doc
     started = time.perf_counter()
     ramp(engine, stage, raman, TEMPERATURES[:40])
     run_seconds = time.perf_counter() - started
-    assert max(call_seconds) < analysis_seconds / 5
+    # The first call (the start document) starts the analysis worker, which a loaded CI timed at
+    # 11 ms; no call of a spectrum may wait for its 50 ms analysis.
+    assert max(call_seconds[1:]) < analysis_seconds / 5, call_seconds[:5]
     assert run_seconds < analysis_seconds * 40 / 2
     assert "stop" not in [name for name, _ in collector.documents]
     assert callback.wait_for_analysis(timeout=60) == 40
