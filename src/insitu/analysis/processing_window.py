@@ -26,6 +26,7 @@ same interface.
 
 from __future__ import annotations
 
+import abc
 import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -153,7 +154,7 @@ def fit_boundary(samples: Sequence[Sample], *, seed: int = 0) -> _Posterior | No
 
 
 @dataclass
-class _AgentBase:
+class _AgentBase(abc.ABC):
     """What both agents share: the samples told, the boundary fitted, the report."""
 
     seed: int = 0
@@ -190,8 +191,9 @@ class _AgentBase:
         """Add one measured film."""
         self.samples.append(sample)
 
-    def ask(self) -> dict:  # pragma: no cover - defined by each agent
-        raise NotImplementedError
+    @abc.abstractmethod
+    def ask(self) -> dict:
+        """The next anneal: ``{"_id", "anneal_C", "dwell_min", "reason", ...}``."""
 
     def posterior(self) -> _Posterior | None:
         return fit_boundary(self.samples, seed=self.seed)
