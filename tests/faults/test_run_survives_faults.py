@@ -40,18 +40,34 @@ STEPS = [40.0, 50.0, 60.0, 70.0, 80.0, 90.0]  # one Raman spectrum per step
 FAULT_AT_EVENT = 2  # the fault starts when the run has emitted this many primary events
 
 
-@pytest.fixture
-def beamline(tmp_path) -> Iterator[insitu.beamline.Beamline]:
-    """The simulated beamline at 200x, live analysis on, a 2 s stall timeout, 6 s spectra."""
+def _load(tmp_path, virtual_time: bool) -> insitu.beamline.Beamline:
     config = {
         "catalog": {"location": str(tmp_path / "data")},
         "metadata_dir": str(tmp_path / "md"),
-        "simulation": {"speedup": SPEEDUP, "seed": 1},
+        "simulation": {"speedup": SPEEDUP, "seed": 1, "virtual_time": virtual_time},
         "safety": {"stall_timeout_s": STALL_TIMEOUT_S},
     }
     bl = insitu.beamline.load(config, table=False)
     bl.RE.waiting_hook = None
     bl.raman.exposure.put(6.0)
+    return bl
+
+
+@pytest.fixture
+def beamline(tmp_path) -> Iterator[insitu.beamline.Beamline]:
+    """The simulated beamline at 200x, live analysis on, a 2 s stall timeout, 6 s spectra."""
+    bl = _load(tmp_path, virtual_time=False)
+    yield bl
+    bl.simulation.linkam.clear_fault()
+    bl.close()
+    clock.reset()
+
+
+@pytest.fixture
+def held_beamline(tmp_path) -> Iterator[insitu.beamline.Beamline]:
+    """The same beamline with held experiment time (``simulation.virtual_time``): the wall time
+    the RunEngine spends between waits (a glitch's recovery on a loaded machine) is not ramp."""
+    bl = _load(tmp_path, virtual_time=True)
     yield bl
     bl.simulation.linkam.clear_fault()
     bl.close()
@@ -122,11 +138,14 @@ def assert_heater_off_and_usable_again(bl, emulator: LinkamT95Emulator) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.alone  # the glitches' recovery in wall time must beat a 10 C step at 200x
-def test_heat_ramp_with_raman_completes_with_every_point_through_link_glitches(beamline):
+def test_heat_ramp_with_raman_completes_with_every_point_through_link_glitches(held_beamline):
     """One garbage reply after the 2nd spectrum and one truncated reply after the 4th: the run
-    completes (success), with one spectrum per 10 C step, all of them in the catalog."""
-    bl, emulator = beamline, beamline.simulation.linkam
+    completes (success), with one spectrum per 10 C step, all of them in the catalog.
+
+    Held time: at 200x free-running, a CI machine's 0.8 s stall while the driver recovered was
+    28 C of ramp, and a step's spectrum was missed; what this test proves is the recovery, not
+    the machine's speed (a real stage at 1x has minutes of margin)."""
+    bl, emulator = held_beamline, held_beamline.simulation.linkam
     mark = len(emulator.exchanges)
     glitches = ["garbage", "truncated"]
 
