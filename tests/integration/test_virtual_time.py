@@ -59,3 +59,39 @@ def test_busy_runengine_time_costs_no_experiment_time_with_virtual_time(tmp_path
     # 20 s at 2000x); the slow subscriber's 4 x 0.1 wall s (800 s at 2000x) is not added.
     assert 600.0 <= held < 600.0 + 25.0
     assert scaled > 600.0 + 400.0  # without held time, the busy time is experiment time
+
+
+@pytest.mark.parametrize("expected", [True, False])
+def test_a_move_seen_settled_late_does_not_keep_the_film_at_temperature(
+    tmp_path, monkeypatch, expected
+):
+    """A poll that answers 20 wall ms late (a loaded machine; 40 s at 2000x) is not 40 s more at
+    the target: a move's Status says when it should settle (its ramp, settle time and the lag the
+    stage has shown), and held time runs slowly past that."""
+    import bluesky.plan_stubs as bps
+
+    if not expected:  # the control: without the expectation, the lag runs at full speed
+        monkeypatch.setattr(clock, "expect_end", lambda status, at: status)
+    config = {
+        "catalog": {"location": str(tmp_path / "data")},
+        "metadata_dir": str(tmp_path / "md"),
+        "simulation": {"speedup": 2000, "seed": 1, "virtual_time": True},
+    }
+    lags = []
+    try:
+        with insitu.beamline.load(config, table=False, analysis=False) as bl:
+            bl.RE.waiting_hook = None
+            bl.stage.subscribe_polls(lambda poll: time.sleep(0.02))
+
+            def plan():
+                for target in (200.0, 100.0, 200.0):
+                    yield from bps.mv(bl.stage, target)
+                    lags.append(clock.now() - bl.stage.settled_at)
+
+            bl.RE(plan())
+    finally:
+        clock.reset()
+    if expected:
+        assert max(lags) < 20.0, lags
+    else:
+        assert max(lags) > 40.0, lags

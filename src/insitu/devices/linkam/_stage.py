@@ -18,6 +18,7 @@ from ophyd.status import DeviceStatus, MoveStatus
 
 from insitu import clock
 from insitu.checks import as_positive, in_range
+from insitu.devices.linkam._arrival import ArrivalEstimate
 from insitu.devices.linkam._driver import LinkamT95
 from insitu.devices.linkam._errors import (
     LinkamError,
@@ -119,6 +120,8 @@ class _Move:
     status: MoveStatus
     tracker: SettleTracker
     started_at: float
+    start_temperature: float
+    rate: float
 
 
 class LinkamStage(Device, PositionerBase):
@@ -220,6 +223,7 @@ class LinkamStage(Device, PositionerBase):
         self._move: _Move | None = None
         self.settled_at: float | None = None
         """Experiment time the last move met its settle criterion (not when a poll saw it)."""
+        self._arrival = ArrivalEstimate()
         self._triggers: list[tuple[float, DeviceStatus]] = []
         self._poll_error: BaseException | None = None
         self._poll_failures = 0
@@ -320,6 +324,7 @@ class LinkamStage(Device, PositionerBase):
             raise LinkamMoveInterrupted(f"{self.name}: the device is destroyed")
         self._interrupt_move(f"superseded by a move to {target} C")
         rate = self.rate.get()
+        start_temperature = self.position
         self.driver.set_rate(rate)
         self.driver.set_limit(target)
         self.driver.start()
@@ -337,8 +342,13 @@ class LinkamStage(Device, PositionerBase):
             settle_time=self.settle_time.get(),
             deadline=started_at + duration,
         )
+        # Held time runs at full speed only to here (insitu.beamline.virtual_time).
+        expected = self._arrival.expected_duration(
+            start_temperature, target, rate, tracker.settle_time
+        )
+        clock.expect_end(status, started_at + expected)
         with self._move_lock:
-            self._move = _Move(status, tracker, started_at)
+            self._move = _Move(status, tracker, started_at, start_temperature, rate)
         self._run_subs(sub_type=self.SUB_START, timestamp=started_at)
         if wait:
             status.wait()
@@ -583,6 +593,15 @@ class LinkamStage(Device, PositionerBase):
             # The criterion was met settle_time after the stay in the band began; the poll that
             # saw it came up to a poll period later (seconds of a fast simulation).
             self.settled_at = min(t, move.tracker.in_band_since + move.tracker.settle_time)
+            tracker = move.tracker
+            self._arrival.observe(
+                move.start_temperature,
+                tracker.target,
+                move.rate,
+                tracker.settle_time,
+                tracker.tolerance,
+                took=self.settled_at - move.started_at,
+            )
             # SUB_DONE first, as ophyd positioners do: a waiter woken by the Status sees it run.
             self._run_subs(sub_type=self.SUB_DONE, timestamp=t, value=reading.temperature)
             move.status.set_finished()
