@@ -39,8 +39,13 @@ class SimulatedLab:
         """The true stage temperature (C) now, or room temperature without a stage emulator."""
         return self.linkam.temperature() if self.linkam is not None else 25.0
 
-    def load_new_film(self):
-        """Put a fresh, as-deposited film on the stage (the simulated sample change)."""
+    def load_new_film(self, index: int | None = None):
+        """Put a fresh, as-deposited film on the stage (the simulated sample change).
+
+        With ``index`` (a campaign's sample index) the instruments' noise and the film's Raman
+        variation restart from (seed, index): sample ``index`` of a campaign is measured the same
+        in an uninterrupted run and in one resumed after a crash.
+        """
         from insitu.sim.sample import GarnetFilm
 
         temperature_at = self.linkam.temperature_at if self.linkam is not None else None
@@ -53,16 +58,19 @@ class SimulatedLab:
         )
         self.films_loaded += 1
         if self.labspec is not None:
-            self.labspec.sample = self.film
+            self.labspec.new_sample(self.film, key=index)
         if self.term is not None:
-            self.term.impedance_model.sample = self.film
+            model = self.term.impedance_model
+            if index is not None and hasattr(model, "reseed"):
+                model.reseed(index)
+            model.sample = self.film
         return self.film
 
     def change_sample(self, index: int, anneal_temperature: float):
         """Plan: the simulated sample change of a campaign (a fresh film, no pause)."""
         import bluesky.plan_stubs as bps
 
-        self.load_new_film()
+        self.load_new_film(index)
         yield from bps.null()
 
 

@@ -102,8 +102,16 @@ class FilmImpedance:
         self.electrode_cpe = electrode_cpe
         self.series_resistance_ohm = float(series_resistance_ohm)
         self.relative_noise = float(relative_noise)
+        self._seed = seed
         self._rng = np.random.default_rng(seed)
         self._rng_lock = threading.Lock()
+
+    def reseed(self, key: int) -> None:
+        """Restart the noise from (seed, ``key``): a campaign's sample ``key`` gets the same
+        noise whatever was measured before it (a resumed campaign, a restarted process)."""
+        if self._seed is not None:
+            with self._rng_lock:
+                self._rng = np.random.default_rng(np.random.SeedSequence((self._seed, 27, key)))
 
     def film_resistance_ohm(self, temperature_C: float) -> float:
         """Film resistance R (ohm) at ``temperature_C`` from the sample's conductivity."""

@@ -113,6 +113,7 @@ class LabSpec6Emulator:
         if not (16 <= pixels <= 16384):
             raise ValueError(f"LabSpec6Emulator pixels {pixels} is outside 16 to 16384")
         # The variation has its own streams, so the detector noise of a seed stays what it was.
+        self._seed = seed
         seeds = np.random.SeedSequence(None if seed is None else (seed, 14)).spawn(3)
         self.variation_spread = float(variation)
         self._variation_rng = np.random.default_rng(seeds[2])
@@ -151,6 +152,17 @@ class LabSpec6Emulator:
             self.film_variation = FilmRamanVariation.draw(
                 self._variation_rng, self.variation_spread
             )
+
+    def new_sample(self, film: GarnetFilm, key: int | None = None) -> None:
+        """Put ``film`` under the objective; with ``key`` (a campaign's sample index), its Raman
+        variation and the detector noise restart from (seed, ``key``), so that sample looks the
+        same whatever was measured before it (a resumed campaign, a restarted process)."""
+        if key is not None and self._seed is not None:
+            noise, variation = np.random.SeedSequence((self._seed, 14, int(key))).spawn(2)
+            with self._lock:
+                self._rng = np.random.default_rng(noise)
+                self._variation_rng = np.random.default_rng(variation)
+        self.sample = film
 
     # --- faults ---------------------------------------------------------------------------
     def inject_fault(self, kind: str) -> None:
