@@ -202,8 +202,12 @@ def is_instant(status) -> bool:
 def expect_end(status, at: float):
     """Tell held time that ``status`` should complete at experiment time ``at`` (the end of an
     exposure started now). A plan waiting only for such statuses lets time run at full speed to
-    the last of them, then slowly (see :func:`release`). Returns the status."""
+    the last of them, then slowly (see :func:`release`). An instrument may say it again while the
+    plan waits (a sweep once its measuring starts): the wait follows. Returns the status."""
     status.insitu_expected_end = float(at)
+    on_change = getattr(status, "insitu_on_expected_end", None)
+    if on_change is not None:  # a wait in progress re-reads it (a sweep that started measuring)
+        on_change()
     return status
 
 

@@ -163,3 +163,72 @@ def test_a_campaign_cut_off_between_films_resumes_without_measuring_a_film_twice
     with pytest.raises(ValueError, match="resume=True needs the campaign_id"):
         bl.RE(map_processing_window(bl.stage, bl.raman, bl.eis, monitor=bl.raman_flags,
                                     resume=True))  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_a_film_annealed_but_never_measured_is_measured_on_resume_not_annealed_again(
+    held_time_beamline,
+):
+    """The analyzer fails the second film's impedance: on resume that film (still on the stage)
+    is measured, never annealed again, and the agent hears of it as if nothing had happened."""
+    import math
+
+    from tiled.queries import Key
+
+    from insitu.analysis.processing_window import ProcessingWindowAgent
+    from insitu.plans import map_processing_window
+
+    bl = held_time_beamline
+    lab = bl.simulation
+
+    def fail_the_second_films_impedance(name, doc):
+        if name == "start" and doc.get("measurement") == "eis" and doc.get("sample_index") == 1:
+            lab.term.inject_fault("error_reply", command="EIS")
+
+    common = {
+        "monitor": bl.raman_flags,
+        "samples": 2,
+        "campaign_id": "window-2",
+        "seed": 5,
+        "change_sample": lab.change_sample,
+        "every_C": 25,
+        "dwell_every_s": 900,
+        "eis_temperatures": [150, 250],
+    }
+    first = ProcessingWindowAgent(seed=5)
+    token = bl.RE.subscribe(fail_the_second_films_impedance)
+    try:
+        with pytest.raises(Exception, match="(?i)eis|impedance|error"):
+            bl.RE(map_processing_window(bl.stage, bl.raman, bl.eis, agent=first, **common))
+    finally:
+        bl.RE.unsubscribe(token)
+        lab.term.clear_fault()
+    assert len(first.samples) == 1
+    films_before = lab.films_loaded
+    resumed = ProcessingWindowAgent(seed=5)
+    bl.RE(
+        map_processing_window(
+            bl.stage, bl.raman, bl.eis, agent=resumed, resume=True, catalog=bl.catalog, **common
+        )
+    )
+    bl.flush()
+    assert lab.films_loaded == films_before  # no fresh film: the annealed one was measured
+    assert resumed.samples[0] == first.samples[0]
+    assert len(resumed.samples) == 2 and math.isfinite(resumed.samples[1].sigma_30C_S_cm)
+    runs = bl.catalog.search(Key("campaign_id") == "window-2")
+    measured = sorted(
+        (
+            runs[uid].start["sample_index"],
+            runs[uid].start["measurement"],
+            runs[uid].stop["exit_status"],
+        )
+        for uid in runs
+        if runs[uid].start.get("measurement") in ("anneal", "eis")
+    )
+    assert [m for m in measured if m[1] == "anneal"] == [
+        (0, "anneal", "success"),
+        (1, "anneal", "success"),
+    ]
+    second_eis = sorted(m[2] for m in measured if m[1] == "eis" and m[0] == 1)
+    assert len(second_eis) == 2 and second_eis[-1] == "success" and second_eis[0] != "success"

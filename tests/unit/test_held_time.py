@@ -141,3 +141,47 @@ def test_a_wait_for_an_exposure_does_not_run_the_readout_latency_at_full_speed(e
         assert 10.0 <= elapsed < 10.0 + virtual_time.PAST_EXPECTED_END_RATE * 0.31 + 5.0
     else:
         assert elapsed >= 250.0
+
+
+def test_a_wait_follows_an_instrument_that_says_again_when_it_ends():
+    """A sweep: wire chatter first (its end is now: slow time), then 100 s of measuring that
+    it announces when it starts; the wait runs the measuring at full speed, not at 100x."""
+    import threading
+
+    import bluesky.plan_stubs as bps
+    from bluesky import RunEngine
+    from ophyd import Signal
+    from ophyd.status import Status
+
+    from insitu.beamline import virtual_time
+
+    class Sweep(Signal):
+        def trigger(self):
+            status = clock.expect_end(Status(self), clock.now())
+
+            def run():
+                time.sleep(0.02)  # chatter: 20 wall ms at the slow rate, 2 s
+                clock.expect_end(status, clock.now() + 100.0)
+                clock.sleep(100.0)  # the measuring, on experiment time
+                status.set_finished()
+
+            threading.Thread(target=run, daemon=True).start()
+            return status
+
+    clock.set_speedup(1000.0)
+    engine = RunEngine({})
+    try:
+        virtual_time.enable(engine)
+        marks = []
+
+        def plan():
+            marks.append((clock.now(), time.monotonic()))
+            yield from bps.trigger(Sweep(name="eis", value=0), wait=True)
+            marks.append((clock.now(), time.monotonic()))
+
+        engine(plan())
+    finally:
+        clock.reset()
+    experiment, wall = (b - a for a, b in zip(*marks, strict=True))
+    assert 100.0 <= experiment < 100.0 + 15.0
+    assert wall < 0.6  # 100 s at 100x would be a whole second

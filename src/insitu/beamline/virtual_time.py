@@ -16,6 +16,8 @@ RunEngine runs a plan and released only while it waits:
   all said when they end (:func:`insitu.clock.expect_end`: a spectrometer's exposure) runs at
   full speed only to the last of those ends, then at ``PAST_EXPECTED_END_RATE`` until the
   RunEngine hears of it (the wall latency of reading a spectrum back is not minutes of anneal);
+  an instrument that says it again during the wait (a sweep: wire chatter first, at once at the
+  slow rate, then its measuring) moves the deadline;
 * ``wait_for`` (suspenders waiting for a signal, among others): released until it returns;
 * paused or idle: released (time goes on for a person at the session).
 
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from typing import Any
 
 from insitu import clock
@@ -42,17 +45,19 @@ logger = logging.getLogger(__name__)
 PAST_EXPECTED_END_RATE = 100.0
 
 
-def _hold_when_all_done(engine: Any, statuses: list[Any]) -> list[bool]:
+def _hold_when_all_done(engine: Any, statuses: list[Any], lock: threading.Lock) -> list[bool]:
     """Hold time when the last of ``statuses`` completes, while the returned flag is True.
 
     The wait clears the flag when it ends: a status that completes after its wait was cut
     short (a suspension, a pause) must not hold time for whatever the RunEngine does next.
+    ``lock`` orders this hold with the wait's releases from instruments' threads.
     """
     waiting = [True]
 
     def finished(status=None) -> None:
-        if waiting[0] and all(s.done for s in statuses) and engine.state == "running":
-            clock.hold()
+        with lock:
+            if waiting[0] and all(s.done for s in statuses) and engine.state == "running":
+                clock.hold()
 
     for status in statuses:
         status.add_callback(finished)
@@ -96,16 +101,32 @@ def enable(engine: Any) -> None:
         statuses = statuses_of_group(engine, group)
         if statuses and all(clock.is_instant(status) for status in statuses):
             return await original_wait(msg)
+        waiting = [True]
+        lock = threading.Lock()  # a late change from an instrument's thread never releases
+        # the clock after this wait has ended
+
+        def follow_expected_ends() -> None:
+            """Release time to the last expected end of the group (again when one changes)."""
+            with lock:
+                ends = [clock.expected_end(status) for status in statuses if not status.done]
+                if waiting[0] and ends and None not in ends:
+                    clock.release(until=max(ends), then=PAST_EXPECTED_END_RATE)
+
         ends = [clock.expected_end(status) for status in statuses]
         if statuses and None not in ends:
-            clock.release(until=max(ends), then=PAST_EXPECTED_END_RATE)
+            for status in statuses:
+                status.insitu_on_expected_end = follow_expected_ends
+            follow_expected_ends()
         else:
             clock.release()
-        waiting = _hold_when_all_done(engine, statuses) if statuses else [False]
+        done_flag = _hold_when_all_done(engine, statuses, lock) if statuses else [False]
         try:
             return await original_wait(msg)
         finally:
-            waiting[0] = False
+            with lock:
+                waiting[0] = done_flag[0] = False
+            for status in statuses:
+                status.insitu_on_expected_end = None
             hold_if_running()
 
     async def wait_for(msg):

@@ -329,6 +329,9 @@ class ThalesInstrument:
         if not clock.sleep(seconds, cancel=self._abort):
             raise _FailedError(ErrorCode.ABORTED)
 
+    def _wait_until(self, t: float) -> None:
+        self._wait(max(0.0, t - clock.now()))
+
     def _measure_impedance(self) -> str:
         if self._faults.overload:
             raise _FailedError(ErrorCode.OVERLOAD)
@@ -352,7 +355,12 @@ class ThalesInstrument:
         order = measuring_order(grid, f_start, start_to_max=int(float(s["ScanDirection"])) == 0)
         temperature = getattr(self.impedance_model, "temperature", None)
         start_temperature = float(temperature()) if callable(temperature) else None
-        self._wait(SWEEP_SETUP_S)
+        # Each point ends at its place in the sweep's schedule, not a fixed time after the
+        # previous one woke: at a high speed-up a thread's late wake-up (wall milliseconds) is
+        # seconds of experiment, and 40 of them would lengthen every sweep, more on a loaded
+        # machine. An instrument keeps its own schedule.
+        end = clock.now() + SWEEP_SETUP_S
+        self._wait_until(end)
         measured: list[complex] = []
         for index, frequency in enumerate(order):
             if index == len(order) // 2:
@@ -361,7 +369,8 @@ class ThalesInstrument:
                     raise _DroppedError()
                 if self._faults.overload:
                     raise _FailedError(ErrorCode.OVERLOAD)
-            self._wait(point_duration_s(frequency, nws, nwl))
+            end += point_duration_s(frequency, nws, nwl)
+            self._wait_until(end)
             measured.append(complex(self.impedance_model(frequency)))
             self._last_activity = time.monotonic()
         data = ism_file(

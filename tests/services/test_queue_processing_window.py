@@ -1,0 +1,145 @@
+"""Issue 18's unattended campaign: ``map_processing_window`` from the queue, killed and resumed.
+
+One station (``insitu serve queue``, simulated at 2000x with held time) runs the same 10-sample
+campaign twice: once uninterrupted, once killed (manager and worker, SIGKILL) after its fourth
+sample and resumed from the catalog by a second queue item. The simulated sample change restarts
+the instruments' noise from (seed, sample index), so the resumed campaign sees each film as the
+uninterrupted one did, and must make the same choices and find the same boundary.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+import pytest
+from tiled.queries import Key
+
+from insitu.beamline.catalog import close_catalog, open_catalog
+from tests.services.test_queue import forget_queue, queue_service
+
+pytestmark = [pytest.mark.services, pytest.mark.alone]
+
+DEVICES = ("stage", "raman", "eis")
+# Fewer spectra and impedance points than the CLI's defaults (every 25 C up, every 15 min of the
+# dwell; impedance at two temperatures): the same decisions, a third of the wall time.
+CAMPAIGN = {
+    "samples": 10,
+    "seed": 2,
+    "every_C": 25,
+    "dwell_every_s": 900,
+    "eis_temperatures": [150, 250],
+    "stabilize_s": 10,
+    "eis_rate": 20,
+}
+
+
+def _station(directory, catalog_server, redis_url):
+    directory.mkdir(parents=True, exist_ok=True)
+    config = directory / "station.yaml"
+    config.write_text(
+        "name: window\n"
+        f"catalog:\n  location: {catalog_server.uri}\n  api_key: {catalog_server.api_key}\n"
+        f"metadata_dir: {directory / 'md'}\n"
+        "simulation:\n  speedup: 2000\n  seed: 11\n  virtual_time: true\n"
+    )
+    return queue_service(config, directory, "window", redis_url)
+
+
+def _runs(catalog, campaign_id):
+    found = catalog.search(Key("campaign_id") == campaign_id)
+    return [found[uid] for uid in found]
+
+
+def _films(catalog, campaign_id):
+    """{sample_index: [(anneal_C, dwell_min, exit_status), ...]} of the campaign's anneal runs."""
+    films: dict[int, list] = {}
+    for run in _runs(catalog, campaign_id):
+        start = run.metadata["start"]
+        if start.get("measurement") == "anneal":
+            stop = run.metadata.get("stop") or {}
+            films.setdefault(start["sample_index"], []).append(
+                (start["anneal_temperature_C"], start["dwell_min"], stop.get("exit_status"))
+            )
+    return films
+
+
+def _window_map(catalog, campaign_id):
+    maps = [
+        run.metadata["start"]["window_map"]
+        for run in _runs(catalog, campaign_id)
+        if run.metadata["start"].get("measurement") == "window_map"
+    ]
+    assert len(maps) == 1, f"campaign {campaign_id}: {len(maps)} window_map runs"
+    return maps[0]
+
+
+def _wait_for_eis_of(catalog, campaign_id, index, timeout=900.0):
+    """Until sample ``index``'s impedance run of the campaign is stored with its stop document."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for run in _runs(catalog, campaign_id):
+            start = run.metadata["start"]
+            if (
+                start.get("measurement") == "eis"
+                and start.get("sample_index") == index
+                and run.metadata.get("stop")
+            ):
+                return
+        time.sleep(0.5)
+    raise AssertionError(f"sample {index + 1} of {campaign_id} never measured in {timeout} s")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_a_queued_campaign_killed_after_four_samples_resumes_to_the_same_boundary(
+    tmp_path, catalog_server, redis_url
+):
+    from bluesky_queueserver_api import BPlan
+
+    whole, cut = f"window-whole-{secrets.token_hex(3)}", f"window-cut-{secrets.token_hex(3)}"
+    station = _station(tmp_path, catalog_server, redis_url)
+    catalog = open_catalog(catalog_server.uri, api_key=catalog_server.api_key)
+    station.start()
+    try:
+        with station.api() as api:
+            api.item_add(BPlan("map_processing_window", *DEVICES, campaign_id=whole, **CAMPAIGN))
+            api.item_add(BPlan("map_processing_window", *DEVICES, campaign_id=cut, **CAMPAIGN))
+            api.queue_start()
+        _wait_for_eis_of(catalog, cut, index=3)
+        station.kill()  # a crash after the fourth film: manager and worker, SIGKILL
+        station.start()
+        with station.api() as api:
+            lost = api.history_get()["items"][-1]
+            assert lost["kwargs"]["campaign_id"] == cut
+            assert lost["result"]["exit_status"] == "unknown", lost["result"]
+            api.item_add(
+                BPlan("map_processing_window", *DEVICES, campaign_id=cut, resume=True, **CAMPAIGN)
+            )
+            api.queue_start()
+            api.wait_for_idle(timeout=1200)
+            history = api.history_get()["items"]
+            assert history[-1]["result"]["exit_status"] == "completed", history[-1]["result"]
+        whole_films, cut_films = _films(catalog, whole), _films(catalog, cut)
+        whole_map, cut_map = _window_map(catalog, whole), _window_map(catalog, cut)
+    finally:
+        station.stop()
+        forget_queue(redis_url, station.options["redis_prefix"])
+        close_catalog(catalog)
+
+    # 10 distinct films, each annealed once to the end: none of the first four annealed again.
+    assert sorted(cut_films) == list(range(10))
+    for index, anneals in cut_films.items():
+        done = [a for a in anneals if a[2] == "success"]
+        assert len(done) == 1, (index, anneals)
+        if index < 4:
+            assert len(anneals) == 1, (index, anneals)
+    # The same films, in the same order, as the uninterrupted campaign; the same boundary.
+    chosen = {
+        i: [a for a in anneals if a[2] == "success"][0][:2] for i, anneals in cut_films.items()
+    }
+    assert chosen == {i: anneals[0][:2] for i, anneals in whole_films.items()}
+    assert [s["crystallized"] for s in cut_map["samples"]] == [
+        s["crystallized"] for s in whole_map["samples"]
+    ]
+    assert cut_map["boundary"] == whole_map["boundary"]
