@@ -146,6 +146,26 @@ def held_time_beamline(tmp_path):
     clock.reset()
 
 
+@pytest.fixture(scope="module")
+def refusing_beamline(tmp_path_factory):
+    """One simulated beamline per module for tests that only check that a plan refuses an
+    argument before any message: each test starts with an empty ``messages`` list."""
+    beamline = _simulated_beamline(tmp_path_factory.mktemp("refusing"), speedup=200, seed=1)
+    beamline.messages = []
+    beamline.RE.msg_hook = beamline.messages.append
+    yield beamline
+    beamline.close()
+    clock.reset()
+
+
+@pytest.fixture
+def refusing(refusing_beamline):
+    """``refusing_beamline`` with its message record emptied (and its RunEngine idle)."""
+    refusing_beamline.messages.clear()
+    assert refusing_beamline.RE.state == "idle"
+    return refusing_beamline
+
+
 @pytest.fixture
 def sim_beamline(tmp_path):
     """The simulated beamline (stage, Raman, impedance on emulators) at a 200x clock."""

@@ -20,11 +20,8 @@ def test_schedule_heats_then_cools_each_cycle():
     ]  # fmt: skip
 
 
-@pytest.mark.allow_slow(
-    "EIS sweeps to 0.1 Hz: minutes of experiment time at the speed-up (issue 17)"
-)
-def test_count_eis_lands_in_the_catalog_with_the_films_activation_energy(sim_beamline):
-    bl = sim_beamline
+def test_count_eis_lands_in_the_catalog_with_the_films_activation_energy(held_time_beamline):
+    bl = held_time_beamline  # 2000x on held time: sweeps to 0.1 Hz take wall milliseconds
     resistance = {}
     for temperature in (100.0, 300.0):
         bl.RE(bps.mv(bl.stage.rate, 50.0, bl.stage, temperature))
@@ -42,15 +39,13 @@ def test_count_eis_lands_in_the_catalog_with_the_films_activation_energy(sim_bea
     assert expected > 100  # the as-deposited film's high activation energy
 
 
-@pytest.mark.allow_slow(
-    "EIS sweeps to 0.1 Hz: minutes of experiment time at the speed-up (issue 17)"
-)
-def test_step_eis_settles_before_measuring_and_switches_the_potentiostat_off(sim_beamline):
-    bl = sim_beamline
+def test_step_eis_settles_before_measuring_and_switches_the_potentiostat_off(held_time_beamline):
+    bl = held_time_beamline
+    messages = []
+    bl.RE.msg_hook = messages.append
     (uid,) = bl.RE(
         step_eis(bl.stage, bl.eis, temperatures=[100, 150], cycles=2, stabilize_s=60, rate=50)
     )
-    messages = bl.messages
     for index, message in enumerate(messages):
         if message.command == "trigger" and message.obj is bl.eis:
             before = messages[:index]
@@ -70,11 +65,8 @@ def test_step_eis_settles_before_measuring_and_switches_the_potentiostat_off(sim
     np.testing.assert_allclose(data["stage_temperature"], [100, 150, 100] * 2, atol=1.0)
 
 
-@pytest.mark.allow_slow(
-    "EIS sweeps to 0.1 Hz: minutes of experiment time at the speed-up (issue 17)"
-)
-def test_step_eis_resume_skips_stored_measurements(sim_beamline):
-    bl = sim_beamline
+def test_step_eis_resume_skips_stored_measurements(held_time_beamline):
+    bl = held_time_beamline
     skip = [(1, "heating", 100.0)]
     (uid,) = bl.RE(
         step_eis(bl.stage, bl.eis, temperatures=[100, 150], cycles=1, stabilize_s=0, skip=skip)
@@ -83,6 +75,7 @@ def test_step_eis_resume_skips_stored_measurements(sim_beamline):
     assert list(bl.catalog[uid]["primary"].read()["direction"].values) == ["heating", "cooling"]
 
 
+# Last in the module: its one beamline then never runs beside another test's.
 @pytest.mark.parametrize(
     ("kwargs", "error"),
     [
@@ -95,8 +88,8 @@ def test_step_eis_resume_skips_stored_measurements(sim_beamline):
         ({"temperatures": "100"}, TypeError),
     ],
 )
-def test_step_eis_rejects_bad_arguments_before_any_message(sim_beamline, kwargs, error):
-    bl = sim_beamline
+def test_step_eis_rejects_bad_arguments_before_any_message(refusing, kwargs, error):
+    bl = refusing
     with pytest.raises(error):
         bl.RE(step_eis(bl.stage, bl.eis, **kwargs))
     assert not any(m.command in ("set", "trigger", "open_run") for m in bl.messages)

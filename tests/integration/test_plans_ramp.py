@@ -54,24 +54,6 @@ def test_heat_ramp_acquires_each_step_without_stopping_the_ramp(sim_beamline):
     assert run.start["plan_name"] == "heat_ramp" and run.start["ramp_rate_C_per_min"] == 10
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "match"),
-    [
-        ({"start": 30, "stop": 2000, "rate": 5, "every_C": 5}, "above the stage limit"),
-        ({"start": 30, "stop": 90, "rate": 500, "every_C": 5}, r"rate 500.0 C/min is above"),
-        ({"start": 30, "stop": 90, "rate": 5}, "exactly one of every_C"),
-        ({"start": 30, "stop": 90, "rate": 5, "every_C": -5}, r"every_C -5.0 C is not allowed"),
-        ({"start": 30, "stop": 30, "rate": 5, "every_C": 5}, "nothing to ramp"),
-        ({"start": 30, "stop": 90, "rate": float("nan"), "every_C": 5}, "finite"),
-    ],
-)
-def test_heat_ramp_rejects_bad_arguments_before_any_message(sim_beamline, kwargs, match):
-    bl = sim_beamline
-    with pytest.raises(ValueError, match=match):
-        bl.RE(heat_ramp(bl.stage, [bl.raman], **kwargs))
-    assert not any(m.command in ("set", "trigger", "open_run") for m in bl.messages)
-
-
 def test_anneal_ramps_dwells_and_cools(sim_beamline):
     bl = sim_beamline
     (uid,) = bl.RE(anneal(bl.stage, temperature=120, rate=20, dwell_s=60, cool_to=60))
@@ -107,3 +89,22 @@ def test_anneal_acquires_through_the_dwell_when_asked(sim_beamline):
     assert bl.catalog[uid].start["plan_args"]["dwell_every_s"] == 60
     with pytest.raises(ValueError, match="dwell_every_s -1.0 s is not allowed"):
         bl.RE(anneal(bl.stage, temperature=120, detectors=[bl.raman], dwell_every_s=-1))
+
+
+# Last in the module: its one beamline then never runs beside another test's.
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"start": 30, "stop": 2000, "rate": 5, "every_C": 5}, "above the stage limit"),
+        ({"start": 30, "stop": 90, "rate": 500, "every_C": 5}, r"rate 500.0 C/min is above"),
+        ({"start": 30, "stop": 90, "rate": 5}, "exactly one of every_C"),
+        ({"start": 30, "stop": 90, "rate": 5, "every_C": -5}, r"every_C -5.0 C is not allowed"),
+        ({"start": 30, "stop": 30, "rate": 5, "every_C": 5}, "nothing to ramp"),
+        ({"start": 30, "stop": 90, "rate": float("nan"), "every_C": 5}, "finite"),
+    ],
+)
+def test_heat_ramp_rejects_bad_arguments_before_any_message(refusing, kwargs, match):
+    bl = refusing
+    with pytest.raises(ValueError, match=match):
+        bl.RE(heat_ramp(bl.stage, [bl.raman], **kwargs))
+    assert not any(m.command in ("set", "trigger", "open_run") for m in bl.messages)

@@ -61,6 +61,7 @@ def test_busy_runengine_time_costs_no_experiment_time_with_virtual_time(tmp_path
     assert scaled > 600.0 + 400.0  # without held time, the busy time is experiment time
 
 
+@pytest.mark.allow_slow("a beamline load and three moves of ~10 experiment minutes each")
 @pytest.mark.parametrize("expected", [True, False])
 def test_a_move_seen_settled_late_does_not_keep_the_film_at_temperature(
     tmp_path, monkeypatch, expected

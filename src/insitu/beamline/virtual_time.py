@@ -112,8 +112,9 @@ def enable(engine: Any) -> None:
                 if waiting[0] and ends and None not in ends:
                     clock.release(until=max(ends), then=PAST_EXPECTED_END_RATE)
 
-        ends = [clock.expected_end(status) for status in statuses]
-        if statuses and None not in ends:
+        # Statuses already done (a soft signal's trigger) wait for nothing.
+        ends = [clock.expected_end(status) for status in statuses if not status.done]
+        if ends and None not in ends:
             for status in statuses:
                 status.insitu_on_expected_end = follow_expected_ends
             follow_expected_ends()

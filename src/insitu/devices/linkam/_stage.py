@@ -491,7 +491,8 @@ class LinkamStage(Device, PositionerBase):
 
     def trigger(self) -> DeviceStatus:
         """Return a Status that finishes at the next reading requested after this call."""
-        status = ExplainedDeviceStatus(self)
+        # A reading is wire chatter, due at once: held time runs slowly until it is back.
+        status = clock.expect_end(ExplainedDeviceStatus(self), clock.now())
         if self._stopping.is_set():
             status.set_exception(LinkamMoveInterrupted(f"{self.name}: the device is destroyed"))
             return status
