@@ -6,8 +6,10 @@ without that, the wall latency of the poll that sees a move settled is minutes o
 anneal at its top temperature. A move's end is known only roughly beforehand: the ramp
 (|distance| / rate) and the settle time are the plan's, but a real stage lags its ramp (thermal
 lag, a cooling rate it cannot keep near room temperature). That lag is learned from the moves
-this stage has made: the least excess seen for the same direction and target band, so the
-expectation stays a lower bound (time never runs free past a real settle).
+this stage has made: the least excess seen for the same direction, target band and rate, so the
+expectation stays a lower bound (time never runs free past a real settle). A move of a kind not
+seen yet expects no lag at all: borrowing another kind's (a slow cooling's, a faster ramp's)
+could put the expectation after the real settle, and the time past it would run at full speed.
 """
 
 from __future__ import annotations
@@ -28,11 +30,12 @@ class ArrivalEstimate:
     """
 
     def __init__(self) -> None:
-        self._least_excess: dict[tuple[int, int], float] = {}
+        self._least_excess: dict[tuple[int, int, float], float] = {}
 
     @staticmethod
-    def _key(start: float, target: float) -> tuple[int, int]:
-        return (1 if target >= start else -1, int(math.floor(target / _BAND_C)))
+    def _key(start: float, target: float, rate: float) -> tuple[int, int, float]:
+        way = 1 if target >= start else -1
+        return (way, int(math.floor(target / _BAND_C)), round(float(rate), 3))
 
     @staticmethod
     def nominal_duration(start: float, target: float, rate: float, settle_time: float) -> float:
@@ -40,17 +43,16 @@ class ArrivalEstimate:
         return abs(target - start) / rate * 60.0 + settle_time
 
     def expected_duration(
-        self, start: float, target: float, rate: float, settle_time: float
+        self, start: float, target: float, rate: float, settle_time: float, tolerance: float
     ) -> float:
-        """Seconds from the start until the move should settle: the nominal duration plus the
-        least excess seen for this direction and target band (else for this direction, else
-        none)."""
+        """Seconds from the start until the move should settle: the least seen for moves of the
+        same direction, target band and rate (nominal duration plus least excess); for a kind not
+        seen yet, the earliest it can settle (in the band ``tolerance`` before the target, then
+        the settle time)."""
         nominal = self.nominal_duration(start, target, rate, settle_time)
-        key = self._key(start, target)
-        excess = self._least_excess.get(key)
+        excess = self._least_excess.get(self._key(start, target, rate))
         if excess is None:
-            same_way = [v for (way, _), v in self._least_excess.items() if way == key[0]]
-            excess = min(same_way, default=0.0)
+            excess = -min(abs(target - start), tolerance) / rate * 60.0
         return max(settle_time, nominal + excess)
 
     def observe(
@@ -67,5 +69,5 @@ class ArrivalEstimate:
         if abs(target - start) <= 2.0 * tolerance or not math.isfinite(took):
             return
         excess = took - self.nominal_duration(start, target, rate, settle_time)
-        key = self._key(start, target)
+        key = self._key(start, target, rate)
         self._least_excess[key] = min(excess, self._least_excess.get(key, math.inf))

@@ -344,7 +344,7 @@ class LinkamStage(Device, PositionerBase):
         )
         # Held time runs at full speed only to here (insitu.beamline.virtual_time).
         expected = self._arrival.expected_duration(
-            start_temperature, target, rate, tracker.settle_time
+            start_temperature, target, rate, tracker.settle_time, tracker.tolerance
         )
         clock.expect_end(status, started_at + expected)
         with self._move_lock:
