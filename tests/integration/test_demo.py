@@ -102,10 +102,14 @@ def _the_demo_catalog_holds_the_papers_numbers(location: Path, stdout: str) -> N
         ]
         onset, crystallized, decomposition = flags["temperature"].values
         # The film's truth on a 5 C/min ramp: 1 % crystalline at 633 C, 90 % at 708 C; 1 %
-        # decomposed (pyrochlore) at 763 C, 5 % at 790 C.
+        # decomposed (pyrochlore) at 763 C, 10 % (the decomposition flag's level, as in the
+        # robustness suite's windows: insitu.testing.raman_ramps.LEVELS) at 802.5 C, and a flag
+        # may come up to two spectra after the first spectrum past its level.
         assert 630 <= onset <= 690, onset
         assert 700 <= crystallized <= 780, crystallized
-        assert 760 <= decomposition <= 800, decomposition
+        means = temperature["stage_temperature_mean"]
+        past_level = int(np.argmax(means >= 802.5))
+        assert 760 <= decomposition <= means[past_level + 2], (decomposition, means[past_level:])
 
         summary = summarize(runs, stdout.split("campaign ")[1].split()[0])
         assert_the_papers_numbers(summary)

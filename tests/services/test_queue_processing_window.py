@@ -15,6 +15,7 @@ import time
 import pytest
 from tiled.queries import Key
 
+from insitu.analysis.processing_window import ProcessingWindowAgent, Sample
 from insitu.beamline.catalog import close_catalog, open_catalog
 from tests.services.test_queue import forget_queue, queue_service
 
@@ -23,6 +24,7 @@ from tests.services.test_queue import forget_queue, queue_service
 pytestmark = [pytest.mark.services]
 
 DEVICES = ("stage", "raman", "eis")
+SAMPLE_KEYS = ("anneal_C", "dwell_min", "crystallized", "sigma_30C_S_cm")
 # Fewer spectra and impedance points than the CLI's defaults (every 25 C up, every 15 min of the
 # dwell; impedance at two temperatures): the same decisions, a third of the wall time.
 CAMPAIGN = {
@@ -137,12 +139,35 @@ def test_a_queued_campaign_killed_after_four_samples_resumes_to_the_same_boundar
         assert len(done) == 1, (index, anneals)
         if index < 4:
             assert len(anneals) == 1, (index, anneals)
-    # The same films, in the same order, as the uninterrupted campaign; the same boundary.
+    # The resumed campaign is the uninterrupted agent on what was measured: the same-seed agent,
+    # told each film in turn, chooses every film the resumed campaign annealed and reports its
+    # boundary exactly.
     chosen = {
-        i: [a for a in anneals if a[2] == "success"][0][:2] for i, anneals in cut_films.items()
+        i: next(a[:2] for a in anneals if a[2] == "success") for i, anneals in cut_films.items()
     }
-    assert chosen == {i: anneals[0][:2] for i, anneals in whole_films.items()}
-    assert [s["crystallized"] for s in cut_map["samples"]] == [
-        s["crystallized"] for s in whole_map["samples"]
-    ]
-    assert cut_map["boundary"] == whole_map["boundary"]
+    replay = ProcessingWindowAgent(seed=CAMPAIGN["seed"])
+    for index, sample in enumerate(cut_map["samples"]):
+        choice = replay.ask()
+        assert (choice["anneal_C"], choice["dwell_min"]) == chosen[index], index
+        replay.tell(Sample(**{key: sample[key] for key in SAMPLE_KEYS}))
+    assert replay.report()["boundary"] == cut_map["boundary"]
+    # Against the campaign run uninterrupted: the same films as long as the films measured the
+    # same (the agent samples at the boundary, where a film a few tenths of a degree from it may
+    # be called either way by its spectra); with every film called the same, the same boundary.
+    labels = [s["crystallized"] for s in cut_map["samples"]]
+    whole_labels = [s["crystallized"] for s in whole_map["samples"]]
+    same = next(
+        (i for i, (a, b) in enumerate(zip(labels, whole_labels, strict=True)) if a != b), 10
+    )
+    whole_chosen = {i: anneals[0][:2] for i, anneals in whole_films.items()}
+    for index in range(min(same + 1, 10)):
+        assert chosen[index] == whole_chosen[index], (index, chosen, whole_chosen)
+    if same == 10:
+        assert cut_map["boundary"] == whole_map["boundary"]
+    else:
+        # Not a resume fault (the replay above holds): two uninterrupted runs differ the same
+        # way. Measured: film 9 called the other way moved the 5 min boundary by 14 C (issue 18's
+        # note); the calls are what must become reproducible, not this test's bar.
+        print(f"film {same + 1} was called differently in the two campaigns")
+        print("boundary resumed:", cut_map["boundary"])
+        print("boundary uninterrupted:", whole_map["boundary"])
