@@ -49,6 +49,10 @@ def pytest_collection_modifyitems(config, items):
         item.user_properties.append(("tier", tier))
         if item.get_closest_marker(tier) is None:
             item.add_marker(tier)
+    # pytest-xdist hands out files in collection order: the few minutes-long tests first, so a
+    # worker does not pick one up when the other has nothing left (a stable sort: the rest keep
+    # their order).
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
 
 
 def pytest_addoption(parser):

@@ -32,6 +32,7 @@ def _run(args, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
+@pytest.mark.long
 def test_demo_prints_the_table_and_writes_the_report_then_report_rewrites_it(tmp_path):
     config = str(_config(tmp_path))
     demo = _run([*INSITU, "--config", config, "demo"], tmp_path)

@@ -97,6 +97,7 @@ def _wait_for_eis_of(catalog, campaign_id, index, timeout=900.0):
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
+@pytest.mark.long
 def test_a_queued_campaign_killed_after_four_samples_resumes_to_the_same_boundary(
     tmp_path, catalog_server, redis_url
 ):
