@@ -123,15 +123,20 @@ def ramp_acquisition(
         ramp_done = ramp is not None and ramp.done
         if ramp_done and not ramp.success:
             raise RuntimeError(f"{stage.name}: the ramp to {stop} C failed: {ramp.exception()}")
+        reached = temperature
+        if ramp_done and direction * (stop - temperature) > 0:
+            # Done means at ``stop`` within the stage's tolerance (89.95 C of a ramp to 90 C):
+            # the step at ``stop`` is reached, not skipped for the last hundredth of a degree.
+            reached = stop
         due = False
         if next_temperature is not None:
-            due = direction * (temperature - next_temperature) >= 0
+            due = direction * (reached - next_temperature) >= 0
         elif next_time is not None:
             due = clock.now() >= next_time
         if due:
             yield from acquire_with_temperatures(stage, detectors, signals)
             if next_temperature is not None:
-                while direction * (temperature - next_temperature) >= 0:
+                while direction * (reached - next_temperature) >= 0:
                     next_temperature += direction * every_C
             else:
                 next_time += every_s

@@ -1,0 +1,76 @@
+"""ramp_acquisition: one acquisition per step, the step at the ramp's stop included."""
+
+from __future__ import annotations
+
+import bluesky.plan_stubs as bps
+import pytest
+from bluesky import RunEngine
+from ophyd import Component as Cpt
+from ophyd import Signal
+from ophyd.status import StatusBase
+
+from insitu.plans.heat_ramp import RampSignals, ramp_acquisition
+from insitu.testing.devices import FakeDetector, FakeStage
+
+pytestmark = pytest.mark.unit
+
+TOLERANCE_C = 0.05  # the stage says it arrived this short of its setpoint
+
+
+class _CreepingTemperature(Signal):
+    """A stage reading that moves 1 C towards the setpoint per read and stops within the
+    tolerance of it, finishing the move then (as a real stage's settle check does)."""
+
+    def get(self, **kwargs):
+        stage = self.parent
+        if stage is not None and stage.moving is not None:
+            target = stage.setpoint.get() - TOLERANCE_C
+            value = min(target, super().get(**kwargs) + 1.0)
+            self.put(value)
+            if value >= target:
+                moving, stage.moving = stage.moving, None
+                moving.set_finished()
+        return super().get(**kwargs)
+
+
+class _RampingStage(FakeStage):
+    temperature = Cpt(_CreepingTemperature, value=30.0, kind="hinted")
+
+    def __init__(self, *args, **kwargs):
+        self.moving: StatusBase | None = None
+        super().__init__(*args, temperature=30.0, **kwargs)
+
+    def set(self, value: float) -> StatusBase:
+        self.setpoint.put(float(value))
+        self.moving = StatusBase()
+        return self.moving
+
+
+def test_a_ramp_that_ends_within_the_stage_tolerance_of_stop_still_acquires_the_stop_step(
+    real_time_clock,
+):
+    real_time_clock.set_speedup(1000.0)  # the plan's polling sleeps, 0.5 s each at 1x
+    stage, detector = _RampingStage(name="stage"), FakeDetector(name="det")
+    stage.temperature.put(30.0)
+    engine = RunEngine({})
+    engine.waiting_hook = None
+    events = []
+    engine.subscribe(lambda name, doc: events.append(doc) if name == "event" else None)
+
+    def plan():
+        yield from bps.open_run()
+        yield from ramp_acquisition(
+            stage,
+            [detector],
+            stop=90.0,
+            rate=600.0,
+            every_C=10.0,
+            every_s=None,
+            signals=RampSignals("stage"),
+        )
+        yield from bps.close_run()
+
+    engine(plan())
+    ends = [doc["data"]["stage_temperature_end"] for doc in events]
+    assert len(ends) == 6, ends  # 40, 50, 60, 70, 80 and 90 C
+    assert ends[-1] == pytest.approx(90.0 - TOLERANCE_C)
