@@ -33,8 +33,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def write_station_config(directory, name, catalog_server, *, speedup=400, seed=1):
-    """A simulated station writing to the shared catalog server."""
+def write_station_config(
+    directory, name, catalog_server, *, speedup=400, seed=1, virtual_time=False
+):
+    """A simulated station writing to the shared catalog server (``virtual_time``: held
+    experiment time, so a loaded machine costs no ramp or dwell)."""
     directory.mkdir(parents=True, exist_ok=True)
     config = directory / "station.yaml"
     config.write_text(
@@ -42,6 +45,7 @@ def write_station_config(directory, name, catalog_server, *, speedup=400, seed=1
         f"catalog:\n  location: {catalog_server.uri}\n  api_key: {catalog_server.api_key}\n"
         f"metadata_dir: {directory / 'md'}\n"
         f"simulation:\n  speedup: {speedup}\n  seed: {seed}\n"
+        f"  virtual_time: {str(virtual_time).lower()}\n"
     )
     return config
 
@@ -325,7 +329,8 @@ def test_a_queued_two_sample_campaign_survives_manager_restarts(
         "anneal_temperatures": [650, 750],
         "sample_names": ["S-650", "S-750"],
         # 20 C/min: well inside the safety watchdog's rate limit (1.5 x the stage's 50 C/min),
-        # which measures over 30 experiment seconds, i.e. 75 ms of wall time at 400x.
+        # which measures over 30 experiment seconds, i.e. 75 ms of wall time at 400x. 400x,
+        # not faster: the first item must outlast the manager's restart (at 2000x it did not).
         "rate": 20,
         "dwell_s": 60,
         "raman_every_C": 25,
@@ -412,13 +417,14 @@ def test_two_stations_one_queue_each_one_shared_catalog(
 
     own_redis = f"redis://127.0.0.1:{free_port()}"
     stations = {
-        # 100x, not 400x: a 10 C step at 20 C/min is then 300 ms of wall time, enough for a
-        # spectrum with two stations loading two cores (at 400x, 75 ms, CI stored 6 of 10).
+        # Held time: a 10 C step at 20 C/min is 75 ms of wall time at 400x, and with two
+        # stations loading two cores CI once stored 6 of 10 spectra on free-running time; held,
+        # the ramp waits for the RunEngine that is busy with a spectrum.
         "station-1": queue_station(
-            tmp_path / "s1", "station-1", catalog_server, redis_url, speedup=100
+            tmp_path / "s1", "station-1", catalog_server, redis_url, virtual_time=True
         ),
         "station-2": queue_station(
-            tmp_path / "s2", "station-2", catalog_server, own_redis, speedup=100
+            tmp_path / "s2", "station-2", catalog_server, own_redis, virtual_time=True
         ),
     }
     tag = secrets.token_hex(4)

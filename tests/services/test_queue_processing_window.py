@@ -9,6 +9,7 @@ uninterrupted one did, and must make the same choices and find the same boundary
 
 from __future__ import annotations
 
+import math
 import secrets
 import time
 
@@ -24,7 +25,16 @@ from tests.services.test_queue import forget_queue, queue_service
 pytestmark = [pytest.mark.services]
 
 DEVICES = ("stage", "raman", "eis")
-SAMPLE_KEYS = ("anneal_C", "dwell_min", "crystallized", "sigma_30C_S_cm")
+SAMPLE_KEYS = (
+    "anneal_C",
+    "dwell_min",
+    "crystallized",
+    "sigma_30C_S_cm",
+    "crystallization_margin",
+)
+# The same boundary: at every dwell, a fraction of the 5 C the boundary must be within of the
+# truth (issue 18) and of its own 68 % band (15-25 C wide).
+BOUNDARY_AGREES_C = 2.0
 # Fewer spectra and impedance points than the CLI's defaults (every 25 C up, every 15 min of the
 # dwell; impedance at two temperatures): the same decisions, a third of the wall time.
 CAMPAIGN = {
@@ -46,7 +56,7 @@ def _station(directory, catalog_server, redis_url):
         "name: window\n"
         f"catalog:\n  location: {catalog_server.uri}\n  api_key: {catalog_server.api_key}\n"
         f"metadata_dir: {directory / 'md'}\n"
-        "simulation:\n  speedup: 2000\n  seed: 11\n  virtual_time: true\n"
+        "simulation:\n  speedup: 5000\n  seed: 11\n  virtual_time: true\n"
     )
     return queue_service(config, directory, "window", redis_url)
 
@@ -67,6 +77,11 @@ def _films(catalog, campaign_id):
                 (start["anneal_temperature_C"], start["dwell_min"], stop.get("exit_status"))
             )
     return films
+
+
+def _number(value) -> float:
+    """A stored number (JSON null for NaN)."""
+    return math.nan if value is None else float(value)
 
 
 def _window_map(catalog, campaign_id):
@@ -133,6 +148,7 @@ def test_a_queued_campaign_killed_after_four_samples_resumes_to_the_same_boundar
         forget_queue(redis_url, station.options["redis_prefix"])
         close_catalog(catalog)
 
+    assert sorted(whole_films) == list(range(10))
     # 10 distinct films, each annealed once to the end: none of the first four annealed again.
     assert sorted(cut_films) == list(range(10))
     for index, anneals in cut_films.items():
@@ -150,25 +166,22 @@ def test_a_queued_campaign_killed_after_four_samples_resumes_to_the_same_boundar
     for index, sample in enumerate(cut_map["samples"]):
         choice = replay.ask()
         assert (choice["anneal_C"], choice["dwell_min"]) == chosen[index], index
-        replay.tell(Sample(**{key: sample[key] for key in SAMPLE_KEYS}))
+        told = {key: sample[key] for key in SAMPLE_KEYS}
+        told["crystallization_margin"] = _number(told["crystallization_margin"])
+        replay.tell(Sample(**told))
     assert replay.report()["boundary"] == cut_map["boundary"]
-    # Against the campaign run uninterrupted: the same films as long as the films measured the
-    # same (the agent samples at the boundary, where a film a few tenths of a degree from it may
-    # be called either way by its spectra); with every film called the same, the same boundary.
-    labels = [s["crystallized"] for s in cut_map["samples"]]
-    whole_labels = [s["crystallized"] for s in whole_map["samples"]]
-    same = next(
-        (i for i, (a, b) in enumerate(zip(labels, whole_labels, strict=True)) if a != b), 10
-    )
-    whole_chosen = {i: anneals[0][:2] for i, anneals in whole_films.items()}
-    for index in range(min(same + 1, 10)):
-        assert chosen[index] == whole_chosen[index], (index, chosen, whole_chosen)
-    if same == 10:
-        assert cut_map["boundary"] == whole_map["boundary"]
-    else:
-        # Not a resume fault (the replay above holds): two uninterrupted runs differ the same
-        # way. Measured: film 9 called the other way moved the 5 min boundary by 14 C (issue 18's
-        # note); the calls are what must become reproducible, not this test's bar.
-        print(f"film {same + 1} was called differently in the two campaigns")
-        print("boundary resumed:", cut_map["boundary"])
-        print("boundary uninterrupted:", whole_map["boundary"])
+    # Against the campaign run uninterrupted: each film's spectra fall a few experiment seconds
+    # apart on its kinetics in the two runs, so a film at the boundary (where the agent puts
+    # them) is called with a slightly different onset margin, now and then on the other side of
+    # the flag's threshold; the agent weighs a call by its margin, so the boundary moves by a
+    # fraction of the 5 C it must be within instead of jumping (bare labels: 14 C measured).
+    print("films resumed:      ", [(s["anneal_C"], s["dwell_min"]) for s in cut_map["samples"]])
+    print("films uninterrupted:", [(s["anneal_C"], s["dwell_min"]) for s in whole_map["samples"]])
+    print("margins resumed:      ", [s["crystallization_margin"] for s in cut_map["samples"]])
+    print("margins uninterrupted:", [s["crystallization_margin"] for s in whole_map["samples"]])
+    print("boundary resumed:      ", cut_map["boundary"])
+    print("boundary uninterrupted:", whole_map["boundary"])
+    for resumed, whole_estimate in zip(cut_map["boundary"], whole_map["boundary"], strict=True):
+        assert resumed["dwell_min"] == whole_estimate["dwell_min"]
+        difference = abs(resumed["anneal_C"] - whole_estimate["anneal_C"])
+        assert difference <= BOUNDARY_AGREES_C, (cut_map["boundary"], whole_map["boundary"])

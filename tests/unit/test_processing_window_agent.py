@@ -18,22 +18,28 @@ from insitu.analysis.processing_window import (
 from insitu.sim.processing_window_truth import annealed_state, window_truth
 
 
-def _campaign(agent, shift: float, onset_fraction: float, samples: int = 10):
+def _margin(fraction: float, onset_fraction: float) -> float:
+    """A stand-in for the live onset margin: 0 at the onset fraction, 8 units of noise per
+    decade of crystalline fraction (the detector's z grows with the crystals' band area)."""
+    return 8.0 * math.log10(max(fraction, 1e-9) / onset_fraction)
+
+
+def _campaign(
+    agent, shift: float, onset_fraction: float, samples: int = 10, *, margins: bool = False
+):
     for _ in range(samples):
         (decision,) = agent.suggest(1)
         film, state = annealed_state(
             decision["anneal_C"], decision["dwell_min"], crystallization_shift_C=shift
         )
         sigma = 10.0 ** film.conductivity_law(state).log10_sigma_30
-        agent.ingest(
-            [
-                {
-                    **decision,
-                    "crystallized": state.crystalline_fraction >= onset_fraction,
-                    "sigma_30C_S_cm": sigma,
-                }
-            ]
-        )
+        outcome = {
+            "crystallized": state.crystalline_fraction >= onset_fraction,
+            "sigma_30C_S_cm": sigma,
+        }
+        if margins:
+            outcome["crystallization_margin"] = _margin(state.crystalline_fraction, onset_fraction)
+        agent.ingest([{**decision, **outcome}])
     return agent
 
 
@@ -47,11 +53,12 @@ def _misses(agent, truth) -> list[float]:
     return misses
 
 
+@pytest.mark.parametrize("margins", [False, True], ids=["labels", "margins"])
 @pytest.mark.parametrize("shift", [-40.0, -20.0, 0.0, 20.0, 40.0])
 @pytest.mark.parametrize("onset_fraction", [0.012, 0.03])
-def test_ten_films_pin_the_boundary_at_every_dwell(shift, onset_fraction):
+def test_ten_films_pin_the_boundary_at_every_dwell(shift, onset_fraction, margins):
     truth = window_truth(crystallization_shift_C=shift)
-    agent = _campaign(ProcessingWindowAgent(seed=3), shift, onset_fraction)
+    agent = _campaign(ProcessingWindowAgent(seed=3), shift, onset_fraction, margins=margins)
     assert _misses(agent, truth) == [0.0] * len(REPORTED_DWELLS_MIN), agent.report()["boundary"]
     best = agent.best_amorphous()
     assert abs(best.sigma_30C_S_cm / truth.best_amorphous_sigma_30C_S_cm - 1.0) < 0.10
@@ -111,3 +118,45 @@ def test_before_both_kinds_of_film_the_agent_brackets_and_bisects():
     assert all(575.0 < b.anneal_C < 650.0 for b in estimates)
     # the boundary never rises with the dwell
     assert all(a.anneal_C >= b.anneal_C for a, b in zip(estimates[:-1], estimates[1:], strict=True))
+
+
+def _boundary(samples) -> list[float]:
+    agent = ProcessingWindowAgent(seed=3)
+    for sample in samples:
+        agent.tell(sample)
+    return [b.anneal_C for b in agent.boundary()]
+
+
+@pytest.mark.parametrize("shift", [-20.0, 0.0, 20.0])
+def test_a_film_called_the_other_way_by_a_hair_moves_the_boundary_by_a_hair(shift):
+    """The film of a campaign closest to the flag's threshold (where the agent puts films),
+    measured again with its onset evidence 0.3 units of noise to the other side of the
+    threshold (its call flipped): with margins the boundary moves by about a degree at most
+    (measured 0.8-1.1 C), a fraction of the 5 C it must be within; as bare labels the same flip
+    moves it by ten times that (measured 11-13 C)."""
+    agent = _campaign(ProcessingWindowAgent(seed=3), shift, 0.02, margins=True)
+    samples = list(agent.samples)
+    index = min(range(len(samples)), key=lambda i: abs(samples[i].crystallization_margin))
+    film = samples[index]
+    margin = 0.3 if film.crystallization_margin < 0 else -0.3
+    flipped = Sample(film.anneal_C, film.dwell_min, margin >= 0, film.sigma_30C_S_cm, margin)
+    again = [*samples[:index], flipped, *samples[index + 1 :]]
+    soft = max(abs(a - b) for a, b in zip(_boundary(samples), _boundary(again), strict=True))
+
+    def bare(films):
+        return [Sample(s.anneal_C, s.dwell_min, s.crystallized, s.sigma_30C_S_cm) for s in films]
+
+    hard = max(
+        abs(a - b) for a, b in zip(_boundary(bare(samples)), _boundary(bare(again)), strict=True)
+    )
+    print(f"margin {film.crystallization_margin:+.2f}: moves {soft:.2f} C soft, {hard:.2f} C bare")
+    assert soft < 2.0
+    assert hard > 5.0 * soft
+
+
+def test_a_film_without_a_margin_counts_as_its_call_and_a_clear_one_as_its_call_too():
+    assert Sample(600.0, 15.0, True).weight_crystallized == 1.0
+    assert Sample(600.0, 15.0, False).weight_crystallized == 0.0
+    assert Sample(600.0, 15.0, True, 1e-9, 30.0).weight_crystallized == pytest.approx(1.0)
+    assert Sample(600.0, 15.0, False, 1e-9, -6.0).weight_crystallized < 0.002
+    assert Sample(600.0, 15.0, True, 1e-9, 0.0).weight_crystallized == pytest.approx(0.5)

@@ -23,6 +23,7 @@ from insitu.analysis.raman import (
     RamanTransitionDetector,
     analyze_ramp,
 )
+from insitu.analysis.transitions import onset_margin
 from insitu.sim import raman_model
 from insitu.sim.sample import GarnetFilm
 from insitu.sim.thermal_profile import ThermalProfile
@@ -289,3 +290,34 @@ def test_a_long_quiet_run_keeps_a_bounded_learned_state():
         detector.update(AXIS, rng.poisson(flat).astype(float), 25.0 + 0.5 * i)
     assert len(detector._amorphous.pool) <= detector.calibration_spectra + MAX_POOL
     assert detector.flags == []
+
+
+def test_the_onset_margin_is_the_flags_call_continued_and_is_recomputed_from_the_stored_z(ramp):
+    """>= 0 exactly from the spectrum the onset is flagged at; tens of noise units once the film
+    has crystallized; the same number from the ``crystalline_z`` column alone (what resume
+    reads back from the catalog)."""
+    detector = RamanTransitionDetector()
+    margins, onset_at = [], None
+    for index, (temperature, counts) in enumerate(
+        zip(ramp.temperatures, ramp.spectra, strict=True)
+    ):
+        for flag in detector.update(AXIS, counts, temperature):
+            if flag.kind == "crystallization_onset":
+                onset_at = index
+        margins.append(detector.onset_margin())
+    assert onset_at is not None
+    assert all(math.isnan(m) or m < 0 for m in margins[:onset_at])
+    assert any(math.isfinite(m) for m in margins[:onset_at])
+    assert all(m >= 0 for m in margins[onset_at:])
+    assert margins[-1] > 20.0
+    stored = [f.crystalline_z for f in detector.history]
+    assert onset_margin(
+        stored, threshold=detector.threshold, drift=detector.drift, max_step=detector.max_step
+    ) == pytest.approx(margins[-1], abs=0)
+
+
+def test_a_ramp_that_stays_amorphous_ends_with_a_negative_onset_margin(amorphous_ramp):
+    detector, flags = run_detector(amorphous_ramp)
+    assert not flags
+    assert -detector.threshold <= detector.onset_margin() < 0.0
+    assert math.isnan(RamanTransitionDetector().onset_margin())  # nothing analysed yet

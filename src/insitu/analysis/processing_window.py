@@ -7,6 +7,10 @@ longer dwell reaches the same transformed fraction at a lower temperature, nearl
 ln(dwell) over 5-120 min). So the surrogate is a logistic model of P(crystallized) in
 (temperature, ln dwell), fitted by scikit-learn, with a Laplace posterior for its uncertainty:
 the boundary at a dwell is where P = 1/2, and its band is that line under the posterior.
+A film counts as its call weighted by how clear the call was (its onset margin, in units of
+noise, when the live analysis gives one: :attr:`Sample.weight_crystallized`): the agent puts
+films at the boundary, where a film measured twice can be called both ways, and a bare label
+there moved the boundary by 10-14 C; weighted, by about one.
 
 Why this surrogate and not a Gaussian-process classifier: ten binary labels cannot teach a GP its
 length scales, and a GP does not know that the boundary is one line falling with dwell; the
@@ -52,6 +56,7 @@ _T_CENTRE, _T_SCALE = 650.0, 50.0  # features in units where the fit is well con
 _DWELL_CENTRE_MIN = 20.0
 _POSTERIOR_DRAWS = 4000
 _PRIOR_C = 25.0  # inverse strength of the Gaussian prior on the weights (sklearn's C)
+_MARGIN_SCALE = 2.0  # noise units: see Sample.weight_crystallized
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,7 @@ class Sample:
     dwell_min: float
     crystallized: bool
     sigma_30C_S_cm: float = math.nan
+    crystallization_margin: float = math.nan  # how clear the call was (noise units), if known
 
     def as_dict(self) -> dict:
         return {
@@ -69,7 +75,25 @@ class Sample:
             "dwell_min": self.dwell_min,
             "crystallized": self.crystallized,
             "sigma_30C_S_cm": self.sigma_30C_S_cm,
+            "crystallization_margin": self.crystallization_margin,
         }
+
+    @property
+    def weight_crystallized(self) -> float:
+        """The weight of this film as a crystallized one in the boundary's fit (0 to 1).
+
+        A film called by a wide margin counts as its call; a film whose onset evidence ended
+        within a few units of noise of the flag's threshold (where the agent puts its films) counts
+        as partly both, so that the same film measured again, its spectra falling a few seconds
+        later on its kinetics, moves the boundary by a fraction of a degree instead of flipping it
+        (issue 18: a flipped call moved a boundary by 14 C). The scale, 2 units of noise, is the
+        onset CUSUM's own scatter near its threshold (a sum of 2-4 spectra of unit noise). A film
+        without a margin counts as its call.
+        """
+        margin = self.crystallization_margin
+        if not math.isfinite(margin):
+            return float(self.crystallized)
+        return 0.5 * math.erfc(-margin / (_MARGIN_SCALE * math.sqrt(2.0)))
 
 
 @dataclass(frozen=True)
@@ -135,10 +159,18 @@ def fit_boundary(samples: Sequence[Sample], *, seed: int = 0) -> _Posterior | No
     if len(samples) < 2 or labels.min() == labels.max():
         return None
     x = _features([s.anneal_C for s in samples], [s.dwell_min for s in samples])
-    model = LogisticRegression(C=_PRIOR_C).fit(x, labels)
+    # Soft labels (Sample.weight_crystallized): each film once as crystallized, once as
+    # amorphous, weighted; a film called by a wide margin has all its weight on its call.
+    crystallized = np.array([s.weight_crystallized for s in samples])
+    doubled = np.vstack([x, x])
+    targets = np.concatenate([np.ones(len(x), dtype=int), np.zeros(len(x), dtype=int)])
+    sample_weight = np.concatenate([crystallized, 1.0 - crystallized])
+    model = LogisticRegression(C=_PRIOR_C).fit(doubled, targets, sample_weight=sample_weight)
     weights = np.concatenate([model.intercept_, model.coef_[0]])
     if weights[2] < 0:  # crystallizes less with a longer dwell: not physical, refit flat
-        flat = LogisticRegression(C=_PRIOR_C).fit(x[:, :1], labels)
+        flat = LogisticRegression(C=_PRIOR_C).fit(
+            doubled[:, :1], targets, sample_weight=sample_weight
+        )
         weights = np.array([flat.intercept_[0], flat.coef_[0][0], 0.0])
     # Laplace: the posterior's covariance is the inverse Hessian of the penalized likelihood.
     design = np.column_stack([np.ones(len(x)), x])
@@ -167,7 +199,8 @@ class _AgentBase(abc.ABC):
         return [self.ask() for _ in range(num_points or 1)]
 
     def ingest(self, points: Sequence[Mapping]) -> None:
-        """Outcomes: each with ``anneal_C``, ``dwell_min``, ``crystallized``, ``sigma_30C_S_cm``."""
+        """Outcomes: each with ``anneal_C``, ``dwell_min``, ``crystallized``, ``sigma_30C_S_cm``
+        and, if known, ``crystallization_margin``."""
         for point in points:
             self.tell(
                 Sample(
@@ -175,6 +208,7 @@ class _AgentBase(abc.ABC):
                     float(point["dwell_min"]),
                     bool(point["crystallized"]),
                     float(point.get("sigma_30C_S_cm", math.nan)),
+                    float(point.get("crystallization_margin", math.nan)),
                 )
             )
 

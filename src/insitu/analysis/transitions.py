@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -72,7 +73,7 @@ from insitu.analysis.raman_reference import LLZO, RamanReference
 from insitu.analysis.transition_features import TransitionFeatures
 from insitu.analysis.transition_flags import TRANSITION_KINDS, TransitionFlag
 
-__all__ = ["TRANSITION_KINDS", "TransitionFlag", "RamanTransitionDetector"]
+__all__ = ["TRANSITION_KINDS", "TransitionFlag", "RamanTransitionDetector", "onset_margin"]
 # Diagnostic bands stay this far (cm-1) from the bands of the classes they must be told from.
 AMORPHOUS_GUARD_CM1 = 40.0
 CRYSTALLINE_GUARD_CM1 = 15.0
@@ -146,6 +147,32 @@ class _Cusum:
             self.start = index
         self.value = max(0.0, self.value + step)
         return self.value
+
+
+def onset_margin(
+    crystalline_z: Iterable[float], *, threshold: float, drift: float, max_step: float
+) -> float:
+    """How far a ramp's crystallization-onset evidence went past the flag's threshold.
+
+    The onset CUSUM of :class:`RamanTransitionDetector` run over the ramp's ``crystalline_z``
+    (the ``raman_analysis`` stream's column; NaN entries, the calibration spectra and failed
+    spectra, are skipped), *continued* past the flag: its peak minus ``threshold``. The onset is
+    flagged exactly when that is >= 0; how far above or below says how clear the call was, in
+    units of noise. Past the threshold the peak is that of the same CUSUM without its cap on one
+    spectrum's step (``max_step`` keeps one spectrum from raising a flag, but would make a film
+    that crystallized early look as clear as one called at its last spectrum): a film called at
+    its last spectrum has a margin near 0, a film that crystallized early tens. NaN when no
+    spectrum after the calibration was analysed.
+    """
+    capped, uncapped = _Cusum(), _Cusum()
+    peak = peak_uncapped = -math.inf
+    for index, z in enumerate(crystalline_z):
+        if math.isfinite(z):
+            peak = max(peak, capped.add(float(z), index, drift, max_step))
+            peak_uncapped = max(peak_uncapped, uncapped.add(float(z), index, drift, math.inf))
+    if not math.isfinite(peak):
+        return math.nan
+    return (peak_uncapped if peak >= threshold else peak) - threshold
 
 
 class RamanTransitionDetector:
@@ -318,6 +345,16 @@ class RamanTransitionDetector:
     def calibrated(self) -> bool:
         """Whether the calibration spectra are in (flags can be raised)."""
         return self._index >= self.calibration_spectra
+
+    def onset_margin(self) -> float:
+        """The peak of the onset CUSUM so far, continued past the flag, minus the threshold
+        (noise units; >= 0 once the onset is flagged): :func:`onset_margin` of the history."""
+        return onset_margin(
+            (f.crystalline_z for f in self.history),
+            threshold=self.threshold,
+            drift=self.drift,
+            max_step=self.max_step,
+        )
 
     @property
     def last_features(self) -> TransitionFeatures | None:

@@ -29,6 +29,7 @@ from insitu.analysis.processing_window import (
     ProcessingWindowAgent,
 )
 from insitu.analysis.stored_stream import read_stream
+from insitu.analysis.transitions import onset_margin
 from insitu.plans.anneal import anneal
 from insitu.plans.arguments import (
     as_count,
@@ -130,13 +131,23 @@ class StoredFilm:
     dwell_min: float
     crystallized: bool
     sigma_30C_S_cm: float | None  # None: its impedance run did not succeed
+    crystallization_margin: float = math.nan  # from its anneal's raman_analysis stream
 
 
-def stored_films(catalog, campaign_id: str, *, stage_name: str = "stage", eis_name: str = "eis"):
+def stored_films(
+    catalog,
+    campaign_id: str,
+    *,
+    stage_name: str = "stage",
+    eis_name: str = "eis",
+    onset_parameters: dict[str, float] | None = None,
+):
     """The films of ``campaign_id`` whose anneal succeeded, in order (see ``resume``).
 
     Stops at the first film whose anneal did not succeed: the films after it (if any) were
-    chosen from what the catalog no longer says.
+    chosen from what the catalog no longer says. With ``onset_parameters`` (the live analysis'
+    ``onset_parameters()``), each film's onset margin is recomputed from its anneal's stored
+    ``crystalline_z``: the number the campaign told its agent.
     """
     from tiled.queries import Key
 
@@ -159,6 +170,12 @@ def stored_films(catalog, campaign_id: str, *, stage_name: str = "stage", eis_na
         kinds = set()
         if "transitions" in anneals[-1] and "kind" in anneals[-1]["transitions"]:
             kinds = {str(k) for k in read_stream(anneals[-1]["transitions"], ["kind"])["kind"]}
+        margin = math.nan
+        if onset_parameters is not None and "raman_analysis" in anneals[-1]:
+            stream = anneals[-1]["raman_analysis"]
+            if "crystalline_z" in stream:
+                z = read_stream(stream, ["crystalline_z"])["crystalline_z"]
+                margin = onset_margin(np.asarray(z, dtype=float), **onset_parameters)
         sigma = None
         for run in by_index[index].get("eis", []):
             if succeeded(run):
@@ -174,9 +191,16 @@ def stored_films(catalog, campaign_id: str, *, stage_name: str = "stage", eis_na
                 float(start["dwell_min"]),
                 any(kind in kinds for kind in _CRYSTALS_SEEN),
                 sigma,
+                margin,
             )
         )
     return films
+
+
+def _onset_parameters(monitor) -> dict[str, float] | None:
+    """The live analysis' onset CUSUM parameters (None for a monitor without them)."""
+    parameters = getattr(monitor, "onset_parameters", None)
+    return parameters() if callable(parameters) else None
 
 
 def map_processing_window(
@@ -285,6 +309,7 @@ def map_processing_window(
             campaign_id,
             stage_name=stage.name,
             eis_name=eis.name,
+            onset_parameters=_onset_parameters(monitor),
         )
         if len(stored) > samples:
             raise ValueError(
@@ -337,7 +362,16 @@ def map_processing_window(
         if sigma is None:  # annealed, never measured: it is the film on the stage
             common = sample_md(film.index, film.anneal_C, film.dwell_min)
             sigma = yield from measure_eis(common, film.crystallized)
-        agent.ingest([{**decision, "crystallized": film.crystallized, "sigma_30C_S_cm": sigma}])
+        agent.ingest(
+            [
+                {
+                    **decision,
+                    "crystallized": film.crystallized,
+                    "sigma_30C_S_cm": sigma,
+                    "crystallization_margin": film.crystallization_margin,
+                }
+            ]
+        )
 
     def one_sample(index: int):
         (decision,) = agent.suggest(1)
@@ -365,8 +399,18 @@ def map_processing_window(
         yield from bps.mv(monitor.analysed, 0)  # every spectrum of the anneal analysed
         kinds = [flag.kind for flag in monitor.flags]
         crystallized = any(kind in kinds for kind in _CRYSTALS_SEEN)
+        margin = monitor.onset_margin() if hasattr(monitor, "onset_margin") else math.nan
         sigma = yield from measure_eis(common, crystallized)
-        agent.ingest([{**decision, "crystallized": crystallized, "sigma_30C_S_cm": sigma}])
+        agent.ingest(
+            [
+                {
+                    **decision,
+                    "crystallized": crystallized,
+                    "sigma_30C_S_cm": sigma,
+                    "crystallization_margin": margin,
+                }
+            ]
+        )
 
     def campaign():
         for film in stored:

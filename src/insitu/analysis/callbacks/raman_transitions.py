@@ -211,6 +211,7 @@ class RamanTransitionCallback(DerivedStreamCallback):
             owner=self, name="raman_analysed_seq_num", timeout=wait_timeout
         )
         self.flags: list[TransitionFlag] = []
+        self._run_detector: RamanTransitionDetector | None = None
         self._progress = threading.Condition()
         self._current_run_uid: str | None = None  # the run the RunEngine sent last
         self._received_seq_num = 0  # of its latest spectrum event
@@ -330,9 +331,29 @@ class RamanTransitionCallback(DerivedStreamCallback):
         self.analysed.put(0)
         self.transition.put("")
         self.flags = []
-        return _RamanRun(
+        run = _RamanRun(
             start=start, detector=RamanTransitionDetector(self.reference, **self.detector_options)
         )
+        self._run_detector = run.detector
+        return run
+
+    def onset_margin(self) -> float:
+        """How clear the crystallization-onset call of the latest run is, in units of noise:
+        the detector's :meth:`~insitu.analysis.transitions.RamanTransitionDetector.onset_margin`
+        (>= 0: flagged; NaN before a spectrum past the calibration is analysed). Wait for the
+        analysis first (``bps.mv(callback.analysed, 0)``)."""
+        detector = self._run_detector
+        return math.nan if detector is None else detector.onset_margin()
+
+    def onset_parameters(self) -> dict[str, float]:
+        """The onset CUSUM's ``threshold``, ``drift`` and ``max_step`` of this callback's
+        detectors (for :func:`~insitu.analysis.transitions.onset_margin` on a stored ramp)."""
+        detector = RamanTransitionDetector(self.reference, **self.detector_options)
+        return {
+            "threshold": detector.threshold,
+            "drift": detector.drift,
+            "max_step": detector.max_step,
+        }
 
     def _axis(self, run: _RamanRun, descriptor: dict, data: dict) -> np.ndarray | None:
         if self.wavenumber_key in data:
