@@ -117,3 +117,15 @@ class DocumentCollector:
 def collect_documents() -> type[DocumentCollector]:
     """Factory of document subscribers: ``collector = collect_documents()``."""
     return DocumentCollector
+
+
+@pytest.fixture
+def sim_config(tmp_path) -> str:
+    """A beamline config file for the CLI: the simulated beamline at 200x, its catalog and
+    metadata under ``tmp_path``."""
+    config = tmp_path / "beamline.yaml"
+    config.write_text(
+        f"catalog:\n  location: {tmp_path / 'data'}\nmetadata_dir: {tmp_path / 'md'}\n"
+        "simulation:\n  speedup: 200\n"
+    )
+    return str(config)

@@ -15,15 +15,6 @@ from insitu.testing.browser import page_width, screenshot
 INSITU = [sys.executable, "-m", "insitu.cli"]
 
 
-def _config(tmp_path: Path) -> Path:
-    config = tmp_path / "beamline.yaml"
-    config.write_text(
-        f"catalog:\n  location: {tmp_path / 'data'}\nmetadata_dir: {tmp_path / 'md'}\n"
-        "simulation:\n  speedup: 200\n"
-    )
-    return config
-
-
 def _run(args, tmp_path):
     return subprocess.run(
         args, cwd=tmp_path, env=dict(os.environ), capture_output=True, text=True, timeout=300
@@ -33,8 +24,8 @@ def _run(args, tmp_path):
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 @pytest.mark.long
-def test_demo_prints_the_table_and_writes_the_report_then_report_rewrites_it(tmp_path):
-    config = str(_config(tmp_path))
+def test_demo_prints_the_table_and_writes_the_report_then_report_rewrites_it(tmp_path, sim_config):
+    config = sim_config
     demo = _run([*INSITU, "--config", config, "demo"], tmp_path)
     assert demo.returncode == 0, demo.stderr[-3000:]
     for text in ("LLZO-500C", "LLZO-750C", "paper_sigma_30C_S_cm", "report:"):

@@ -20,15 +20,6 @@ PROFILE = REPO / "profiles" / "profile_insitu"
 INSITU = [sys.executable, "-m", "insitu.cli"]
 
 
-def _config(tmp_path: Path) -> Path:
-    config = tmp_path / "beamline.yaml"
-    config.write_text(
-        f"catalog:\n  location: {tmp_path / 'data'}\nmetadata_dir: {tmp_path / 'md'}\n"
-        "simulation:\n  speedup: 200\n"
-    )
-    return config
-
-
 def _run(args, tmp_path, **env):
     environment = {**os.environ, **env}
     return subprocess.run(
@@ -37,7 +28,7 @@ def _run(args, tmp_path, **env):
 
 
 @pytest.mark.slow
-def test_ipython_profile_starts_and_counts(tmp_path):
+def test_ipython_profile_starts_and_counts(tmp_path, sim_config):
     profile = tmp_path / "profile_insitu"
     shutil.copytree(PROFILE / "startup", profile / "startup")  # IPython writes into its profile
     ipython = shutil.which("ipython", path=str(Path(sys.executable).parent))
@@ -50,7 +41,7 @@ def test_ipython_profile_starts_and_counts(tmp_path):
             "print('stage at', round(stage.position))",
         ],
         tmp_path,
-        INSITU_CONFIG=str(_config(tmp_path)),
+        INSITU_CONFIG=sim_config,
     )
     assert result.returncode == 0, result.stderr
     assert "insitu: beamline 'insitu-sim'" in result.stdout
@@ -67,8 +58,8 @@ with insitu.beamline.load(sys.argv[1], table=False) as bl:
 
 
 @pytest.mark.slow
-def test_runs_then_export(tmp_path):
-    config = str(_config(tmp_path))
+def test_runs_then_export(tmp_path, sim_config):
+    config = sim_config
     written = _run([sys.executable, "-c", _COUNT_ON_THE_SIM_BEAMLINE, config], tmp_path)
     assert written.returncode == 0, written.stderr
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
+import bluesky.plan_stubs as bps
 import pytest
+from bluesky import RunEngine
+from ophyd import Signal
+from ophyd.status import Status
 
 from insitu import clock
+from insitu.beamline import virtual_time
 
 
 @pytest.fixture
@@ -15,6 +21,32 @@ def virtual_clock():
     clock.set_virtual(True)
     yield
     clock.reset()
+
+
+@pytest.fixture
+def held_engine():
+    """A RunEngine holding experiment time (``virtual_time``) at 1000x; the clock reset after."""
+    clock.set_speedup(1000.0)
+    engine = RunEngine({})
+    try:
+        virtual_time.enable(engine)
+        yield engine
+    finally:
+        clock.reset()
+
+
+def run_timed(engine, step) -> tuple[float, float]:
+    """Run the plan ``step`` in ``engine``; the (experiment, wall) seconds it took."""
+    marks = []
+
+    def plan():
+        marks.append((clock.now(), time.monotonic()))
+        yield from step
+        marks.append((clock.now(), time.monotonic()))
+
+    engine(plan())
+    experiment, wall = (b - a for a, b in zip(*marks, strict=True))
+    return experiment, wall
 
 
 def test_held_time_stands_still_and_a_release_stops_at_its_deadline(virtual_clock):
@@ -51,16 +83,8 @@ def test_without_virtual_time_hold_and_release_do_nothing():
 
 
 @pytest.mark.parametrize("instant", [True, False])
-def test_a_plan_waiting_for_instant_work_keeps_time_held(instant):
+def test_a_plan_waiting_for_instant_work_keeps_time_held(instant, held_engine):
     """The live analysis a closed loop waits for takes no experiment time; a move does."""
-    import threading
-
-    import bluesky.plan_stubs as bps
-    from bluesky import RunEngine
-    from ophyd import Signal
-    from ophyd.status import Status
-
-    from insitu.beamline import virtual_time
 
     class Slow(Signal):
         def set(self, value, **kwargs):
@@ -68,21 +92,7 @@ def test_a_plan_waiting_for_instant_work_keeps_time_held(instant):
             threading.Timer(0.2, status.set_finished).start()  # 200 experiment s at 1000x
             return clock.mark_instant(status) if instant else status
 
-    clock.set_speedup(1000.0)
-    engine = RunEngine({})
-    try:
-        virtual_time.enable(engine)
-        marks = []
-
-        def plan():
-            marks.append(clock.now())
-            yield from bps.mv(Slow(name="analysed", value=0), 1)
-            marks.append(clock.now())
-
-        engine(plan())
-    finally:
-        clock.reset()
-    elapsed = marks[1] - marks[0]
+    elapsed, _ = run_timed(held_engine, bps.mv(Slow(name="analysed", value=0), 1))
     if instant:
         assert elapsed == 0.0
     else:
@@ -102,16 +112,10 @@ def test_past_a_release_deadline_time_goes_on_at_the_slower_rate(virtual_clock):
 
 
 @pytest.mark.parametrize("expected", [True, False])
-def test_a_wait_for_an_exposure_does_not_run_the_readout_latency_at_full_speed(expected):
+def test_a_wait_for_an_exposure_does_not_run_the_readout_latency_at_full_speed(
+    expected, held_engine
+):
     """A spectrum read back 0.3 s of wall time after its exposure ended is not 300 s more."""
-    import threading
-
-    import bluesky.plan_stubs as bps
-    from bluesky import RunEngine
-    from ophyd import Signal
-    from ophyd.status import Status
-
-    from insitu.beamline import virtual_time
 
     class Exposure(Signal):
         def trigger(self):
@@ -122,38 +126,16 @@ def test_a_wait_for_an_exposure_does_not_run_the_readout_latency_at_full_speed(e
             threading.Timer(0.31, status.set_finished).start()
             return status
 
-    clock.set_speedup(1000.0)
-    engine = RunEngine({})
-    try:
-        virtual_time.enable(engine)
-        marks = []
-
-        def plan():
-            marks.append(clock.now())
-            yield from bps.trigger(Exposure(name="spectrum", value=0), wait=True)
-            marks.append(clock.now())
-
-        engine(plan())
-    finally:
-        clock.reset()
-    elapsed = marks[1] - marks[0]
+    elapsed, _ = run_timed(held_engine, bps.trigger(Exposure(name="spectrum", value=0), wait=True))
     if expected:
         assert 10.0 <= elapsed < 10.0 + virtual_time.PAST_EXPECTED_END_RATE * 0.31 + 5.0
     else:
         assert elapsed >= 250.0
 
 
-def test_a_wait_follows_an_instrument_that_says_again_when_it_ends():
+def test_a_wait_follows_an_instrument_that_says_again_when_it_ends(held_engine):
     """A sweep: wire chatter first (its end is now: slow time), then 100 s of measuring that
     it announces when it starts; the wait runs the measuring at full speed, not at 100x."""
-    import threading
-
-    import bluesky.plan_stubs as bps
-    from bluesky import RunEngine
-    from ophyd import Signal
-    from ophyd.status import Status
-
-    from insitu.beamline import virtual_time
 
     class Sweep(Signal):
         def trigger(self):
@@ -168,20 +150,6 @@ def test_a_wait_follows_an_instrument_that_says_again_when_it_ends():
             threading.Thread(target=run, daemon=True).start()
             return status
 
-    clock.set_speedup(1000.0)
-    engine = RunEngine({})
-    try:
-        virtual_time.enable(engine)
-        marks = []
-
-        def plan():
-            marks.append((clock.now(), time.monotonic()))
-            yield from bps.trigger(Sweep(name="eis", value=0), wait=True)
-            marks.append((clock.now(), time.monotonic()))
-
-        engine(plan())
-    finally:
-        clock.reset()
-    experiment, wall = (b - a for a, b in zip(*marks, strict=True))
+    experiment, wall = run_timed(held_engine, bps.trigger(Sweep(name="eis", value=0), wait=True))
     assert 100.0 <= experiment < 100.0 + 15.0
     assert wall < 0.6  # 100 s at 100x would be a whole second
