@@ -20,6 +20,10 @@ def test_schedule_heats_then_cools_each_cycle():
     ]  # fmt: skip
 
 
+@pytest.mark.allow_slow(
+    "two runs through the embedded catalog (~1 s of writing each) and a first sweep whose "
+    "length is not known yet (timed at the slow rate): 5.4 s idle"
+)
 def test_count_eis_lands_in_the_catalog_with_the_films_activation_energy(held_time_beamline):
     bl = held_time_beamline  # 2000x on held time: sweeps to 0.1 Hz take wall milliseconds
     resistance = {}
@@ -39,6 +43,10 @@ def test_count_eis_lands_in_the_catalog_with_the_films_activation_energy(held_ti
     assert expected > 100  # the as-deposited film's high activation energy
 
 
+@pytest.mark.allow_slow(
+    "eight sweeps to 0.1 Hz between settled stage moves, and the run through the embedded "
+    "catalog: 4-6.5 s with the fast tier beside it"
+)
 def test_step_eis_settles_before_measuring_and_switches_the_potentiostat_off(held_time_beamline):
     bl = held_time_beamline
     messages = []
