@@ -35,8 +35,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from insitu.beamline.catalog import close_catalog, open_catalog
-
 REDIS_ENV = "INSITU_TEST_REDIS"
 POSTGRES_ENV = "INSITU_TEST_POSTGRES"
 _HOW_TO_START = "run `scripts/services.sh start && . .services/env` first (see the Makefile)"
@@ -221,17 +219,3 @@ def catalog_server(postgres_url, tmp_path_factory) -> Iterator[CatalogServer]:
             yield server
         finally:
             server.stop()
-
-
-@pytest.fixture
-def api(station):
-    with station.api() as client:
-        client.queue_clear()  # a failed test leaves nothing behind for the next
-        yield client
-
-
-@pytest.fixture
-def shared_catalog(catalog_server):
-    runs = open_catalog(catalog_server.uri, api_key=catalog_server.api_key)
-    yield runs
-    close_catalog(runs)

@@ -18,7 +18,7 @@ from tiled.queries import Key
 
 from insitu.analysis.processing_window import ProcessingWindowAgent, Sample
 from insitu.beamline.catalog import close_catalog, open_catalog
-from tests.services.queue_station import forget_queue, queue_service
+from tests.services.test_queue import forget_queue, queue_service
 
 # Not ``alone``: on held time nothing here depends on wall-clock latency, and the station has its
 # own ports, Redis prefix and campaign ids, so it runs beside other system tests.
