@@ -78,6 +78,14 @@ def test_optimize_maps_a_shifted_film_and_keeps_every_decision(tmp_path):
             s["anneal_C"] for s in result["samples"]
         ]
         assert all(a["decision"]["reason"] for a in anneals)
+        # Each film is called as it left its anneal: its last spectra are taken back at room
+        # temperature (crystals go on growing through the cool-down).
+        from insitu.plans.processing_window import AFTER_SPECTRA
+
+        uid = next(uid for uid in campaign if campaign[uid].start.get("measurement") == "anneal")
+        assert campaign[uid].start["plan_args"]["after_spectra"] == AFTER_SPECTRA > 0
+        temperatures = campaign[uid]["primary"]["stage_temperature_mean"].read()
+        assert all(abs(t - 30.0) <= 2.0 for t in temperatures[-AFTER_SPECTRA:]), temperatures
         (window_map,) = [s for s in starts if s.get("measurement") == "window_map"]
         assert window_map["window_map"]["stopped"].startswith("the sample budget is used")
         assert len(window_map["window_map"]["decisions"]) == 3

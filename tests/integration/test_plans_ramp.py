@@ -91,6 +91,34 @@ def test_anneal_acquires_through_the_dwell_when_asked(sim_beamline):
         bl.RE(anneal(bl.stage, temperature=120, detectors=[bl.raman], dwell_every_s=-1))
 
 
+def test_anneal_takes_the_spectra_after_its_cool_down_when_asked(sim_beamline):
+    """The film as it left the anneal: after_spectra spectra once back at cool_to."""
+    bl = sim_beamline
+    bl.raman.exposure.put(1.0)
+    (uid,) = bl.RE(
+        anneal(
+            bl.stage,
+            temperature=70,
+            rate=20,
+            dwell_s=60,
+            cool_to=50,
+            detectors=[bl.raman],
+            every_C=50,
+            after_spectra=3,
+        )
+    )
+    bl.flush()
+    temperatures = list(bl.catalog[uid]["primary"]["stage_temperature_mean"].read())
+    # The last three are at cool_to, taken after the stage was back there; none before them is.
+    assert [abs(t - 50) <= 1.0 for t in temperatures[-3:]] == [True] * 3, temperatures
+    assert temperatures[-4] > 52.0, temperatures
+    assert bl.catalog[uid].start["plan_args"]["after_spectra"] == 3
+    with pytest.raises(ValueError, match="after_spectra 2 needs detectors"):
+        bl.RE(anneal(bl.stage, temperature=120, after_spectra=2))
+    with pytest.raises(ValueError, match="after_spectra -1 is outside the allowed range 0 to"):
+        bl.RE(anneal(bl.stage, temperature=120, detectors=[bl.raman], after_spectra=-1))
+
+
 # Last in the module: its one beamline then never runs beside another test's.
 @pytest.mark.parametrize(
     ("kwargs", "match"),
