@@ -172,7 +172,7 @@ def test_a_queued_campaign_killed_after_four_samples_resumes_to_the_same_boundar
     # clock), so the same film is measured with a margin a few tenths of a unit of noise apart,
     # the next choice moves by tenths of a degree, and at the boundary, where the film's
     # fraction changes steeply with temperature, that grows: measured, the two boundaries differ
-    # by 1-5 C (issue 18's note). What holds is that they are the same estimate within its own
+    # by 1-8 C (issue 18's note). What holds is that they are the same estimate within its own
     # uncertainty: each inside the other's 68 % band, at every dwell.
     print("films resumed:      ", [(s["anneal_C"], s["dwell_min"]) for s in cut_map["samples"]])
     print("films uninterrupted:", [(s["anneal_C"], s["dwell_min"]) for s in whole_map["samples"]])
