@@ -66,27 +66,33 @@ def test_anneal_ramps_dwells_and_cools(sim_beamline):
         bl.RE(anneal(bl.stage, temperature=120, cool_to=130))
 
 
-def test_anneal_acquires_through_the_dwell_when_asked(sim_beamline):
-    """Crystals that appear during a dwell are seen live: spectra every dwell_every_s."""
-    bl = sim_beamline
+def _anneal_with_raman(bl, **options):
+    """A short anneal to 70 C (cool to 50 C) with 1 s spectra: (its start document, the stage
+    temperature of each spectrum)."""
     bl.raman.exposure.put(1.0)
     (uid,) = bl.RE(
         anneal(
             bl.stage,
             temperature=70,
             rate=20,
-            dwell_s=240,
             cool_to=50,
             detectors=[bl.raman],
             every_C=50,
-            dwell_every_s=60,
+            **options,
         )
     )
     bl.flush()  # the run is on disk before it is read (SQLite: no read beside the writer)
-    temperatures = bl.catalog[uid]["primary"]["stage_temperature_mean"].read()
+    run = bl.catalog[uid]
+    return run.start, list(run["primary"]["stage_temperature_mean"].read())
+
+
+def test_anneal_acquires_through_the_dwell_when_asked(sim_beamline):
+    """Crystals that appear during a dwell are seen live: spectra every dwell_every_s."""
+    bl = sim_beamline
+    start, temperatures = _anneal_with_raman(bl, dwell_s=240, dwell_every_s=60)
     at_top = [t for t in temperatures if abs(t - 70) <= 2.0]
     assert len(at_top) >= 1 + 4, temperatures  # the top one, then one per minute of the dwell
-    assert bl.catalog[uid].start["plan_args"]["dwell_every_s"] == 60
+    assert start["plan_args"]["dwell_every_s"] == 60
     with pytest.raises(ValueError, match="dwell_every_s -1.0 s is not allowed"):
         bl.RE(anneal(bl.stage, temperature=120, detectors=[bl.raman], dwell_every_s=-1))
 
@@ -94,25 +100,11 @@ def test_anneal_acquires_through_the_dwell_when_asked(sim_beamline):
 def test_anneal_takes_the_spectra_after_its_cool_down_when_asked(sim_beamline):
     """The film as it left the anneal: after_spectra spectra once back at cool_to."""
     bl = sim_beamline
-    bl.raman.exposure.put(1.0)
-    (uid,) = bl.RE(
-        anneal(
-            bl.stage,
-            temperature=70,
-            rate=20,
-            dwell_s=60,
-            cool_to=50,
-            detectors=[bl.raman],
-            every_C=50,
-            after_spectra=3,
-        )
-    )
-    bl.flush()
-    temperatures = list(bl.catalog[uid]["primary"]["stage_temperature_mean"].read())
+    start, temperatures = _anneal_with_raman(bl, dwell_s=60, after_spectra=3)
     # The last three are at cool_to, taken after the stage was back there; none before them is.
     assert [abs(t - 50) <= 1.0 for t in temperatures[-3:]] == [True] * 3, temperatures
     assert temperatures[-4] > 52.0, temperatures
-    assert bl.catalog[uid].start["plan_args"]["after_spectra"] == 3
+    assert start["plan_args"]["after_spectra"] == 3
     with pytest.raises(ValueError, match="after_spectra 2 needs detectors"):
         bl.RE(anneal(bl.stage, temperature=120, after_spectra=2))
     with pytest.raises(ValueError, match="after_spectra -1 is outside the allowed range 0 to"):
