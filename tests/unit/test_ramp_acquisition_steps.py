@@ -46,12 +46,14 @@ class _RampingStage(FakeStage):
         return self.moving
 
 
+# From 30.3 C the steps are 40.3 ... 80.3, and 90.3 lies past the stop: the last is at 90.
+@pytest.mark.parametrize("start", [30.0, 30.3, 29.8])
 def test_a_ramp_that_ends_within_the_stage_tolerance_of_stop_still_acquires_the_stop_step(
-    real_time_clock,
+    real_time_clock, start
 ):
     real_time_clock.set_speedup(1000.0)  # the plan's polling sleeps, 0.5 s each at 1x
     stage, detector = _RampingStage(name="stage"), FakeDetector(name="det")
-    stage.temperature.put(30.0)
+    stage.temperature.put(start)
     engine = RunEngine({})
     engine.waiting_hook = None
     events = []

@@ -113,7 +113,14 @@ def ramp_acquisition(
     yield from bps.mv(stage.rate, rate)
     ramp = yield from bps.abs_set(stage, stop, group=group)
     experiment_s_per_C = 60.0 / rate
-    next_temperature = current + direction * every_C if every_C else None
+
+    def snapped(step: float) -> float:
+        # A step that falls past ``stop`` by less than half a step is taken at ``stop``: a ramp
+        # from 30.3 C to 90 C every 10 C ends with a spectrum at 90 C, not none after 80.3 C.
+        past = direction * (step - stop)
+        return stop if 0 < past < every_C / 2 else step
+
+    next_temperature = snapped(current + direction * every_C) if every_C else None
     next_time = None
     if every_s:
         next_time = clock.now() + every_s
@@ -137,7 +144,7 @@ def ramp_acquisition(
             yield from acquire_with_temperatures(stage, detectors, signals)
             if next_temperature is not None:
                 while direction * (reached - next_temperature) >= 0:
-                    next_temperature += direction * every_C
+                    next_temperature = snapped(next_temperature + direction * every_C)
             else:
                 next_time += every_s
             if should_stop is not None and (yield from should_stop()):
