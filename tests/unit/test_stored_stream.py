@@ -49,3 +49,15 @@ def test_an_uncut_stream_is_read_whole_and_an_unknown_column_is_named():
     assert stream.requests == [["temperature"]]  # one request, for that column only
     with pytest.raises(KeyError, match=r"no column\(s\) \['nope'\].*'seq_num', 'temperature'"):
         read_stream(stream, ["nope"])
+
+
+def test_a_stream_cut_off_before_its_first_event_reads_as_empty_columns():
+    """A process killed between a stream's descriptor and its first event leaves a stream with
+    no columns at all; the campaign summary of such a run failed with KeyError (CI of
+    2026-12-05, a SIGKILL 6.3 s into an impedance run)."""
+    columns = read_stream(_Stream(), ["stage_temperature", "cycle"])
+    assert {key: len(column) for key, column in columns.items()} == {
+        "stage_temperature": 0,
+        "cycle": 0,
+    }
+    assert complete_events(_Stream()) == 0

@@ -107,10 +107,7 @@ def campaign_runs(catalog, campaign_id: str) -> list:
 def _transitions(run) -> dict[str, float]:
     if "transitions" not in run:
         return {}
-    stream = run["transitions"]
-    if "kind" not in stream:  # a run cut off before its first flag: a descriptor, no events
-        return {}
-    data = read_stream(stream, ("kind", "temperature"))
+    data = read_stream(run["transitions"], ("kind", "temperature"))
     return {str(k): float(t) for k, t in zip(data["kind"], data["temperature"], strict=True)}
 
 
@@ -124,7 +121,7 @@ def _eis_points(run, geometry: FilmGeometry) -> pd.DataFrame:
     most of the run's bytes)."""
     if "eis_fit" in run:
         state = read_stream(run["primary"], _EIS_STATE)  # a crash-cut run: complete events
-        sigma = np.asarray(run["eis_fit"].read(variables=["conductivity"])["conductivity"])
+        sigma = read_stream(run["eis_fit"], ["conductivity"])["conductivity"]
         if len(sigma) == len(state["cycle"]):
             return _eis_frame(state, sigma)
     data = read_stream(run["primary"], _EIS_STATE + _EIS_SPECTRA)

@@ -38,7 +38,9 @@ def read_stream(stream, keys=None) -> dict[str, np.ndarray]:
     stream : tiled container of one event stream (``run["primary"]``)
     keys : iterable of str, optional
         The columns to read; all of them by default. A key the stream does not have raises
-        KeyError naming the stream's columns.
+        KeyError naming the stream's columns, except in a stream with no columns at all (its
+        descriptor was written, then the process died before the first event was stored):
+        every wanted key then reads as an empty column.
 
     Returns
     -------
@@ -47,6 +49,8 @@ def read_stream(stream, keys=None) -> dict[str, np.ndarray]:
     """
     available = list(stream)
     wanted = available if keys is None else list(keys)
+    if not available:  # cut off before its first event: zero complete events
+        return {key: np.empty(0) for key in wanted}
     unknown = [key for key in wanted if key not in available]
     if unknown:
         raise KeyError(f"stream has no column(s) {unknown}; it has {sorted(available)}")
