@@ -16,6 +16,13 @@ run while the RunEngine waits (a sleep, a move, an exposure); a release may carr
 (``until``) that time stops at by itself, so a plan's sleep lasts exactly what it asked for
 whenever the RunEngine wakes. :mod:`insitu.beamline.virtual_time` drives this from the
 RunEngine. Real instruments never use it: :func:`hold` and :func:`release` do nothing then.
+
+Pins (virtual time only, :func:`pin`) make a simulation repeat itself to the experiment second:
+time never passes a pinned instant until its owner lets go, so what an instrument does at that
+instant (a stage poll that judges a move, the start and end of an exposure) happens there in
+every run, not where the wall-clock latency of a thread happened to put it. Every
+:func:`sleep` on virtual time pins its own end and lets go of the pins that wait for an
+instrument to start (``until_started``).
 """
 
 from __future__ import annotations
@@ -29,8 +36,11 @@ __all__ = [
     "expect_end",
     "expected_end",
     "is_instant",
+    "is_virtual",
     "mark_instant",
     "now",
+    "pin",
+    "Pin",
     "release",
     "set_virtual",
     "sleep",
@@ -40,6 +50,7 @@ __all__ = [
     "to_experiment",
     "to_wall",
     "wall_period",
+    "wait_until",
 ]
 
 _lock = threading.Lock()
@@ -54,14 +65,120 @@ _cap: float | None = None  # time stops here by itself until the next hold/relea
 _holder: int | None = None  # the thread that holds (its own clock.sleep releases)
 _rate = 1.0  # experiment seconds per wall second now: the speed-up, or a release's ``then``
 _then: float | None = None  # the rate time goes on at past the cap (None: it stops there)
+_pins: dict[int, Pin] = {}  # pinned instants (virtual time), by id
+_at_pin: float | None = None  # experiment time stands at a pin until the lowest one moves on
+_at_pin_wall = 0.0  # monotonic time it got there (a pin with a wall limit lapses after it)
+
+
+class Pin:
+    """An instant experiment time does not pass until :meth:`release` (see :func:`pin`)."""
+
+    def __init__(self, at: float, until_started: bool, wall_limit: float | None) -> None:
+        self.at = at
+        self.until_started = until_started
+        self.wall_limit = wall_limit
+
+    @property
+    def active(self) -> bool:
+        """False once released or lapsed."""
+        return id(self) in _pins
+
+    def move(self, at: float) -> None:
+        """Pin a later instant instead (never earlier than now)."""
+        with _lock:
+            if id(self) in _pins:
+                self.at = max(float(at), _now_locked())
+                _let_go_locked()
+            _changed.notify_all()
+
+    def release(self) -> None:
+        """Let time pass this pin (again safe to call)."""
+        with _lock:
+            _now_locked()  # where time stands now, before this pin stops holding it
+            _pins.pop(id(self), None)
+            _let_go_locked()
+            _changed.notify_all()
+
+
+def pin(
+    at: float | None = None,
+    *,
+    until_started: bool = False,
+    wall_limit: float | None = None,
+) -> Pin | None:
+    """Stop experiment time at ``at`` (now by default) until the returned pin is released.
+
+    Virtual time only (:func:`set_virtual`); otherwise nothing is pinned and None is returned.
+
+    Parameters
+    ----------
+    at : float, optional
+        The experiment time to stop at; an instant already past is pinned at now.
+    until_started : bool
+        Released by itself when a simulated instrument starts waiting (the next
+        :func:`sleep`): a request that must reach the instrument before time goes on.
+    wall_limit : float, optional
+        Wall seconds time may stand at this pin before it lapses by itself: for pins whose
+        owner waits for someone else (an emulator that might, in a fault, never answer), so a
+        pin can delay a simulation but never stop it.
+    """
+    if not _virtual:
+        return None
+    with _lock:
+        now = _now_locked()
+        made = Pin(now if at is None else max(float(at), now), until_started, wall_limit)
+        _pins[id(made)] = made
+        return made
+
+
+def _lowest_pin() -> Pin | None:
+    return min(_pins.values(), key=lambda p: p.at) if _pins else None
+
+
+def _stand_or_run_locked() -> float | None:
+    """If time stands at a pin: that instant, or None once no pin holds it any more (time then
+    runs from there, from the wall instant the last holding pin let go or lapsed)."""
+    global _t0, _wall0, _at_pin
+    while _at_pin is not None:
+        lowest = _lowest_pin()
+        if lowest is None or lowest.at > _at_pin:  # let go (see _let_go_locked)
+            _t0, _wall0, _at_pin = _at_pin, time.monotonic(), None
+            return None
+        if lowest.wall_limit is None or time.monotonic() - _at_pin_wall <= lowest.wall_limit:
+            return _at_pin
+        # Stood past its wall limit: the pin lapses; time runs from the moment it did.
+        del _pins[id(lowest)]
+        following = _lowest_pin()
+        if following is None or following.at > _at_pin:
+            _t0, _wall0, _at_pin = _at_pin, _at_pin_wall + lowest.wall_limit, None
+            return None
+    return None
+
+
+def _let_go_locked() -> None:
+    """After a pin moved or was released: time that stood at it runs again from now."""
+    global _t0, _wall0, _at_pin
+    if _at_pin is None:
+        return
+    lowest = _lowest_pin()
+    if lowest is None or lowest.at > _at_pin:
+        _t0, _wall0, _at_pin = _at_pin, time.monotonic(), None
 
 
 def _now_locked() -> float:
-    global _held_at, _t0, _wall0, _rate, _cap
+    global _held_at, _t0, _wall0, _rate, _cap, _at_pin, _at_pin_wall
     if _held_at is not None:
         return _held_at
+    standing = _stand_or_run_locked()
+    if standing is not None:
+        return standing
     wall = time.monotonic()
     t = _t0 + _rate * (wall - _wall0)
+    lowest = _lowest_pin()
+    if lowest is not None and t >= lowest.at and (_cap is None or lowest.at <= _cap):
+        # Time got to the pin when the wall clock read this (not when somebody looked).
+        _at_pin, _at_pin_wall = lowest.at, _wall0 + max(0.0, lowest.at - _t0) / _rate
+        return _now_locked()
     if _cap is not None and t >= _cap:
         if _then is None:
             _held_at = _cap  # the deadline is reached: time stops there until released
@@ -69,7 +186,7 @@ def _now_locked() -> float:
         # Past the deadline time goes on at the slower rate, from the wall instant it was hit.
         _wall0 = _wall0 + (_cap - _t0) / _rate
         _t0, _rate, _cap = _cap, _then, None
-        t = _t0 + _rate * (wall - _wall0)
+        return _now_locked()
     return t
 
 
@@ -122,12 +239,14 @@ def reset() -> None:
     ahead of the wall clock. A simulated beamline calls this when it closes, after its emulators
     (whose physics is anchored to experiment time) are gone.
     """
-    global _speedup, _wall0, _t0, _virtual, _held_at, _cap, _holder, _rate, _then
+    global _speedup, _wall0, _t0, _virtual, _held_at, _cap, _holder, _rate, _then, _at_pin
     with _lock:
         _wall0 = time.monotonic()
         _t0 = time.time()
         _speedup = _rate = 1.0
         _virtual, _held_at, _cap, _holder, _then = False, None, None, None, None
+        _pins.clear()
+        _at_pin = None
         _changed.notify_all()
 
 
@@ -138,7 +257,14 @@ def set_virtual(enabled: bool) -> None:
         _virtual = True
     else:
         release()
+        with _lock:
+            _pins.clear()
         _virtual = False
+
+
+def is_virtual() -> bool:
+    """True on virtual (held) time: a simulation whose instruments may pin instants."""
+    return _virtual
 
 
 def held() -> bool:
@@ -150,11 +276,12 @@ def held() -> bool:
 
 def hold() -> None:
     """Freeze experiment time now, for the calling thread (no effect without virtual time)."""
-    global _held_at, _cap, _holder, _rate, _then
+    global _held_at, _cap, _holder, _rate, _then, _at_pin
     with _lock:
         if not _virtual:
             return
         _held_at = _now_locked()
+        _at_pin = None  # re-judged from the held instant on release
         _cap, _then, _rate = None, None, _speedup
         _holder = threading.get_ident()
 
@@ -172,7 +299,7 @@ def release(*, until: float | None = None, then: float | None = None) -> None:
         later (an exposure read over the wire): the wall latency past it costs ``then`` times
         itself, not the full speed-up, and work that ends a little late still ends.
     """
-    global _held_at, _cap, _holder, _t0, _wall0, _rate, _then
+    global _held_at, _cap, _holder, _t0, _wall0, _rate, _then, _at_pin
     if then is not None and not then > 0:
         raise ValueError(f"clock.release then={then!r}: the rate past a deadline must be > 0")
     with _lock:
@@ -180,7 +307,7 @@ def release(*, until: float | None = None, then: float | None = None) -> None:
             return
         t = _now_locked()
         _t0, _wall0, _rate = t, time.monotonic(), _speedup
-        _held_at, _holder = None, None
+        _held_at, _holder, _at_pin = None, None, None
         _cap = None if until is None else max(float(until), t)
         _then = None if _cap is None or then is None else min(float(then), _speedup)
         _changed.notify_all()
@@ -251,6 +378,8 @@ def sleep(seconds: float, *, cancel: threading.Event | None = None) -> bool:
         True if the full duration elapsed, False if ``cancel`` cut it short.
     """
     end = now() + float(seconds)
+    if _virtual and _holder != threading.get_ident():
+        return _pinned_sleep(end, cancel)
     if _holder == threading.get_ident():
         # The thread that holds time waits for it: let it run to the end, then hold again.
         release(until=end)
@@ -259,6 +388,43 @@ def sleep(seconds: float, *, cancel: threading.Event | None = None) -> bool:
         finally:
             hold()
     return _sleep_until(end, cancel)
+
+
+def wait_until(t: float, *, wall_timeout: float, cancel: threading.Event | None = None) -> bool:
+    """Wait until experiment time reaches ``t``, at most ``wall_timeout`` wall seconds.
+
+    Returns True if it did. For a poller that serves pinned instants (virtual time): it wakes
+    as soon as time stands at its pin, not a fixed wall period later.
+    """
+    deadline = time.monotonic() + float(wall_timeout)
+    while True:
+        with _lock:
+            remaining = t - _now_locked()
+            rate = _rate if _held_at is None and _at_pin is None else _speedup
+        if remaining <= 0:
+            return True
+        left = deadline - time.monotonic()
+        if left <= 0 or (cancel is not None and cancel.is_set()):
+            return False
+        with _changed:
+            _changed.wait(min(left, max(remaining / rate, 1e-4)))
+
+
+def _pinned_sleep(end: float, cancel: threading.Event | None) -> bool:
+    """A simulated instrument's wait on virtual time: it ends exactly at ``end``, and it tells
+    whoever waits for the instrument to start (``until_started`` pins) that it has."""
+    own = pin(end)
+    with _lock:
+        _now_locked()
+        for started in [p for p in _pins.values() if p.until_started]:
+            del _pins[id(started)]
+        _let_go_locked()
+        _changed.notify_all()
+    try:
+        return _sleep_until(end, cancel)
+    finally:
+        if own is not None:
+            own.release()
 
 
 def _sleep_until(end: float, cancel: threading.Event | None) -> bool:

@@ -46,7 +46,10 @@ def test_heat_ramp_acquires_each_step_without_stopping_the_ramp(sim_beamline):
     mean = np.asarray(data["stage_temperature_mean"])
     assert len(start) >= 5
     assert np.all(np.diff(start) > 0)
-    assert np.all(end >= start)  # heating during each 6 s exposure
+    # Heating during each 6 s exposure but the last, taken at 90 C once the ramp has ended:
+    # the stage holds there, within its regulation ripple (+/- 0.1 C).
+    assert np.all(end[:-1] >= start[:-1])
+    assert abs(end[-1] - start[-1]) <= 0.3 and abs(start[-1] - 90.0) <= 1.0
     np.testing.assert_allclose(mean, (start + end) / 2)
     assert start[0] >= 40.0 - 1.0
     assert np.asarray(data["raman_spectrum"]).shape[1] == 1600

@@ -62,16 +62,19 @@ def test_busy_runengine_time_costs_no_experiment_time_with_virtual_time(tmp_path
 
 
 @pytest.mark.allow_slow("a beamline load and three moves of ~10 experiment minutes each")
-@pytest.mark.parametrize("expected", [True, False])
+@pytest.mark.parametrize("guard", ["pinned", "expected", "neither"])
 def test_a_move_seen_settled_late_does_not_keep_the_film_at_temperature(
-    tmp_path, monkeypatch, expected
+    tmp_path, monkeypatch, guard
 ):
     """A poll that answers 20 wall ms late (a loaded machine; 40 s at 2000x) is not 40 s more at
-    the target: a move's Status says when it should settle (its ramp, settle time and the lag the
-    stage has shown), and held time runs slowly past that."""
+    the target: the stage judges a move at pinned instants (time stands there until the poll
+    has answered), and, a second guard, its Status says when it should settle (its ramp, settle
+    time and the lag the stage has shown) so held time runs slowly past that."""
     import bluesky.plan_stubs as bps
 
-    if not expected:  # the control: without the expectation, the lag runs at full speed
+    if guard != "pinned":  # without pins: the expected end alone bounds the lag
+        monkeypatch.setattr(clock, "pin", lambda *args, **kwargs: None)
+    if guard == "neither":  # the control: without either, the lag runs at full speed
         monkeypatch.setattr(clock, "expect_end", lambda status, at: status)
     config = {
         "catalog": {"location": str(tmp_path / "data")},
@@ -92,7 +95,9 @@ def test_a_move_seen_settled_late_does_not_keep_the_film_at_temperature(
             bl.RE(plan())
     finally:
         clock.reset()
-    if expected:
+    if guard == "pinned":
+        assert max(lags) < 1e-6, lags  # settled at the instant the poll judged it
+    elif guard == "expected":
         assert max(lags) < 20.0, lags
     else:
         assert max(lags) > 40.0, lags

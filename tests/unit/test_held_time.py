@@ -82,21 +82,25 @@ def test_without_virtual_time_hold_and_release_do_nothing():
         clock.reset()
 
 
-@pytest.mark.parametrize("instant", [True, False])
-def test_a_plan_waiting_for_instant_work_keeps_time_held(instant, held_engine):
-    """The live analysis a closed loop waits for takes no experiment time; a move does."""
+@pytest.mark.parametrize("kind", ["instant", "chatter", "slow"])
+def test_a_plan_waiting_for_instant_work_keeps_time_held(kind, held_engine, monkeypatch):
+    """The live analysis a closed loop waits for takes no experiment time; nor does a status that
+    says nothing of its end (a setting's put: wire chatter), time standing pinned while it
+    completes; one that takes longer than ``CHATTER_WALL_LIMIT_S`` of wall time gets time."""
+    if kind == "slow":
+        monkeypatch.setattr(virtual_time, "CHATTER_WALL_LIMIT_S", 0.05)
 
     class Slow(Signal):
         def set(self, value, **kwargs):
             status = Status(self)
             threading.Timer(0.2, status.set_finished).start()  # 200 experiment s at 1000x
-            return clock.mark_instant(status) if instant else status
+            return clock.mark_instant(status) if kind == "instant" else status
 
     elapsed, _ = run_timed(held_engine, bps.mv(Slow(name="analysed", value=0), 1))
-    if instant:
-        assert elapsed == 0.0
+    if kind == "slow":
+        assert elapsed >= 100.0  # ~150 s: the 0.15 s of wall past the pin's limit
     else:
-        assert elapsed >= 150.0
+        assert elapsed == 0.0
 
 
 def test_past_a_release_deadline_time_goes_on_at_the_slower_rate(virtual_clock):
@@ -113,9 +117,11 @@ def test_past_a_release_deadline_time_goes_on_at_the_slower_rate(virtual_clock):
 
 @pytest.mark.parametrize("expected", [True, False])
 def test_a_wait_for_an_exposure_does_not_run_the_readout_latency_at_full_speed(
-    expected, held_engine
+    expected, held_engine, monkeypatch
 ):
     """A spectrum read back 0.3 s of wall time after its exposure ended is not 300 s more."""
+    if not expected:  # the control: no expected end, and a chatter pin that lapses at once
+        monkeypatch.setattr(virtual_time, "CHATTER_WALL_LIMIT_S", 0.01)
 
     class Exposure(Signal):
         def trigger(self):

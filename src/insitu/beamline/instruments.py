@@ -48,6 +48,8 @@ class SimulatedLab:
         """
         from insitu.sim.sample import GarnetFilm
 
+        if index is not None and self.linkam is not None:
+            self.linkam.new_sample()
         temperature_at = self.linkam.temperature_at if self.linkam is not None else None
         variation = self.film_variation
         self.film = GarnetFilm(

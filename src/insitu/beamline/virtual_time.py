@@ -43,6 +43,9 @@ logger = logging.getLogger(__name__)
 # speed-up at which the campaign's results were measured to agree, benchmarks/bench_held_time.py),
 # not the full speed-up; an exposure the emulator started a few ms late still ends.
 PAST_EXPECTED_END_RATE = 100.0
+# Wall seconds experiment time stands at a wait whose statuses said nothing of when they end
+# (settings: milliseconds of wire chatter) before it runs on for them.
+CHATTER_WALL_LIMIT_S = 1.0
 
 
 def _hold_when_all_done(engine: Any, statuses: list[Any], lock: threading.Lock) -> list[bool]:
@@ -114,11 +117,17 @@ def enable(engine: Any) -> None:
 
         # Statuses already done (a soft signal's trigger) wait for nothing.
         ends = [clock.expected_end(status) for status in statuses if not status.done]
+        pinned = None
         if ends and None not in ends:
             for status in statuses:
                 status.insitu_on_expected_end = follow_expected_ends
             follow_expected_ends()
         else:
+            # Nothing said it takes experiment time (a setting's put, wire chatter): time
+            # stands here while it completes, so the next command goes out at the same
+            # experiment time in every run; a status that does need time to pass gets it once
+            # the pin lapses.
+            pinned = clock.pin(wall_limit=CHATTER_WALL_LIMIT_S)
             clock.release()
         done_flag = _hold_when_all_done(engine, statuses, lock) if statuses else [False]
         try:
@@ -129,6 +138,8 @@ def enable(engine: Any) -> None:
             for status in statuses:
                 status.insitu_on_expected_end = None
             hold_if_running()
+            if pinned is not None:
+                pinned.release()
 
     async def wait_for(msg):
         clock.release()

@@ -127,6 +127,7 @@ class LabSpec6Emulator:
         self.full_laser_power_mW = float(full_laser_power_mW)
         self.pixels = int(pixels)
         self._rng = np.random.default_rng(seed)
+        self._time_origin = 0.0  # experiment time the laser drift is counted from
         lo, hi = raman_model.raman_shift_to_wavelength_nm(
             [raman_model.AXIS_START_CM1, raman_model.AXIS_STOP_CM1], self.laser_wavelength_nm
         )
@@ -162,6 +163,7 @@ class LabSpec6Emulator:
             with self._lock:
                 self._rng = np.random.default_rng(noise)
                 self._variation_rng = np.random.default_rng(variation)
+                self._time_origin = clock.now()  # the laser's drift, too, from the change
         self.sample = film
 
     # --- faults ---------------------------------------------------------------------------
@@ -280,7 +282,7 @@ class LabSpec6Emulator:
         temperature = 0.5 * (temperature_start + float(self.temperature()))
         state = self.sample.state(t_start + duration / 2)
         power = self.full_laser_power_mW * FILTER_TRANSMISSIONS_PERCENT[s.filter] / 100.0
-        power *= self.instrument.laser_factor(t_start + duration / 2)
+        power *= self.instrument.laser_factor(t_start + duration / 2 - self._time_origin)
         with self._lock:
             rng = np.random.default_rng(self._rng.integers(2**63))
         counts = raman_model.spectrum(

@@ -80,10 +80,8 @@ class LinkamT95Emulator:
         self._rng = random.Random(seed)
         now = clock.now()
         self.created_at = now
-        self._history = ThermalHistory(
-            HeaterOff(now, self.ambient, self.ambient, self._model.passive_lag),
-            RegulationNoise(seed, amplitude=noise, origin=now),
-        )
+        self._seed, self._noise = seed, noise
+        self._history = self._at_rest(now)
         self._limit = self.ambient
         self._rate = 10.0
         self._pump_auto = False
@@ -148,6 +146,27 @@ class LinkamT95Emulator:
         with self._lock:
             server.set_disconnected(self._fault == "disconnect")
             self._servers.append(server)
+
+    def _at_rest(self, now: float) -> ThermalHistory:
+        """A history that starts at ``now``: heater off at ambient, the ripple from there."""
+        return ThermalHistory(
+            HeaterOff(now, self.ambient, self.ambient, self._model.passive_lag),
+            RegulationNoise(self._seed, amplitude=self._noise, origin=now),
+        )
+
+    def new_sample(self) -> None:
+        """A fresh film goes on the stage: the stage is at rest at ambient from now.
+
+        A campaign's sample change (``SimulatedLab.load_new_film``): opening the stage to
+        change the film leaves it at room temperature with the heater off, and its history (and
+        regulation ripple) restart here, so a sample's anneal is the same whatever the stage
+        did before it (an uninterrupted campaign, or one resumed in a new process).
+        """
+        with self._lock:
+            self._history = self._at_rest(clock.now())
+            self._limit = self.ambient
+            self._overshoot = 0.0
+            self._frozen_temperature = None
 
     # -- physics, for the virtual sample and for tests --------------------------------------
 

@@ -44,6 +44,13 @@ _TIMEOUT_MARGIN_S = 120.0
 # the machine (seconds of wall time are hours of experiment) must not fail a healthy move.
 _MIN_WALL_TIMEOUT_S = 30.0
 _POLL_FLOOR_S = 0.01
+# Virtual time: a move is judged on a grid of experiment instants from its start, coarse (a
+# poll's wall floor at the speed-up) until a reading comes within _NEAR_C of the target, then
+# every _FINE_GRID_S; a trigger is answered by a reading at its own instant. Both lapse after
+# _PIN_WALL_LIMIT_S of wall time if the controller does not answer.
+_FINE_GRID_S = 1.0
+_NEAR_C = 5.0
+_PIN_WALL_LIMIT_S = 2.0
 #: Consecutive failed polls after which a pending move, triggers and read() fail.
 _MAX_POLL_FAILURES = 3
 _RAMPING = (LinkamStatus.HEATING.name, LinkamStatus.COOLING.name)
@@ -122,6 +129,22 @@ class _Move:
     started_at: float
     start_temperature: float
     rate: float
+    pin: Any = None  # virtual time: the next instant a poll judges this move (see _grid_after)
+    near: bool = False  # a judged reading came near the target: the grid is fine from there
+    judging: bool = False  # the poller is judging it (it lets go of the pin after the Status)
+
+
+def _finish(status: DeviceStatus, error: BaseException | None = None) -> None:
+    """End a trigger's Status, then let go of the instant it pinned (virtual time)."""
+    try:
+        if error is None:
+            status.set_finished()
+        else:
+            status.set_exception(error)
+    finally:
+        pinned = getattr(status, "insitu_pin", None)
+        if pinned is not None:
+            pinned.release()
 
 
 class LinkamStage(Device, PositionerBase):
@@ -231,6 +254,7 @@ class LinkamStage(Device, PositionerBase):
         self._poll_subscriber_ids = itertools.count()
         self._last_poll: StagePoll | None = None
         self._stopping = threading.Event()
+        self._poke = threading.Event()  # a pinned trigger or move: the poller looks again
         self._poller: threading.Thread | None = None
         try:
             super().__init__(name=name, timeout=timeout, **kwargs)
@@ -347,8 +371,13 @@ class LinkamStage(Device, PositionerBase):
             start_temperature, target, rate, tracker.settle_time, tracker.tolerance
         )
         clock.expect_end(status, started_at + expected)
+        move = _Move(status, tracker, started_at, start_temperature, rate)
+        move.pin = clock.pin(self._grid_after(move, started_at), wall_limit=_PIN_WALL_LIMIT_S)
+        if move.pin is not None:  # ended elsewhere (stop, interlock...): let time go on
+            status.add_callback(lambda _status: move.judging or move.pin.release())
         with self._move_lock:
-            self._move = _Move(status, tracker, started_at, start_temperature, rate)
+            self._move = move
+        self._poke.set()
         self._run_subs(sub_type=self.SUB_START, timestamp=started_at)
         if wait:
             status.wait()
@@ -496,8 +525,12 @@ class LinkamStage(Device, PositionerBase):
         if self._stopping.is_set():
             status.set_exception(LinkamMoveInterrupted(f"{self.name}: the device is destroyed"))
             return status
+        asked_at = clock.now()
+        # Virtual time stands here until a reading answers (a simulation repeats itself).
+        status.insitu_pin = clock.pin(asked_at, wall_limit=_PIN_WALL_LIMIT_S)
         with self._move_lock:
-            self._triggers.append((clock.now(), status))
+            self._triggers.append((asked_at, status))
+        self._poke.set()
         return status
 
     def read(self) -> dict[str, dict[str, Any]]:
@@ -512,13 +545,14 @@ class LinkamStage(Device, PositionerBase):
     def destroy(self) -> None:
         """Stop the poller, fail anything pending and close the driver if the stage opened it."""
         self._stopping.set()
+        self._poke.set()
         poller = self._poller
         if poller is not None and poller is not threading.current_thread():
             poller.join()
         ended = LinkamMoveInterrupted(f"{self.name}: the device is destroyed")
         self._interrupt_move("the device is destroyed")
         for _, status in self._take_triggers(None):
-            status.set_exception(ended)
+            _finish(status, ended)
         try:
             if self._owns_driver:
                 self.driver.close()
@@ -530,8 +564,26 @@ class LinkamStage(Device, PositionerBase):
     # -- poller -----------------------------------------------------------------------------
 
     def _poll_loop(self) -> None:
-        while not self._stopping.wait(clock.wall_period(self._poll_period, floor=_POLL_FLOOR_S)):
+        while True:
+            period = clock.wall_period(self._poll_period, floor=_POLL_FLOOR_S)
+            due = self._pinned_due()
+            if due is None:
+                self._poke.wait(period)
+                self._poke.clear()
+            else:  # virtual time: poll the moment time stands at the pinned instant
+                clock.wait_until(due, wall_timeout=period, cancel=self._stopping)
+            if self._stopping.is_set():
+                return
             self._poll_once()
+
+    def _pinned_due(self) -> float | None:
+        """The earliest pinned instant a poll must answer (a trigger's, a move's), or None."""
+        with self._move_lock:
+            dues = [getattr(status, "insitu_pin", None) for _, status in self._triggers]
+            if self._move is not None:
+                dues.append(self._move.pin)
+        instants = [pinned.at for pinned in dues if pinned is not None and pinned.active]
+        return min(instants) if instants else None
 
     def _poll_once(self) -> None:
         requested_at = clock.now()
@@ -552,12 +604,47 @@ class LinkamStage(Device, PositionerBase):
         self._poll_failures = 0
         received_at = clock.now()
         self._poll_error = None
-        self._store_reading(reading, received_at)
+        triggers = self._take_triggers(requested_at)
+        judged = self._judged_move(requested_at)
+        # On virtual time only readings at pinned instants are kept (a trigger's, a move's
+        # grid): what a plan reads is then the same in every run. The others reach the
+        # watchdog only.
+        if not clock.is_virtual() or triggers or judged is not None:
+            self._store_reading(reading, received_at)
         self.connected.update(1, received_at)
         self._publish_poll(StagePoll(reading, None, requested_at, received_at, time.monotonic()))
-        for _, status in self._take_triggers(requested_at):
-            status.set_finished()
-        self._judge_move(reading, requested_at, received_at)
+        for _, status in triggers:
+            _finish(status)
+        if judged is not None and judged.pin is None:
+            self._judge_move(reading, requested_at, received_at)
+        elif judged is not None:
+            judged.near = judged.near or abs(reading.temperature - judged.tracker.target) <= _NEAR_C
+            judged.judging = True
+            try:
+                self._judge_move(reading, requested_at, received_at)
+            finally:
+                judged.judging = False
+                if judged.status.done:  # after the Status: a plan waiting for it held time
+                    judged.pin.release()
+                else:
+                    judged.pin.move(self._grid_after(judged, requested_at))
+
+    def _judged_move(self, requested_at: float) -> _Move | None:
+        """The pending move if this poll judges it: every poll, or on virtual time only those
+        at its pinned grid instant."""
+        with self._move_lock:
+            move = self._move
+        if move is None or (move.pin is not None and requested_at < move.pin.at):
+            return None
+        return move
+
+    def _grid_after(self, move: _Move, t: float) -> float:
+        """The next instant after ``t`` a poll judges ``move`` on virtual time: a function of
+        the move's start and its readings only, so it is the same in every run."""
+        coarse = max(self._poll_period, clock.to_experiment(_POLL_FLOOR_S))
+        step = max(self._poll_period, _FINE_GRID_S) if move.near else coarse
+        k = math.floor((t - move.started_at) / step + 1e-9) + 1
+        return move.started_at + k * step
 
     def _store_reading(self, reading: LinkamReading, t: float, *, force: bool = False) -> None:
         self.temperature.update(reading.temperature, t, force=force)
@@ -612,7 +699,7 @@ class LinkamStage(Device, PositionerBase):
     def _poll_failed(self, exc: Exception, requested_at: float) -> None:
         self._poll_error = exc
         for _, status in self._take_triggers(requested_at):
-            status.set_exception(exc)
+            _finish(status, exc)
         with self._move_lock:
             move = self._move
             if move is None or requested_at < move.started_at:

@@ -28,6 +28,9 @@ __all__ = ["RamanSpectrometer", "COSMIC_RAY_REMOVAL_MODES", "AcquisitionStoppedE
 COSMIC_RAY_REMOVAL_MODES = ("off", "median", "whitaker_hayes")
 MAX_EXPOSURE_S = 3600.0
 MAX_ACCUMULATIONS = 1000
+# Wall seconds a simulation's time may stand at an exposure's start or end waiting for the
+# emulator (normally milliseconds) before it goes on anyway.
+_PIN_WALL_LIMIT_S = 2.0
 
 
 class AcquisitionStoppedError(RuntimeError):
@@ -41,6 +44,7 @@ class _Acquisition:
     status: DeviceStatus
     superseded: threading.Event = field(default_factory=threading.Event)
     ended: bool = False
+    pins: list = field(default_factory=list)  # on virtual time: its exposure's start and end
 
 
 class RamanSpectrometer(Device):
@@ -211,6 +215,10 @@ class RamanSpectrometer(Device):
             # speed only to there (issue 17); real instruments never read it.
             exposure, accumulations = settings[0], settings[1]
             clock.expect_end(acquisition.status, clock.now() + exposure * accumulations)
+            # On virtual time the exposure starts at this very instant, however long the
+            # settings take on the wire (see _pinned_acquire).
+            started = clock.pin(until_started=True, wall_limit=_PIN_WALL_LIMIT_S)
+            acquisition.pins = [started] if started is not None else []
             self._current = acquisition
         thread = threading.Thread(
             target=self._acquire_in_background,
@@ -270,10 +278,14 @@ class RamanSpectrometer(Device):
             if acquisition.ended:
                 return
             acquisition.ended = True
-        if error is None or acquisition.superseded.is_set():
-            acquisition.status.set_finished()
-        else:
-            acquisition.status.set_exception(error)
+        try:
+            if error is None or acquisition.superseded.is_set():
+                acquisition.status.set_finished()
+            else:
+                acquisition.status.set_exception(error)
+        finally:  # after the Status: a plan waiting for it holds time at the exposure's end
+            for pinned in acquisition.pins:
+                pinned.release()
 
     def _reconnect_backend(self) -> None:
         """Called by the reconnector: reopen the backend; settings are sent again afterwards."""
@@ -315,16 +327,36 @@ class RamanSpectrometer(Device):
             for _ in range(accumulations):
                 if self._stop_requested.is_set() or self._abandoned():
                     raise AcquisitionStoppedError(f"{self.name} acquisition was stopped")
-                axis, frame = self._checked(*self.backend.acquire())
+                axis, frame = self._pinned_acquire(exposure)
                 frames.append(frame)
             return axis, median_of_accumulations(np.vstack(frames))
         self._configure(exposure, accumulations, power)
-        axis, counts = self._checked(*self.backend.acquire())
+        axis, counts = self._pinned_acquire(exposure * accumulations)
         if mode == "whitaker_hayes":
             counts = remove_spikes_whitaker_hayes(counts)
         if self._stop_requested.is_set():
             raise AcquisitionStoppedError(f"{self.name} acquisition was stopped")
         return axis, counts
+
+    def _pinned_acquire(self, seconds: float) -> tuple[np.ndarray, np.ndarray]:
+        """``backend.acquire()``; on a simulation's virtual time, pinned so that it repeats.
+
+        Time stands where the acquisition was asked for until the (simulated) instrument starts
+        exposing, and at the exposure's end until the spectrum is read: the same experiment
+        times in every run, not where a thread's wall latency put them. Each pin lapses after
+        ``_PIN_WALL_LIMIT_S`` of wall time, so an instrument that never answers delays the
+        simulation but cannot stop it. Real instruments: a plain ``backend.acquire()``.
+        """
+        acquisition = self._running
+        if acquisition is not None:
+            new = [
+                clock.pin(until_started=True, wall_limit=_PIN_WALL_LIMIT_S),
+                clock.pin(clock.now() + seconds, wall_limit=_PIN_WALL_LIMIT_S),
+            ]
+            for old in acquisition.pins:  # released once the new ones stand
+                old.release()
+            acquisition.pins = [p for p in new if p is not None]
+        return self._checked(*self.backend.acquire())
 
     def _abandoned(self) -> bool:
         running = self._running
