@@ -40,6 +40,7 @@ __all__ = [
     "mark_instant",
     "now",
     "pin",
+    "pinned_now",
     "Pin",
     "release",
     "set_virtual",
@@ -129,6 +130,14 @@ def pin(
         made = Pin(now if at is None else max(float(at), now), until_started, wall_limit)
         _pins[id(made)] = made
         return made
+
+
+def pinned_now() -> bool:
+    """True while an instrument still has to act at the current instant (a pin at or before
+    now: a stage poll due, an exposure whose spectrum is being read)."""
+    with _lock:
+        t = _now_locked()
+        return any(p.at <= t for p in _pins.values())
 
 
 def _lowest_pin() -> Pin | None:

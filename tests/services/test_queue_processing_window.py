@@ -3,7 +3,8 @@
 One station (``insitu serve queue``, simulated at 2000x with held time) runs the same 10-sample
 campaign twice: once uninterrupted, once killed (manager and worker, SIGKILL) after its fourth
 sample and resumed from the catalog by a second queue item. The simulated sample change restarts
-the instruments' noise from (seed, sample index), so the resumed campaign sees each film as the
+the instruments (the stage at rest, the noise and drifts from (seed, sample index)) and virtual
+time pins every instant an instrument acts at, so the resumed campaign sees each film as the
 uninterrupted one did, and must make the same choices and find the same boundary.
 """
 
@@ -167,20 +168,18 @@ def test_a_queued_campaign_killed_after_four_samples_resumes_to_the_same_boundar
         told["crystallization_margin"] = _number(told["crystallization_margin"])
         replay.tell(Sample(**told))
     assert replay.report()["boundary"] == cut_map["boundary"]
-    # Against the campaign run uninterrupted: not digit for digit. Each film's spectra fall a
-    # few experiment seconds apart on its kinetics in the two runs (stage polls on the wall
-    # clock), so the same film is measured with a margin a few tenths of a unit of noise apart,
-    # the next choice moves by tenths of a degree, and at the boundary, where the film's
-    # fraction changes steeply with temperature, that grows: measured, the two boundaries differ
-    # by 1-8 C (issue 18's note). What holds is that they are the same estimate within its own
-    # uncertainty: each inside the other's 68 % band, at every dwell.
     print("films resumed:      ", [(s["anneal_C"], s["dwell_min"]) for s in cut_map["samples"]])
     print("films uninterrupted:", [(s["anneal_C"], s["dwell_min"]) for s in whole_map["samples"]])
     print("margins resumed:      ", [s["crystallization_margin"] for s in cut_map["samples"]])
     print("margins uninterrupted:", [s["crystallization_margin"] for s in whole_map["samples"]])
     print("boundary resumed:      ", cut_map["boundary"])
     print("boundary uninterrupted:", whole_map["boundary"])
-    for resumed, whole_estimate in zip(cut_map["boundary"], whole_map["boundary"], strict=True):
-        assert resumed["dwell_min"] == whole_estimate["dwell_min"]
-        for one, other in ((resumed, whole_estimate), (whole_estimate, resumed)):
-            assert other["low_C"] <= one["anneal_C"] <= other["high_C"], (resumed, whole_estimate)
+    # Against the campaign run uninterrupted, digit for digit: on virtual time every instant an
+    # instrument acts at is pinned and the sample change restarts the simulated instruments, so
+    # each film's anneal is a function of (seed, sample index, plan) in any process. The same
+    # films, called the same with the same margins, and so the same boundary. (sigma(30 C) is
+    # not compared digit for digit: impedance sweeps are not pinned yet, and no choice of the
+    # agent depends on it.)
+    for key in ("anneal_C", "dwell_min", "crystallized", "crystallization_margin"):
+        assert [s[key] for s in cut_map["samples"]] == [s[key] for s in whole_map["samples"]], key
+    assert cut_map["boundary"] == whole_map["boundary"]

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from typing import Any
 
 from insitu import clock
@@ -46,6 +47,20 @@ PAST_EXPECTED_END_RATE = 100.0
 # Wall seconds experiment time stands at a wait whose statuses said nothing of when they end
 # (settings: milliseconds of wire chatter) before it runs on for them.
 CHATTER_WALL_LIMIT_S = 1.0
+# Wall seconds a plan waits, after a sleep or a wait, for instruments to act at that instant.
+PIN_ACT_WALL_LIMIT_S = 2.0
+
+
+async def _let_instruments_act() -> None:
+    """Before the plan goes on at this instant, let instruments that pinned it act there.
+
+    A stage poll due at the very instant a plan's sleep ends would otherwise race the plan's
+    next read: which of the two came first, and so what the plan read, would change from run
+    to run. Bounded in wall time like the pins themselves.
+    """
+    deadline = time.monotonic() + PIN_ACT_WALL_LIMIT_S
+    while clock.pinned_now() and time.monotonic() < deadline:
+        await asyncio.sleep(0.0005)
 
 
 def _hold_when_all_done(engine: Any, statuses: list[Any], lock: threading.Lock) -> list[bool]:
@@ -98,6 +113,7 @@ def enable(engine: Any) -> None:
                 await asyncio.sleep(clock.to_wall(left))
         finally:
             hold_if_running()
+        await _let_instruments_act()
 
     async def wait(msg):
         group = msg.args[0] if msg.args else msg.kwargs.get("group")
@@ -131,7 +147,7 @@ def enable(engine: Any) -> None:
             clock.release()
         done_flag = _hold_when_all_done(engine, statuses, lock) if statuses else [False]
         try:
-            return await original_wait(msg)
+            result = await original_wait(msg)
         finally:
             with lock:
                 waiting[0] = done_flag[0] = False
@@ -140,6 +156,8 @@ def enable(engine: Any) -> None:
             hold_if_running()
             if pinned is not None:
                 pinned.release()
+        await _let_instruments_act()
+        return result
 
     async def wait_for(msg):
         clock.release()

@@ -54,6 +54,14 @@ def _temperature(stage) -> Any:
     return float(reading)
 
 
+def _fresh_temperature(stage) -> Any:
+    """The stage temperature from a reading taken now, not the last one kept: where a ramp
+    starts must not depend on what the stage did before (a simulation then repeats itself)."""
+    if hasattr(stage, "trigger"):
+        yield from bps.trigger(stage, wait=True)
+    return (yield from _temperature(stage))
+
+
 def acquire_with_temperatures(stage, detectors, signals: RampSignals, stream: str = "primary"):
     """Trigger ``detectors`` and save one event with the stage temperature before and after."""
     t_start = yield from _temperature(stage)
@@ -108,7 +116,7 @@ def ramp_acquisition(
     if not isinstance(signals, RampSignals):
         raise TypeError(f"ramp_acquisition signals {signals!r} is not a RampSignals")
     check_plan_factory(should_stop, "ramp_acquisition should_stop")
-    current = yield from _temperature(stage)
+    current = yield from _fresh_temperature(stage)
     direction = 1.0 if stop >= current else -1.0
     yield from bps.mv(stage.rate, rate)
     ramp = yield from bps.abs_set(stage, stop, group=group)
