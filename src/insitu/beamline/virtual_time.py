@@ -18,6 +18,13 @@ RunEngine runs a plan and released only while it waits:
   RunEngine hears of it (the wall latency of reading a spectrum back is not minutes of anneal);
   an instrument that says it again during the wait (a sweep: wire chatter first, at once at the
   slow rate, then its measuring) moves the deadline;
+* ``wait`` on statuses that say nothing of when they end (a setting's put: wire chatter):
+  released, but pinned at its start (:func:`insitu.clock.pin`) until they complete, so the next
+  command goes out at the same experiment time in every run (a status that needs time to pass
+  gets it once the pin lapses, ``CHATTER_WALL_LIMIT_S``);
+* after a ``sleep`` or a ``wait``, instruments that pinned the current instant (a stage poll
+  due there, a spectrum being read) act before the plan goes on: otherwise which came first,
+  and so what the plan read, would change from run to run;
 * ``wait_for`` (suspenders waiting for a signal, among others): released until it returns;
 * paused or idle: released (time goes on for a person at the session).
 

@@ -1,0 +1,79 @@
+"""Pinned instants on virtual time: time does not pass a pin until its owner lets go."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from insitu import clock
+
+
+@pytest.fixture
+def virtual_clock():
+    clock.set_speedup(1000.0)
+    clock.set_virtual(True)
+    yield
+    clock.reset()
+
+
+def test_time_stands_at_a_pin_until_it_is_released_then_runs_from_there(virtual_clock):
+    start = clock.now()
+    pinned = clock.pin(start + 5.0)
+    time.sleep(0.05)  # 50 experiment seconds at 1000x, were nothing pinned
+    assert clock.now() == start + 5.0 and clock.pinned_now()
+    pinned.release()
+    assert not clock.pinned_now()
+    time.sleep(0.02)
+    assert start + 5.0 + 10.0 < clock.now() < start + 5.0 + 100.0  # from the pin, not a jump
+
+
+def test_a_moved_pin_lets_time_run_to_the_new_instant(virtual_clock):
+    start = clock.now()
+    pinned = clock.pin(start + 1.0)
+    time.sleep(0.01)
+    pinned.move(start + 3.0)
+    time.sleep(0.02)
+    assert clock.now() == start + 3.0
+    pinned.move(start - 100.0)  # never earlier than now
+    assert pinned.at == start + 3.0
+    pinned.release()
+
+
+def test_a_pin_with_a_wall_limit_lapses_and_time_runs_from_when_it_did(virtual_clock):
+    start = clock.now()
+    pinned = clock.pin(wall_limit=0.05)
+    time.sleep(0.15)  # stood 0.05 s, then ran ~0.1 s: ~100 experiment seconds
+    elapsed = clock.now() - start
+    assert 50.0 < elapsed < 130.0, elapsed
+    assert not pinned.active
+
+
+def test_a_simulated_instruments_sleep_ends_exactly_and_releases_the_pins_awaiting_it(
+    virtual_clock,
+):
+    clock.hold()
+    start = clock.now()
+    awaiting = clock.pin(until_started=True, wall_limit=5.0)
+    results = []
+    instrument = threading.Thread(target=lambda: results.append(clock.sleep(20.0)))
+    clock.release()
+    instrument.start()
+    instrument.join(5.0)
+    assert results == [True] and not awaiting.active
+    # The instrument started at the pinned instant and its sleep pinned its own end.
+    assert clock.now() >= start + 20.0
+
+
+def test_pins_do_nothing_on_real_time():
+    clock.reset()
+    assert clock.pin() is None and not clock.is_virtual()
+
+
+def test_wait_until_returns_when_time_stands_at_the_instant(virtual_clock):
+    start = clock.now()
+    pinned = clock.pin(start + 2.0)
+    assert clock.wait_until(start + 2.0, wall_timeout=1.0)
+    assert not clock.wait_until(start + 3.0, wall_timeout=0.02)  # the pin holds time at 2 s
+    pinned.release()
