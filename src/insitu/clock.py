@@ -37,6 +37,7 @@ __all__ = [
     "expected_end",
     "is_instant",
     "is_virtual",
+    "claim",
     "mark_instant",
     "now",
     "pin",
@@ -45,6 +46,7 @@ __all__ = [
     "release",
     "set_virtual",
     "sleep",
+    "sleep_until",
     "speedup",
     "set_speedup",
     "reset",
@@ -74,9 +76,12 @@ _at_pin_wall = 0.0  # monotonic time it got there (a pin with a wall limit lapse
 class Pin:
     """An instant experiment time does not pass until :meth:`release` (see :func:`pin`)."""
 
-    def __init__(self, at: float, until_started: bool, wall_limit: float | None) -> None:
+    def __init__(
+        self, at: float, until_started: bool, wall_limit: float | None, until_claimed: bool
+    ) -> None:
         self.at = at
         self.until_started = until_started
+        self.until_claimed = until_claimed
         self.wall_limit = wall_limit
 
     @property
@@ -105,6 +110,7 @@ def pin(
     at: float | None = None,
     *,
     until_started: bool = False,
+    until_claimed: bool = False,
     wall_limit: float | None = None,
 ) -> Pin | None:
     """Stop experiment time at ``at`` (now by default) until the returned pin is released.
@@ -118,6 +124,9 @@ def pin(
     until_started : bool
         Released by itself when a simulated instrument starts waiting (the next
         :func:`sleep`): a request that must reach the instrument before time goes on.
+    until_claimed : bool
+        Released by itself at the next :func:`claim`: a simulated instrument's result that
+        time must not run past before the client that asked for it has taken it.
     wall_limit : float, optional
         Wall seconds time may stand at this pin before it lapses by itself: for pins whose
         owner waits for someone else (an emulator that might, in a fault, never answer), so a
@@ -127,9 +136,21 @@ def pin(
         return None
     with _lock:
         now = _now_locked()
-        made = Pin(now if at is None else max(float(at), now), until_started, wall_limit)
+        at = now if at is None else max(float(at), now)
+        made = Pin(at, until_started, wall_limit, until_claimed)
         _pins[id(made)] = made
         return made
+
+
+def claim() -> None:
+    """Release every ``until_claimed`` pin: the client has taken the instrument's result (pin
+    the instant first if time must stay there while it goes on with it)."""
+    with _lock:
+        _now_locked()
+        for claimed in [p for p in _pins.values() if p.until_claimed]:
+            del _pins[id(claimed)]
+        _let_go_locked()
+        _changed.notify_all()
 
 
 def pinned_now() -> bool:
@@ -386,7 +407,17 @@ def sleep(seconds: float, *, cancel: threading.Event | None = None) -> bool:
     bool
         True if the full duration elapsed, False if ``cancel`` cut it short.
     """
-    end = now() + float(seconds)
+    return sleep_until(now() + float(seconds), cancel=cancel)
+
+
+def sleep_until(end: float, *, cancel: threading.Event | None = None) -> bool:
+    """Wait until experiment time ``end`` (see :func:`sleep`); at once if it has passed.
+
+    An instrument keeping a schedule sleeps to its instants with this, not with
+    ``sleep(end - now())``: time may move between that ``now()`` and the sleep's own, and on
+    virtual time a sleep that ends past a pinned instant of the same schedule never wakes.
+    """
+    end = float(end)
     if _virtual and _holder != threading.get_ident():
         return _pinned_sleep(end, cancel)
     if _holder == threading.get_ident():

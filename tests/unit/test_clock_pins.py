@@ -77,3 +77,35 @@ def test_wait_until_returns_when_time_stands_at_the_instant(virtual_clock):
     assert clock.wait_until(start + 2.0, wall_timeout=1.0)
     assert not clock.wait_until(start + 3.0, wall_timeout=0.02)  # the pin holds time at 2 s
     pinned.release()
+
+
+def test_an_instrument_keeps_a_pinned_schedule_to_the_instant_and_a_claim_lets_go(
+    virtual_clock,
+):
+    """A sweep pins its next point and sleeps to it (``sleep_until``: a ``sleep(end - now())``
+    would end past the pin when time moved between the two ``now()``, and stall there); after
+    the last point time stays at it until the client claims the result."""
+    clock.set_speedup(2000.0)
+    done = []
+
+    def instrument():
+        end = clock.now() + 3.0
+        schedule = clock.pin(end, until_claimed=True, wall_limit=5.0)
+        assert clock.sleep_until(end)
+        for _ in range(40):
+            end += 4.0
+            schedule.move(end)
+            assert clock.sleep_until(end)
+        done.append((schedule, end))
+
+    started = time.monotonic()
+    worker = threading.Thread(target=instrument)
+    worker.start()
+    worker.join(10.0)
+    ((schedule, end),) = done
+    assert time.monotonic() - started < 1.0  # no pin stood until its wall limit
+    time.sleep(0.02)
+    assert schedule.active and clock.now() == end
+    clock.claim()
+    time.sleep(0.02)
+    assert not schedule.active and clock.now() > end + 10.0

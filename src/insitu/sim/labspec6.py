@@ -277,7 +277,7 @@ class LabSpec6Emulator:
         duration = s.exposure_s * s.accumulations
         t_start = clock.now()
         temperature_start = float(self.temperature())
-        if not clock.sleep(duration, cancel=self._closing):
+        if not clock.sleep_until(t_start + duration, cancel=self._closing):
             return None
         temperature = 0.5 * (temperature_start + float(self.temperature()))
         state = self.sample.state(t_start + duration / 2)

@@ -65,6 +65,9 @@ class NumberRange:
 
 
 _FREQUENCY = NumberRange(1e-5, 4e6)
+# Wall seconds a finished sweep's last instant stays pinned for a client that never takes the
+# result (virtual time; normally it claims it within milliseconds).
+_RESULT_WALL_LIMIT_S = 2.0
 NUMBER_SETTINGS: dict[str, NumberRange] = {
     "Pset": NumberRange(-4.0, 4.0),
     "Cset": NumberRange(-3.0, 3.0),
@@ -330,7 +333,8 @@ class ThalesInstrument:
             raise _FailedError(ErrorCode.ABORTED)
 
     def _wait_until(self, t: float) -> None:
-        self._wait(max(0.0, t - clock.now()))
+        if not clock.sleep_until(t, cancel=self._abort):
+            raise _FailedError(ErrorCode.ABORTED)
 
     def _measure_impedance(self) -> str:
         if self._faults.overload:
@@ -360,19 +364,29 @@ class ThalesInstrument:
         # seconds of experiment, and 40 of them would lengthen every sweep, more on a loaded
         # machine. An instrument keeps its own schedule.
         end = clock.now() + SWEEP_SETUP_S
-        self._wait_until(end)
-        measured: list[complex] = []
-        for index, frequency in enumerate(order):
-            if index == len(order) // 2:
-                if self._faults.take_drop():
-                    self._on_drop()
-                    raise _DroppedError()
-                if self._faults.overload:
-                    raise _FailedError(ErrorCode.OVERLOAD)
-            end += point_duration_s(frequency, nws, nwl)
+        # On virtual time the schedule is pinned: time stands at each point while it is
+        # computed, and at the sweep's end until the client has taken the result (claim).
+        schedule = clock.pin(end, until_claimed=True, wall_limit=_RESULT_WALL_LIMIT_S)
+        try:
             self._wait_until(end)
-            measured.append(complex(self.impedance_model(frequency)))
-            self._last_activity = time.monotonic()
+            measured: list[complex] = []
+            for index, frequency in enumerate(order):
+                if index == len(order) // 2:
+                    if self._faults.take_drop():
+                        self._on_drop()
+                        raise _DroppedError()
+                    if self._faults.overload:
+                        raise _FailedError(ErrorCode.OVERLOAD)
+                end += point_duration_s(frequency, nws, nwl)
+                if schedule is not None:
+                    schedule.move(end)
+                self._wait_until(end)
+                measured.append(complex(self.impedance_model(frequency)))
+                self._last_activity = time.monotonic()
+        except BaseException:
+            if schedule is not None:
+                schedule.release()
+            raise
         data = ism_file(
             order,
             measured,

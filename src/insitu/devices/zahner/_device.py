@@ -63,12 +63,16 @@ class _Sweep:
     abort: threading.Event = field(default_factory=threading.Event)
     superseded: threading.Event = field(default_factory=threading.Event)
     ended: bool = False
+    pins: list = field(default_factory=list)  # virtual time: its start, then its result
     started_at: float = 0.0  # experiment time of the trigger
 
 
 _FREQ_LIMITS = (FREQUENCY.low, FREQUENCY.high)
 _COUNT_LIMITS = (POINTS_PER_DECADE.low, POINTS_PER_DECADE.high)
 _PERIOD_LIMITS = (PERIODS.low, PERIODS.high)
+# Wall seconds a simulation's time may stand at a sweep's start or end waiting for the
+# analyzer (normally milliseconds) before it goes on anyway.
+_PIN_WALL_LIMIT_S = 2.0
 
 
 class ZahnerEIS(Device):
@@ -291,6 +295,10 @@ class ZahnerEIS(Device):
         # measures, it should end after the fastest measuring this analyzer has done with these
         # settings (else the periods alone, a lower bound; see _sweep_once).
         clock.expect_end(sweep.status, sweep.started_at)
+        # Virtual time stands here while the sweep is set up on the wire, until the analyzer
+        # starts measuring: the same schedule in every run.
+        started = clock.pin(until_started=True, wall_limit=_PIN_WALL_LIMIT_S)
+        sweep.pins = [started] if started is not None else []
         self._worker = threading.Thread(
             target=self._run_sweep, args=(settings, sweep), name=f"{self.name}-sweep", daemon=True
         )
@@ -348,10 +356,14 @@ class ZahnerEIS(Device):
             if sweep.ended:
                 return
             sweep.ended = True
-        if error is None or sweep.superseded.is_set():
-            sweep.status.set_finished()
-        else:
-            sweep.status.set_exception(error)
+        try:
+            if error is None or sweep.superseded.is_set():
+                sweep.status.set_finished()
+            else:
+                sweep.status.set_exception(error)
+        finally:  # after the Status: a plan waiting for it held time at this instant
+            for pinned in sweep.pins:
+                pinned.release()
 
     def _sweep(
         self, settings: SweepSettings, sweep: _Sweep
@@ -374,6 +386,12 @@ class ZahnerEIS(Device):
                 heartbeat_timeout=self.heartbeat_timeout,
                 abort=sweep.abort,
             )
+            # Virtual time: stay at the sweep's end (the analyzer pinned it until taken) while
+            # switching off and reading the file, until the Status is done (see _end).
+            result = clock.pin(wall_limit=_PIN_WALL_LIMIT_S)
+            if result is not None:
+                sweep.pins.append(result)
+            clock.claim()
             duration = clock.now() - started
             clock.expect_end(sweep.status, clock.now())  # switching off, reading the file: chatter
         except BaseException as error:
