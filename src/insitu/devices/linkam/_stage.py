@@ -403,6 +403,10 @@ class LinkamStage(Device, PositionerBase):
             interlocked = self.driver.interlock is not None
             if not interlocked and (move is not None or self.status.get() in _RAMPING):
                 self.driver.hold()
+                if clock.is_virtual():
+                    # Only readings at pinned instants are kept on virtual time: read what the
+                    # stage does now that it holds (at this instant, the same in every run).
+                    self._store_reading(self.driver.status(check_errors=False), clock.now())
         finally:
             if move is not None:
                 if success:
