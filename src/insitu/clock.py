@@ -145,10 +145,15 @@ def pin(
 def claim() -> None:
     """Release every ``until_claimed`` pin: the client has taken the instrument's result (pin
     the instant first if time must stay there while it goes on with it)."""
+    _release_pins(lambda p: p.until_claimed)
+
+
+def _release_pins(which) -> None:
+    """Release every pin for which ``which(pin)`` is true; time that stood at them runs on."""
     with _lock:
         _now_locked()
-        for claimed in [p for p in _pins.values() if p.until_claimed]:
-            del _pins[id(claimed)]
+        for released in [p for p in _pins.values() if which(p)]:
+            del _pins[id(released)]
         _let_go_locked()
         _changed.notify_all()
 
@@ -454,12 +459,7 @@ def _pinned_sleep(end: float, cancel: threading.Event | None) -> bool:
     """A simulated instrument's wait on virtual time: it ends exactly at ``end``, and it tells
     whoever waits for the instrument to start (``until_started`` pins) that it has."""
     own = pin(end)
-    with _lock:
-        _now_locked()
-        for started in [p for p in _pins.values() if p.until_started]:
-            del _pins[id(started)]
-        _let_go_locked()
-        _changed.notify_all()
+    _release_pins(lambda p: p.until_started)
     try:
         return _sleep_until(end, cancel)
     finally:

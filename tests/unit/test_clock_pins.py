@@ -5,17 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-import pytest
-
 from insitu import clock
-
-
-@pytest.fixture
-def virtual_clock():
-    clock.set_speedup(1000.0)
-    clock.set_virtual(True)
-    yield
-    clock.reset()
 
 
 def test_time_stands_at_a_pin_until_it_is_released_then_runs_from_there(virtual_clock):

@@ -16,14 +16,6 @@ from insitu.beamline import virtual_time
 
 
 @pytest.fixture
-def virtual_clock():
-    clock.set_speedup(1000.0)
-    clock.set_virtual(True)
-    yield
-    clock.reset()
-
-
-@pytest.fixture
 def held_engine():
     """A RunEngine holding experiment time (``virtual_time``) at 1000x; the clock reset after."""
     clock.set_speedup(1000.0)

@@ -254,7 +254,7 @@ class LinkamStage(Device, PositionerBase):
         self._poll_subscriber_ids = itertools.count()
         self._last_poll: StagePoll | None = None
         self._stopping = threading.Event()
-        self._poke = threading.Event()  # a pinned trigger or move: the poller looks again
+        self._poke = threading.Event()  # a pinned trigger or move, or destroy: poll/look now
         self._poller: threading.Thread | None = None
         try:
             super().__init__(name=name, timeout=timeout, **kwargs)
@@ -377,7 +377,8 @@ class LinkamStage(Device, PositionerBase):
             status.add_callback(lambda _status: move.judging or move.pin.release())
         with self._move_lock:
             self._move = move
-        self._poke.set()
+        if move.pin is not None:  # virtual time only: real controllers keep their poll period
+            self._poke.set()
         self._run_subs(sub_type=self.SUB_START, timestamp=started_at)
         if wait:
             status.wait()
@@ -534,7 +535,8 @@ class LinkamStage(Device, PositionerBase):
         status.insitu_pin = clock.pin(asked_at, wall_limit=_PIN_WALL_LIMIT_S)
         with self._move_lock:
             self._triggers.append((asked_at, status))
-        self._poke.set()
+        if status.insitu_pin is not None:  # virtual time only, as for moves
+            self._poke.set()
         return status
 
     def read(self) -> dict[str, dict[str, Any]]:
