@@ -160,3 +160,26 @@ def test_a_film_without_a_margin_counts_as_its_call_and_a_clear_one_as_its_call_
     assert Sample(600.0, 15.0, True, 1e-9, 30.0).weight_crystallized == pytest.approx(1.0)
     assert Sample(600.0, 15.0, False, 1e-9, -6.0).weight_crystallized < 0.002
     assert Sample(600.0, 15.0, True, 1e-9, 0.0).weight_crystallized == pytest.approx(0.5)
+
+
+def test_a_boundary_the_films_say_is_flat_stays_uncertain_where_no_film_was_annealed():
+    """Films at 5 and 15 min whose calls say the boundary *rises* with dwell (noise at the
+    boundary): the fit is refitted flat, but a flat fit must not make the 120 min boundary as
+    certain as the measured 5 min one (with its slope's variance zeroed, every band was 31.7 C
+    wide and the agent never left the short dwells: a -20 C film's boundary 21 C off at 120 min).
+    The next film goes to the long dwell."""
+    agent = ProcessingWindowAgent(seed=0)
+    for anneal_C, dwell_min, crystallized in [
+        (650, 20, True),
+        (575, 20, False),
+        (591, 5, True),
+        (581, 5, False),
+        (586, 15, False),
+        (596, 15, True),
+    ]:
+        agent.tell(Sample(anneal_C, dwell_min, crystallized))
+    assert agent.posterior().mean[2] == 0.0  # flat refit
+    widths = {b.dwell_min: b.width_C for b in agent.boundary()}
+    assert widths[120.0] > 1.5 * widths[5.0]
+    assert widths[120.0] > widths[60.0] > widths[30.0] > widths[15.0]
+    assert agent.ask()["dwell_min"] == 120.0

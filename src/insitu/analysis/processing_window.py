@@ -177,11 +177,13 @@ def fit_boundary(samples: Sequence[Sample], *, seed: int = 0) -> _Posterior | No
     p = 1.0 / (1.0 + np.exp(-(design @ weights)))
     hessian = design.T @ (design * (p * (1 - p))[:, None]) + np.diag([1e-3, 1.0, 1.0]) / _PRIOR_C
     covariance = np.linalg.inv(hessian)
-    if weights[2] == 0.0:
-        covariance[2, :] = covariance[:, 2] = 0.0
+    # A flat refit keeps the slope's uncertainty (the draws of a rising boundary are dropped:
+    # a truncated posterior, not a point mass on a flat boundary). With it zeroed, every dwell's
+    # band was as narrow as the measured ones', and the agent left a -20 C film's 30-120 min
+    # dwells unvisited (all 10 films at 5-15 min; 21 C off at 120 min).
     rng = np.random.default_rng(seed)
     draws = rng.multivariate_normal(weights, covariance, size=_POSTERIOR_DRAWS)
-    draws[:, 2] = np.maximum(draws[:, 2], 0.0)
+    draws = draws[draws[:, 2] >= 0.0]
     return _Posterior(weights, draws)
 
 
