@@ -7,10 +7,11 @@ longer dwell reaches the same transformed fraction at a lower temperature, nearl
 ln(dwell) over 5-120 min). So the surrogate is a logistic model of P(crystallized) in
 (temperature, ln dwell), fitted by scikit-learn, with a Laplace posterior for its uncertainty:
 the boundary at a dwell is where P = 1/2, and its band is that line under the posterior.
-A film counts as its call weighted by how clear the call was (its onset margin, in units of
-noise, when the live analysis gives one: :attr:`Sample.weight_crystallized`): the agent puts
-films at the boundary, where a film measured twice can be called both ways, and a bare label
-there moved the boundary by 10-14 C; weighted, by about one.
+A film counts as its call weighted by how clear the call was (its margin, in units of noise,
+when the analysis gives one: :func:`~insitu.analysis.rest_call.rest_call`'s from the film at
+rest after its anneal, or the live onset CUSUM's: :attr:`Sample.weight_crystallized`): the
+agent puts films at the boundary, where a film measured twice can be called both ways, and a
+bare label there moved the boundary by 10-14 C; weighted, by about one.
 
 Why this surrogate and not a Gaussian-process classifier: ten binary labels cannot teach a GP its
 length scales, and a GP does not know that the boundary is one line falling with dwell; the
@@ -82,12 +83,13 @@ class Sample:
     def weight_crystallized(self) -> float:
         """The weight of this film as a crystallized one in the boundary's fit (0 to 1).
 
-        A film called by a wide margin counts as its call; a film whose onset evidence ended
-        within a few units of noise of the flag's threshold (where the agent puts its films) counts
-        as partly both, so that the same film measured again, its spectra falling a few seconds
-        later on its kinetics, moves the boundary by a fraction of a degree instead of flipping it
-        (issue 18: a flipped call moved a boundary by 14 C). The scale, 2 units of noise, is the
-        onset CUSUM's own scatter near its threshold (a sum of 2-4 spectra of unit noise). A film
+        A film called by a wide margin counts as its call; a film whose evidence ended within a
+        few units of noise of the call's level (where the agent puts its films) counts as partly
+        both, so that the same film measured again (other noise) moves the boundary by a fraction
+        of a degree instead of flipping it (issue 18: a flipped call moved a boundary by 14 C).
+        The scale, 2 units of noise, is twice the scatter of the rest call's Welch t (and the
+        onset CUSUM's own scatter near its threshold, a sum of 2-4 spectra of unit noise): films
+        of one crystalline fraction gave t 4.4 and 6.1 (2.4 %), 8.2 and 12.3 (5 %). A film
         without a margin counts as its call.
         """
         margin = self.crystallization_margin

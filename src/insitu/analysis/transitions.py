@@ -114,15 +114,28 @@ class _Stage:
         if len(self.pool) > first + MAX_POOL:
             del self.pool[first : len(self.pool) - MAX_POOL]
 
-    def template(self, x: np.ndarray, index: int, temperature: float, lag_c: float, size: int):
+    def template(
+        self, x: np.ndarray, index: int, temperature: float, lag_c: float, size: int, first: int
+    ):
+        """The learned state for spectrum ``index`` at ``temperature``: the ``size`` spectra
+        nearest to it in temperature among those at least ``lag_c`` away (and two spectra old,
+        so a slow growth is not absorbed into the reference) and the ``first`` (calibration)
+        spectra, which precede anything that can grow. Nearest in temperature because the
+        amorphous bands soften and broaden as it rises: on a heating ramp that is the latest
+        lagged spectra (as before this rule: the 150-ramp robustness table is unchanged); for
+        spectra back at the start's temperature (a film at rest after its anneal, which
+        :func:`~insitu.analysis.rest_call.rest_call` compares with its first spectra) it is
+        the first spectra, not the dwell's hundreds of degrees away."""
         if self.frozen is not None:
             return self.frozen
-        lagged = [
+        candidates = [
             kept
             for kept in self.pool
-            if kept.index <= index - 2 and abs(temperature - kept.temperature) >= lag_c
+            if kept.index < first
+            or (kept.index <= index - 2 and abs(temperature - kept.temperature) >= lag_c)
         ]
-        chosen = lagged[-size:] if lagged else self.pool[:size]
+        nearest = sorted(candidates, key=lambda k: (abs(temperature - k.temperature), -k.index))
+        chosen = sorted(nearest[:size], key=lambda k: k.index)
         key = tuple(kept.index for kept in chosen)
         if key not in self.cache:
             self.cache = {
@@ -439,7 +452,12 @@ class RamanTransitionDetector:
             return TransitionFeatures(temperature), []
 
         template = amorphous.template(
-            x, index, temperature, self.template_lag_C, self.template_spectra
+            x,
+            index,
+            temperature,
+            self.template_lag_C,
+            self.template_spectra,
+            self.calibration_spectra,
         )
         fit = fit_growth(x, y, noise, template, amorphous.clusters, temperature)
         offset, scatter = self._null

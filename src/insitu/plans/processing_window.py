@@ -2,8 +2,9 @@
 
 Issue 18: the closed-loop campaign that maps a film's processing window (for each dwell, the
 highest anneal temperature at which the film stays amorphous). Per sample: the agent chooses
-(anneal temperature, dwell); a fresh film is annealed with in-situ Raman through the ramp and
-the dwell, and the live flags say whether it crystallized; a short step-EIS gives sigma(30 C);
+(anneal temperature, dwell); a fresh film is annealed with in-situ Raman through the ramp, the
+dwell and back at room temperature (live flags throughout), and its spectra at rest against its
+first ones say whether it crystallized (``after_spectra``); a short step-EIS gives sigma(30 C);
 the agent is told and chooses the next. Every decision is data: it is in the metadata of the
 sample's anneal run (``decision``: the point, the model's prediction, the boundary's band at
 that dwell, why), and the campaign ends with a ``window_map`` run holding the agent's report
@@ -28,6 +29,7 @@ from insitu.analysis.processing_window import (
     GridAgent,
     ProcessingWindowAgent,
 )
+from insitu.analysis.rest_call import rest_call
 from insitu.analysis.stored_stream import read_stream
 from insitu.analysis.transitions import onset_margin
 from insitu.plans.anneal import anneal
@@ -182,12 +184,15 @@ def stored_films(
         kinds = set()
         if "transitions" in anneals[-1] and "kind" in anneals[-1]["transitions"]:
             kinds = {str(k) for k in read_stream(anneals[-1]["transitions"], ["kind"])["kind"]}
-        margin = math.nan
-        if onset_parameters is not None and "raman_analysis" in anneals[-1]:
+        z = None
+        if "raman_analysis" in anneals[-1] and "crystalline_z" in anneals[-1]["raman_analysis"]:
             stream = anneals[-1]["raman_analysis"]
-            if "crystalline_z" in stream:
-                z = read_stream(stream, ["crystalline_z"])["crystalline_z"]
-                margin = onset_margin(np.asarray(z, dtype=float), **onset_parameters)
+            z = np.asarray(read_stream(stream, ["crystalline_z"])["crystalline_z"], dtype=float)
+        onset = math.nan
+        if onset_parameters is not None and z is not None:
+            onset = onset_margin(z, **onset_parameters)
+        after = int((start.get("plan_args") or {}).get("after_spectra") or 0)
+        crystallized, margin = _call(kinds, z, after, onset)
         sigma = None
         for run in by_index[index].get("eis", []):
             if succeeded(run):
@@ -201,12 +206,23 @@ def stored_films(
                 index,
                 float(start["anneal_temperature_C"]),
                 float(start["dwell_min"]),
-                any(kind in kinds for kind in _CRYSTALS_SEEN),
+                crystallized,
                 sigma,
                 margin,
             )
         )
     return films
+
+
+def _call(kinds, crystalline_z, after_spectra: int, onset: float) -> tuple[bool, float]:
+    """A film's call and its margin: from its spectra at rest after the anneal
+    (:func:`~insitu.analysis.rest_call.rest_call`) when it has them, else from the live flags
+    (a ``crystallization_onset`` or ``crystallized`` flag) and the onset CUSUM's margin."""
+    if crystalline_z is not None and after_spectra:
+        call = rest_call(crystalline_z, after_spectra)
+        if call.usable:
+            return call.crystallized, call.margin
+    return any(kind in kinds for kind in _CRYSTALS_SEEN), onset
 
 
 def _onset_parameters(monitor) -> dict[str, float] | None:
@@ -270,13 +286,16 @@ def map_processing_window(
         dwells but missed 5 % after short ones (``bench_optimize.py``).
     after_spectra : int
         Raman spectra of each film back at ``room_temperature`` after its anneal, before its
-        impedance (:data:`AFTER_SPECTRA`; 0: none). What is called is the film as it left the
-        anneal, as a lab calls it and as the truth is defined: crystals go on growing through
-        the cool-down (a film 3 % crystalline at the end of a 5 min dwell is 5 % once cold),
-        and the dwell's spectra alone missed such films (``bench_optimize.py``, seed 1). The
-        onset CUSUM adds only spectra that show more than its reference level, so more of them
-        lift a 5 % film without lifting a 1 % one: a film 5.1 % crystalline had a margin of
-        -1.3 after 4 and +3.9 after 12, its 1 % neighbours -5.5 to -6 after 12.
+        impedance (:data:`AFTER_SPECTRA`; 0: none). They make the call: the film is crystallized
+        when its crystalline band signal at rest stands above its first spectra's
+        (:func:`~insitu.analysis.rest_call.rest_call`; Welch's t >= 4). What is called is the
+        film as it left the anneal, as a lab calls it and as the truth is defined: crystals go
+        on growing through the cool-down (a film 3 % crystalline at the end of a 5 min dwell is
+        5 % once cold), and crystals do not vanish on cooling, while a stretch of the heating
+        ramp can stand above the film's start without crystals: the live onset flag called a
+        film 0.3 % crystalline (``bench_optimize.py``, seed 0, -40 C). With fewer than 3
+        spectra at rest the live flags make the call (a ``crystallization_onset`` or
+        ``crystallized`` flag during the anneal).
     eis_temperatures, stabilize_s, eis_rate
         The short step-EIS after each anneal (one heating/cooling cycle).
     change_sample : plan factory or None
@@ -427,9 +446,12 @@ def map_processing_window(
             md={**common, "measurement": "anneal", "decision": _json_safe(decision)},
         )
         yield from bps.mv(monitor.analysed, 0)  # every spectrum of the anneal analysed
-        kinds = [flag.kind for flag in monitor.flags]
-        crystallized = any(kind in kinds for kind in _CRYSTALS_SEEN)
-        margin = monitor.onset_margin() if hasattr(monitor, "onset_margin") else math.nan
+        crystallized, margin = _call(
+            [flag.kind for flag in monitor.flags],
+            monitor.crystalline_z() if hasattr(monitor, "crystalline_z") else None,
+            after_spectra,
+            monitor.onset_margin() if hasattr(monitor, "onset_margin") else math.nan,
+        )
         sigma = yield from measure_eis(common, crystallized)
         agent.ingest(
             [

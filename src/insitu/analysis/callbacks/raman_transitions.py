@@ -141,6 +141,7 @@ class _RamanRun(DerivedRun):
     axes: dict[str, np.ndarray | None] = field(default_factory=dict)  # descriptor uid -> axis
     latest_temperature: float = math.nan
     flags: list[TransitionFlag] = field(default_factory=list)
+    crystalline_z: list[float] = field(default_factory=list)  # as the analysis stream holds it
 
 
 class RamanTransitionCallback(DerivedStreamCallback):
@@ -212,6 +213,7 @@ class RamanTransitionCallback(DerivedStreamCallback):
         )
         self.flags: list[TransitionFlag] = []
         self._run_detector: RamanTransitionDetector | None = None
+        self._run_z: list[float] = []
         self._progress = threading.Condition()
         self._current_run_uid: str | None = None  # the run the RunEngine sent last
         self._received_seq_num = 0  # of its latest spectrum event
@@ -335,6 +337,7 @@ class RamanTransitionCallback(DerivedStreamCallback):
             start=start, detector=RamanTransitionDetector(self.reference, **self.detector_options)
         )
         self._run_detector = run.detector
+        self._run_z = run.crystalline_z
         return run
 
     def onset_margin(self) -> float:
@@ -344,6 +347,12 @@ class RamanTransitionCallback(DerivedStreamCallback):
         analysis first (``bps.mv(callback.analysed, 0)``)."""
         detector = self._run_detector
         return math.nan if detector is None else detector.onset_margin()
+
+    def crystalline_z(self) -> np.ndarray:
+        """The latest run's ``crystalline_z`` per spectrum event, as its ``raman_analysis``
+        stream holds it (NaN for calibration and failed spectra; for
+        :func:`~insitu.analysis.rest_call.rest_call`). Wait for the analysis first."""
+        return np.asarray(self._run_z, dtype=float)
 
     def onset_parameters(self) -> dict[str, float]:
         """The onset CUSUM's ``threshold``, ``drift`` and ``max_step`` of this callback's
@@ -415,7 +424,9 @@ class RamanTransitionCallback(DerivedStreamCallback):
             source_seq_num=seq_num,
             source_uid=str(event["uid"]),
         )
-        self._emit_event(run, self.analysis_stream, self.analysis_data_keys, self._filled(record))
+        filled = self._filled(record)
+        run.crystalline_z.append(float(filled.get("crystalline_z", math.nan)))
+        self._emit_event(run, self.analysis_stream, self.analysis_data_keys, filled)
         for flag in flags:
             self._announce(run, flag, seq_num, str(event["uid"]))
         self._mark_analysed(run.start["uid"], seq_num)
