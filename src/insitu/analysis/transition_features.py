@@ -30,6 +30,7 @@ RECORD_KEYS = (
     "decomposed_signal",
     "decomposed_signal_err",
     "decomposed_z",
+    "decomposed_start_z",
     "template_amplitude",
     "noise",
     "n_peaks",
@@ -58,6 +59,10 @@ class TransitionFeatures:
         scatter (what the onset CUSUM adds up).
     decomposed_signal, decomposed_signal_err, decomposed_z : float
         The decomposed phase's bands against the crystallized state (NaN before it is learned).
+    decomposed_start_z : float
+        The decomposed phase's diagnostic bands against the learned amorphous state (the film's
+        start), in units of their noise after the calibration scatter: what a film at rest after
+        an anneal is compared with (:func:`~insitu.analysis.rest_call.rest_call`).
     template_amplitude : float
         Amplitude of the learned state in this spectrum (1: as much as when it was learned).
     noise : float
@@ -79,6 +84,7 @@ class TransitionFeatures:
     decomposed_signal: float = math.nan
     decomposed_signal_err: float = math.nan
     decomposed_z: float = math.nan
+    decomposed_start_z: float = math.nan
     template_amplitude: float = math.nan
     noise: float = math.nan
     n_spikes: int = 0

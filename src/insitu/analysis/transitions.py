@@ -499,6 +499,7 @@ class RamanTransitionDetector:
             decomposed_signal=after.signal["decomposed"] if after else math.nan,
             decomposed_signal_err=after.signal_error["decomposed"] if after else math.nan,
             decomposed_z=decomposed[2] if decomposed else math.nan,
+            decomposed_start_z=float(fit.z("decomposed") / scatter),
             template_amplitude=fit.template_amplitude,
             reduced_chi2=fit.reduced_chi2,
             peaks=peaks,

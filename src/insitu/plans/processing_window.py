@@ -184,15 +184,17 @@ def stored_films(
         kinds = set()
         if "transitions" in anneals[-1] and "kind" in anneals[-1]["transitions"]:
             kinds = {str(k) for k in read_stream(anneals[-1]["transitions"], ["kind"])["kind"]}
-        z = None
-        if "raman_analysis" in anneals[-1] and "crystalline_z" in anneals[-1]["raman_analysis"]:
+        columns = {}
+        if "raman_analysis" in anneals[-1]:
             stream = anneals[-1]["raman_analysis"]
-            z = np.asarray(read_stream(stream, ["crystalline_z"])["crystalline_z"], dtype=float)
+            for key in _REST_COLUMNS:
+                if key in stream:
+                    columns[key] = np.asarray(read_stream(stream, [key])[key], dtype=float)
         onset = math.nan
-        if onset_parameters is not None and z is not None:
-            onset = onset_margin(z, **onset_parameters)
+        if onset_parameters is not None and "crystalline_z" in columns:
+            onset = onset_margin(columns["crystalline_z"], **onset_parameters)
         after = int((start.get("plan_args") or {}).get("after_spectra") or 0)
-        crystallized, margin = _call(kinds, z, after, onset)
+        crystallized, margin = _call(kinds, columns, after, onset)
         sigma = None
         for run in by_index[index].get("eis", []):
             if succeeded(run):
@@ -214,12 +216,20 @@ def stored_films(
     return films
 
 
-def _call(kinds, crystalline_z, after_spectra: int, onset: float) -> tuple[bool, float]:
+_REST_COLUMNS = ("crystalline_z", "decomposed_start_z")
+
+
+def _call(kinds, columns: dict, after_spectra: int, onset: float) -> tuple[bool, float]:
     """A film's call and its margin: from its spectra at rest after the anneal
-    (:func:`~insitu.analysis.rest_call.rest_call`) when it has them, else from the live flags
-    (a ``crystallization_onset`` or ``crystallized`` flag) and the onset CUSUM's margin."""
-    if crystalline_z is not None and after_spectra:
-        call = rest_call(crystalline_z, after_spectra)
+    (:func:`~insitu.analysis.rest_call.rest_call` of the analysis ``columns``) when it has them,
+    else from the live flags (a ``crystallization_onset`` or ``crystallized`` flag) and the onset
+    CUSUM's margin."""
+    if "crystalline_z" in columns and after_spectra:
+        call = rest_call(
+            columns["crystalline_z"],
+            after_spectra,
+            decomposed_start_z=columns.get("decomposed_start_z"),
+        )
         if call.usable:
             return call.crystallized, call.margin
     return any(kind in kinds for kind in _CRYSTALS_SEEN), onset
@@ -448,7 +458,7 @@ def map_processing_window(
         yield from bps.mv(monitor.analysed, 0)  # every spectrum of the anneal analysed
         crystallized, margin = _call(
             [flag.kind for flag in monitor.flags],
-            monitor.crystalline_z() if hasattr(monitor, "crystalline_z") else None,
+            monitor.rest_columns() if hasattr(monitor, "rest_columns") else {},
             after_spectra,
             monitor.onset_margin() if hasattr(monitor, "onset_margin") else math.nan,
         )

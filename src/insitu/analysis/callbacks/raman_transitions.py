@@ -141,7 +141,10 @@ class _RamanRun(DerivedRun):
     axes: dict[str, np.ndarray | None] = field(default_factory=dict)  # descriptor uid -> axis
     latest_temperature: float = math.nan
     flags: list[TransitionFlag] = field(default_factory=list)
-    crystalline_z: list[float] = field(default_factory=list)  # as the analysis stream holds it
+    # The columns a film at rest is called from, as the analysis stream holds them.
+    rest_columns: dict[str, list[float]] = field(
+        default_factory=lambda: {"crystalline_z": [], "decomposed_start_z": []}
+    )
 
 
 class RamanTransitionCallback(DerivedStreamCallback):
@@ -213,7 +216,7 @@ class RamanTransitionCallback(DerivedStreamCallback):
         )
         self.flags: list[TransitionFlag] = []
         self._run_detector: RamanTransitionDetector | None = None
-        self._run_z: list[float] = []
+        self._run_columns: dict[str, list[float]] = {}
         self._progress = threading.Condition()
         self._current_run_uid: str | None = None  # the run the RunEngine sent last
         self._received_seq_num = 0  # of its latest spectrum event
@@ -337,7 +340,7 @@ class RamanTransitionCallback(DerivedStreamCallback):
             start=start, detector=RamanTransitionDetector(self.reference, **self.detector_options)
         )
         self._run_detector = run.detector
-        self._run_z = run.crystalline_z
+        self._run_columns = run.rest_columns
         return run
 
     def onset_margin(self) -> float:
@@ -348,11 +351,11 @@ class RamanTransitionCallback(DerivedStreamCallback):
         detector = self._run_detector
         return math.nan if detector is None else detector.onset_margin()
 
-    def crystalline_z(self) -> np.ndarray:
-        """The latest run's ``crystalline_z`` per spectrum event, as its ``raman_analysis``
-        stream holds it (NaN for calibration and failed spectra; for
+    def rest_columns(self) -> dict[str, np.ndarray]:
+        """The latest run's ``crystalline_z`` and ``decomposed_start_z`` per spectrum event, as
+        its ``raman_analysis`` stream holds them (NaN for calibration and failed spectra; for
         :func:`~insitu.analysis.rest_call.rest_call`). Wait for the analysis first."""
-        return np.asarray(self._run_z, dtype=float)
+        return {key: np.asarray(values, dtype=float) for key, values in self._run_columns.items()}
 
     def onset_parameters(self) -> dict[str, float]:
         """The onset CUSUM's ``threshold``, ``drift`` and ``max_step`` of this callback's
@@ -425,7 +428,8 @@ class RamanTransitionCallback(DerivedStreamCallback):
             source_uid=str(event["uid"]),
         )
         filled = self._filled(record)
-        run.crystalline_z.append(float(filled.get("crystalline_z", math.nan)))
+        for key, values in run.rest_columns.items():
+            values.append(float(filled.get(key, math.nan)))
         self._emit_event(run, self.analysis_stream, self.analysis_data_keys, filled)
         for flag in flags:
             self._announce(run, flag, seq_num, str(event["uid"]))
