@@ -65,3 +65,22 @@ def test_an_amorphous_film_whose_fit_drifts_with_temperature_raises_no_early_ons
     ramp, _, verdicts = detect(8, 850.0)
     assert verdicts["crystallization_onset"].verdict == "ok", verdicts
     assert verdicts["crystallized"].verdict != "early", verdicts
+
+
+@pytest.mark.parametrize(
+    "seed, kind, why",
+    [
+        (18, "crystallization_onset", "the 491 cm-1 column beside 468 doubled the onset's error"),
+        (59, "crystallization_onset", "the same, on a film that crystallizes fast"),
+        (97, "crystallized", "the tetragonal-to-cubic conversion kept the 468 cm-1 band growing"),
+        (78, "crystallized", "the same, a conversion over 40 C"),
+        (61, "decomposition", "491 cm-1 traded counts with the weakening 468 band: missed"),
+        (89, "decomposition", "the same: 10 spectra late"),
+    ],
+)
+def test_flags_the_detector_once_put_out_of_their_window_come_in_it(seed, kind, why):
+    """Films (a spectrum every 5 C) whose flag came out of its window before the onset fit lost
+    its decomposed columns, completion was followed on the modes both crystalline phases have,
+    and decomposition was watched at 275 cm-1 alone; each of these fails on that code."""
+    _, _, verdicts = detect(seed, 850.0)
+    assert verdicts[kind].verdict == "ok", (why, verdicts[kind])

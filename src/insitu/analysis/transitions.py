@@ -89,6 +89,9 @@ DECOMPOSED_GUARD_CM1 = 30.0
 CRYSTALLIZED_LINE_WIDTHS = {"crystalline": (8.0, 24.0), "decomposed": (45.0,)}
 # Accepted into the learned amorphous state: spectra whose crystalline z is below this.
 ACCEPT_Z = 3.0
+# Bands of different crystalline phases this close (cm-1) are one mode (e.g. LLZO's O-Zr-O A1g,
+# 656 cm-1 tetragonal and 651 cubic; O-Li-O T2g, 389 and 368).
+SAME_MODE_CM1 = 25.0
 # Spectra a learned state is chosen from, besides the calibration spectra.
 MAX_POOL = 200
 
@@ -297,9 +300,31 @@ class RamanTransitionDetector:
             self._clusters_start,
             self._clusters_crystallized,
         ) = self._clusters(reference)
+        self._completion_clusters = self._common_modes(reference, self._clusters_amorphous)
         self.reset()
 
     # ------------------------------------------------------------------ set-up
+    @staticmethod
+    def _common_modes(reference: RamanReference, clusters) -> np.ndarray:
+        """Which onset clusters completion is followed on: those (counted in
+        ``crystalline_total``) holding a mode every crystalline phase has, a band of each phase
+        within :data:`SAME_MODE_CM1`. One polymorph turning into another (tetragonal to cubic)
+        changes the other bands long after the film is crystalline; on the robustness ramps the
+        growth of every crystalline band put 10 of 100 completions late, of these 5 (LLZO: 371,
+        389 and 653.5 cm-1). All isolated clusters when no mode is common."""
+        phases = [p for p in reference.phases if p.phase_class == "crystalline"]
+        common = np.array(
+            [
+                c.isolated
+                and all(
+                    any(abs(b.position - c.position) <= SAME_MODE_CM1 for b in p.bands)
+                    for p in phases
+                )
+                for c in clusters
+            ]
+        )
+        return common if common.any() else np.array([c.isolated for c in clusters])
+
     @staticmethod
     def _clusters(reference: RamanReference):
         def bands(*classes: str):
@@ -360,7 +385,8 @@ class RamanTransitionDetector:
         self._null = (0.0, 1.0)  # offset and scatter of the crystalline z in the calibration
         self._calibration: list[tuple[np.ndarray, np.ndarray, float]] = []
         self._completion: list[bool] = []
-        self._growth: list[float] = []  # crystalline_total since the onset's evidence began
+        self._growth: list[float] = []  # completion signal since the onset's evidence began
+        self._completion_signal: list[float] = []  # per spectrum analysed (NaN: calibration)
         self._crystallized_area = math.nan
         self._crystallized_start: Template | None = None
         self._crystallized_spectra: list[np.ndarray] = []
@@ -467,6 +493,7 @@ class RamanTransitionDetector:
             self._calibration.append((y, noise, temperature))
             if index == self.calibration_spectra - 1:
                 self._calibrate(x)
+            self._completion_signal.append(math.nan)
             return TransitionFeatures(temperature), []
 
         template = amorphous.template(
@@ -480,6 +507,8 @@ class RamanTransitionDetector:
         fit = fit_growth(x, y, noise, template, amorphous.clusters, temperature)
         offset, scatter = self._null
         z_crystal = (fit.z("crystalline") - offset) / scatter
+        common = float(fit.areas[self._completion_clusters].sum())
+        self._completion_signal.append(common)
         raised: list[TransitionFlag] = []
         if "crystallization_onset" not in self._raised:
             if z_crystal < ACCEPT_Z:
@@ -493,8 +522,7 @@ class RamanTransitionDetector:
                 amorphous.frozen = template
                 # The growth seen while the evidence built up is part of the transition.
                 start = cusum.start if cusum.start is not None else index
-                self._growth = [f.crystalline_total for f in self.history[start:index]]
-                self._growth.append(fit.signal["crystalline_total"])
+                self._growth = self._completion_signal[start:index] + [common]
         elif "crystallized" not in self._raised:
             raised += self._check_completion(index, temperature, fit)
             if raised:
@@ -592,7 +620,7 @@ class RamanTransitionDetector:
 
     def _check_completion(self, index, temperature, fit: GrowthFit):
         """Completion evidence: the crystalline growth has saturated (see the module doc)."""
-        self._growth.append(fit.signal["crystalline_total"])
+        self._growth.append(float(fit.areas[self._completion_clusters].sum()))
         self._completion.append(self._saturated())
         if len(self._completion) >= 2 and self._completion[-1] and self._completion[-2]:
             slopes = self._slopes()
