@@ -131,6 +131,26 @@ def test_the_detector_needs_no_band_width_or_intensity():
     assert all(b.fwhm is None and b.intensity is None for p in LLZO.phases for b in p.bands)
 
 
+def test_completion_and_decomposition_watch_the_bands_the_literature_says_they_can():
+    """Completion: the modes both garnet polymorphs have (O-Li-O T2g 368/389, O-Zr-O A1g
+    651/656), not the cubic-only bands a tetragonal-to-cubic conversion brings; decomposition:
+    La2Zr2O7's 275 cm-1 band alone (its 491 is 23 cm-1 from the garnet's 468); the onset fit has
+    no column of the decomposed phase's own bands."""
+    detector = RamanTransitionDetector()
+    onset = detector._clusters_amorphous
+    followed = [
+        c.position for c, chosen in zip(onset, detector._completion_clusters, strict=True) if chosen
+    ]
+    assert followed == [371.0, 389.0, 653.5]
+    assert all(c.phase_class != "decomposed" for c in onset)
+    decomposed = [
+        c.position
+        for c in detector._clusters_crystallized
+        if c.diagnostic and c.phase_class == "decomposed"
+    ]
+    assert decomposed == [275.0]
+
+
 def test_each_kind_is_raised_once_and_reset_starts_a_new_ramp(ramp):
     detector, flags = run_detector(ramp)
     more = []
