@@ -36,7 +36,9 @@ scatter``, so the thresholds are in units of noise on any instrument.
   ``decomposed_share`` (2 %) of the crystalline band area of the crystallized state: a very
   sensitive instrument does not flag trace amounts.
 * **Crystallized** (only after the onset): the amorphous state is frozen at the onset, and the
-  crystalline area against it (every crystalline band far from the amorphous ones) is followed.
+  crystalline area against it is followed on the modes every crystalline phase has (a band of
+  each within ``SAME_MODE_CM1``, far from the amorphous bands; for LLZO 368/389 and 651/656
+  cm-1), so that one polymorph turning into another does not read as growth.
   Completion is when its growth over about ``slope_span_C`` has fallen to ``saturation`` (0.4)
   of the fastest growth seen, on two consecutive spectra.
 
@@ -524,7 +526,7 @@ class RamanTransitionDetector:
                 start = cusum.start if cusum.start is not None else index
                 self._growth = self._completion_signal[start:index] + [common]
         elif "crystallized" not in self._raised:
-            raised += self._check_completion(index, temperature, fit)
+            raised += self._check_completion(index, temperature, fit, common)
             if raised:
                 self._learn_crystallized(x, y, noise, temperature, fit)
 
@@ -618,9 +620,10 @@ class RamanTransitionDetector:
             self._null = (float(np.mean(values)), max(scatter, 1.0))
         self._calibration = []
 
-    def _check_completion(self, index, temperature, fit: GrowthFit):
-        """Completion evidence: the crystalline growth has saturated (see the module doc)."""
-        self._growth.append(float(fit.areas[self._completion_clusters].sum()))
+    def _check_completion(self, index, temperature, fit: GrowthFit, common: float):
+        """Completion evidence: the growth of ``common`` (the crystalline area of the modes
+        every crystalline phase has) has saturated (see the module doc)."""
+        self._growth.append(common)
         self._completion.append(self._saturated())
         if len(self._completion) >= 2 and self._completion[-1] and self._completion[-2]:
             slopes = self._slopes()

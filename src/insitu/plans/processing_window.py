@@ -301,11 +301,10 @@ def map_processing_window(
         decomposed phase's bands do (a film decomposed in its dwell is not amorphous)
         (:func:`~insitu.analysis.rest_call.rest_call`; Welch's t >= 4 and >= 10). What is
         called is the film as it left the anneal, as a lab calls it and as the truth is defined:
-        crystals go
-        on growing through the cool-down (a film 3 % crystalline at the end of a 5 min dwell is
-        5 % once cold), and crystals do not vanish on cooling, while a stretch of the heating
-        ramp can stand above the film's start without crystals: the live onset flag called a
-        film 0.3 % crystalline (``bench_optimize.py``, seed 0, -40 C). With fewer than 3
+        crystals go on growing through the cool-down (a film 3 % crystalline at the end of a
+        5 min dwell is 5 % once cold), and crystals do not vanish on cooling, while a stretch of
+        the heating ramp can stand above the film's start without crystals: the live onset flag
+        called a film 0.3 % crystalline (``bench_optimize.py``, seed 0, -40 C). With fewer than 3
         spectra at rest the live flags make the call (a ``crystallization_onset`` or
         ``crystallized`` flag during the anneal).
     eis_temperatures, stabilize_s, eis_rate
