@@ -12,7 +12,12 @@ import numpy as np
 import pytest
 
 from insitu import clock
-from insitu.devices.linkam import LinkamMoveInterrupted, LinkamMoveTimeout, LinkamStatus
+from insitu.devices.linkam import (
+    LinkamMoveInterrupted,
+    LinkamMoveTimeout,
+    LinkamStatus,
+    decode_status_reply,
+)
 
 SETTLE = 10.0
 TOLERANCE = 1.0
@@ -55,8 +60,17 @@ def record_readings(stage) -> list[tuple[float, float]]:
     return seen
 
 
+def answered_polls(emulator, start: float, end: float) -> list[tuple[float, float]]:
+    """(experiment time, temperature) of every T poll the emulator answered in [start, end]."""
+    return [
+        (t, decode_status_reply(reply.rstrip(b"\r")).temperature)
+        for t, sent, reply in list(emulator.exchanges)
+        if sent == b"T" and reply and start <= t <= end
+    ]
+
+
 def assert_settled_honestly(emulator, seen, start: float, finished: float) -> list[float]:
-    """The move finished only after SETTLE seconds in band, by the readings and by the truth.
+    """The move finished only after SETTLE seconds in band, by the wire and by the truth.
 
     Returns the times the true temperature entered the band.
     """
@@ -65,16 +79,25 @@ def assert_settled_honestly(emulator, seen, start: float, finished: float) -> li
     value_at_window_start = [value for t, value in seen if t <= window_start][-1]
     in_window = [value for t, value in seen if window_start < t <= finished]
     assert all(abs(v - 150.0) <= TOLERANCE for v in [value_at_window_start, *in_window])
-    # What the stage really did: back in band for SETTLE (less one unseen poll at most).
+    # What went over the wire: the settle counts from the first reply in band after the last
+    # one out of it, and is a full SETTLE (the device times it from the latest instant that
+    # reply can have been sampled to the earliest instant of the one that ends it).
+    polls = answered_polls(emulator, start, finished)
+    last_out = max(i for i, (_, value) in enumerate(polls) if abs(value - 150.0) > TOLERANCE)
+    seen_arrival = polls[last_out + 1][0]
+    assert finished - seen_arrival >= SETTLE, "finished before it had settled"
+    # What the stage really did: after that reply, the true temperature (regulation ripple
+    # included) left the band only between two polls, never while one was answered. A device
+    # knows only what it reads; an excursion shorter than a poll gap goes unseen.
     entries = band_entries(emulator, start, finished, 150.0, REPORTED_BAND)
-    since_arrival = finished - entries[-1]
-    assert since_arrival >= SETTLE - POLL_INTERVAL_AT_200X, "finished before it had settled"
+    times = [t for t, _ in polls[last_out + 1 :]]
+    for t in times:
+        assert abs(emulator.temperature_at(t) - 150.0) <= REPORTED_BAND + 0.01, t
     # Not later than needed: the device finishes at the first poll sent a settle time after the
     # reply that found it in band, so the slack is about two poll gaps, as long as the polls
     # really were (a loaded machine stretches the 10 ms wall floor, x200 in experiment time).
-    times = [t for t, _ in seen if entries[-1] - 2 * POLL_INTERVAL_AT_200X <= t <= finished]
     gap = max([POLL_INTERVAL_AT_200X, *np.diff(times)]) if len(times) > 1 else POLL_INTERVAL_AT_200X
-    assert since_arrival <= SETTLE + 2 * gap + 0.5, "finished long after settling"
+    assert finished - seen_arrival <= SETTLE + 2 * gap + 0.5, "finished long after settling"
     return entries
 
 
@@ -117,9 +140,9 @@ def test_an_overshoot_inside_the_first_crossing_does_not_count(
     assert peak > 150.0 + TOLERANCE + 2.0
     # ...and the first crossing did not count.
     assert finished > entries[0] + SETTLE + 20
-    # (assert_settled_honestly checked, on the true temperature, that the settle was counted
-    # from the last entry into the band.) Every reading the device took while the truth was
-    # well above the band read out of it; a loaded machine may take none then.
+    # (assert_settled_honestly checked on the wire that the settle was counted from the last
+    # reply out of the band.) Every reading the device took while the truth was well above the
+    # band read out of it; a loaded machine may take none then.
     for t, value in seen:
         if t > entries[0] and rig.emulator.temperature_at(t) > 150.0 + 2 * TOLERANCE:
             assert value > 150.0 + TOLERANCE, (t, value)
