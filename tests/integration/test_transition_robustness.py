@@ -79,8 +79,8 @@ def test_an_amorphous_film_whose_fit_drifts_with_temperature_raises_no_early_ons
     ],
 )
 def test_flags_the_detector_once_put_out_of_their_window_come_in_it(seed, kind, why):
-    """Films (a spectrum every 5 C) whose flag came out of its window before the onset fit lost
-    its decomposed columns, completion was followed on the modes both crystalline phases have,
-    and decomposition was watched at 275 cm-1 alone; each of these fails on that code."""
+    """Films whose flag came out of its window before the onset fit lost its decomposed columns,
+    completion was followed on the modes both crystalline phases have, and decomposition was
+    watched at 275 cm-1 alone; each of these fails on the code before its change."""
     _, _, verdicts = detect(seed, 850.0)
     assert verdicts[kind].verdict == "ok", (why, verdicts[kind])

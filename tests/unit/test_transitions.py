@@ -243,6 +243,7 @@ def test_bad_spectra_and_temperatures_raise_and_leave_the_detector_unchanged(ram
         ({"calibration_spectra": 1}, "calibration_spectra"),
         ({"threshold": 3.0, "max_step": 3.0}, "max_step"),
         ({"drift": -1.0}, "drift"),
+        ({"decomposition_drift": math.inf}, "decomposition_drift inf must be >= 0"),
     ],
 )
 def test_invalid_detector_options_are_rejected(options, message):

@@ -41,6 +41,8 @@ __all__ = [
     "Template",
     "band_clusters",
     "fit_growth",
+    "unit_area_lines",
+    "weighted_least_squares",
     "SOFTENING_PER_C",
 ]
 
@@ -203,7 +205,7 @@ def background_rows(
     return rows
 
 
-def _unit_area_lines(x: np.ndarray, centres: np.ndarray, fwhm: float) -> np.ndarray:
+def unit_area_lines(x: np.ndarray, centres: np.ndarray, fwhm: float) -> np.ndarray:
     """Pseudo-Voigt (half Lorentzian) lines of unit area, and their derivative in position."""
     half = 0.5 * fwhm
     u = (x[None, :] - centres[:, None]) / half
@@ -336,7 +338,7 @@ def learn_widths(
         u = (xs - centre) / window_cm1
         best, best_rss = None, math.inf
         for width in WIDTH_GRID_CM1:
-            shape, d_shape = _unit_area_lines(xs, np.array([centre]), width)
+            shape, d_shape = unit_area_lines(xs, np.array([centre]), width)
             design = np.column_stack([shape[0], d_shape[0], np.ones_like(u), u, u * u])
             a = design * ws[:, None]
             coef, *_ = np.linalg.lstsq(a, ys * ws, rcond=None)
@@ -351,7 +353,7 @@ def learn_widths(
     return found
 
 
-def _least_squares(design: np.ndarray, y: np.ndarray, weights: np.ndarray, residuals=None):
+def weighted_least_squares(design: np.ndarray, y: np.ndarray, weights: np.ndarray, residuals=None):
     """Weighted least squares: coefficients, their covariance (scaled by the reduced chi-square
     when above 1: never more precise than the noise says), the reduced chi-square; the weighted
     residuals go into ``residuals`` (a list) when one is given.
@@ -379,6 +381,25 @@ def _least_squares(design: np.ndarray, y: np.ndarray, weights: np.ndarray, resid
     return coef / scale, covariance, chi2
 
 
+def _pattern_combination(owners, chosen, expected, band_cov, indicator) -> np.ndarray:
+    """Band-column weights giving the GLS amplitude of the ``expected`` cluster areas (scaled
+    to their total); ``indicator`` (the plain sum) when no chosen cluster has an expectation."""
+    members = [k for k in range(len(chosen)) if chosen[k] and expected[k] > 0]
+    if not members:
+        return indicator
+    o = np.zeros((owners.size, len(members)))
+    for j, k in enumerate(members):
+        o[:, j] = owners == k
+    mu = np.asarray([expected[k] for k in members], dtype=float)
+    mu /= mu.sum()
+    c = o.T @ band_cov @ o
+    try:
+        c_inv_mu = np.linalg.solve(c, mu)
+    except np.linalg.LinAlgError:
+        return indicator
+    return o @ (c_inv_mu / float(mu @ c_inv_mu))
+
+
 def fit_growth(
     x: np.ndarray,
     y: np.ndarray,
@@ -387,6 +408,7 @@ def fit_growth(
     clusters: Sequence[BandCluster],
     temperature: float,
     line_widths: dict | None = None,
+    pattern: dict[str, np.ndarray] | None = None,
 ) -> GrowthFit:
     """Fit one despiked spectrum as template + smooth background + band clusters (module doc).
 
@@ -405,6 +427,11 @@ def fit_growth(
     line_widths : dict, optional
         Class name or cluster -> FWHM (cm-1) of its unit-area line shapes (a cluster's own entry
         wins); :data:`LINE_WIDTHS_CM1` by default.
+    pattern : dict, optional
+        Class -> expected area of each cluster (measured on a standard; 0 where unknown). The
+        class's signal is then the generalized-least-squares amplitude of that pattern over the
+        class's clusters with a positive expected area (in the units of their summed area), not
+        the plain sum of the areas: the clusters are weighted by what they are expected to carry.
 
     Returns
     -------
@@ -416,7 +443,7 @@ def fit_growth(
     design = np.vstack([template.shape, template.d1, template.d2, bands, background])
     weights = 1.0 / noise
     residuals: list[np.ndarray] = []
-    coef, covariance, chi2 = _least_squares(design, y, weights, residuals)
+    coef, covariance, chi2 = weighted_least_squares(design, y, weights, residuals)
     s2 = max(chi2, 1.0)
     residual = residuals[0]
     first_band = 3
@@ -438,6 +465,9 @@ def fit_growth(
         chosen = np.array(selection, dtype=bool)
         indicator = chosen[owners] if owners.size else np.zeros(0, dtype=bool)
         indicator = np.where(owners >= 0, indicator, False).astype(float)
+        weights_of = None if pattern is None else pattern.get(phase_class)
+        if weights_of is not None and indicator.any():
+            indicator = _pattern_combination(owners, chosen, weights_of, band_cov, indicator)
         signal[phase_class] = float(indicator @ band_coef)
         if not indicator.any():
             error[phase_class] = math.nan

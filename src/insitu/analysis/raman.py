@@ -35,6 +35,7 @@ from insitu.analysis.raman_reference import (
     pseudo_voigt,
     reference_from_mapping,
 )
+from insitu.analysis.raman_standards import reference_from_spectra
 from insitu.analysis.ramp_report import (
     PROGRESS_LEVELS,
     RampReport,
@@ -86,6 +87,7 @@ __all__ = [
     "progress",
     "pseudo_voigt",
     "reference_from_mapping",
+    "reference_from_spectra",
     "remove_spikes",
     "smooth",
     "unmix_phases",

@@ -169,6 +169,10 @@ class RamanReference:
         Relative FWHM increase per C above 25 C.
     source : str
         Where the numbers come from.
+    standards : tuple of str
+        Phase classes whose band widths and intensities were measured on the lab's own standard
+        spectra (:func:`insitu.analysis.raman_standards.reference_from_spectra`); the transition
+        detector uses the widths of those bands, and only of those.
     """
 
     material: str
@@ -176,6 +180,7 @@ class RamanReference:
     thermal_shift_per_C: float = 0.0
     thermal_broadening_per_C: float = 0.0
     source: str = ""
+    standards: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return f"RamanReference({self.material!r}, phases={self.phase_names})"
@@ -239,6 +244,16 @@ class RamanReference:
         bulk = np.array([band.fwhm for band in bands]) / at_reference
         extra = np.array([broadening if band.size_broadened else 0.0 for band in bands])
         return np.maximum(bulk + extra, MIN_FWHM_CM1) * self._thermal_factor(temperature)
+
+    def measured_width(
+        self, phase: ReferencePhase, band: ReferenceBand, temperature: float
+    ) -> float | None:
+        """FWHM (cm-1) of ``band`` at ``temperature`` (C) when it was measured on a standard
+        (its phase's class is in :attr:`standards` and it has a width), else None."""
+        if phase.phase_class not in self.standards or band.fwhm is None:
+            return None
+        at_reference = self._thermal_factor(phase.reference_temperature_C)
+        return float(band.fwhm / at_reference * self._thermal_factor(float(temperature)))
 
     def band_positions(self, name: str, temperature: float) -> np.ndarray:
         """Expected positions (cm-1) of a phase's fitted bands at ``temperature`` (C)."""
@@ -427,12 +442,18 @@ def reference_from_mapping(data: Mapping[str, Any]) -> RamanReference:
             f"thermal coefficients shift {shift}/C and broadening {broadening}/C are implausible "
             "(allowed: |shift| <= 1e-3, 0 <= broadening <= 1e-2 per C)"
         )
+    standards = data.get("standards", [])
+    if not isinstance(standards, list) or any(c not in PHASE_CLASSES for c in standards):
+        raise ValueError(
+            f"standards {standards!r} must be a list of phase classes out of {PHASE_CLASSES}"
+        )
     return RamanReference(
         material=str(data.get("material", "unnamed material")),
         phases=phases,
         thermal_shift_per_C=shift,
         thermal_broadening_per_C=broadening,
         source=str(data.get("source", "")),
+        standards=tuple(standards),
     )
 
 

@@ -27,14 +27,20 @@ shot and read noise. The crystalline (decomposed) *signal* is the summed area of
 bands of the class: those far from every band of the classes it must be told from (for LLZO the
 389, 468 and 651/656 cm-1 bands; the 275 and 491 cm-1 bands of La2Zr2O7). It is divided by its
 standard error and standardized by the calibration spectra, ``z = (signal / error - offset) /
-scatter``, so the thresholds are in units of noise on any instrument.
+scatter``, so the thresholds are in units of noise on any instrument. With a reference calibrated
+on a crystalline standard (:mod:`~insitu.analysis.raman_standards`), the crystalline signal is
+instead the generalized least-squares amplitude of the band areas the standard showed, weighted
+by the inverse of their fitted covariance: a band the fit cannot pin down (389 cm-1 beside the
+368/374 cluster) no longer drowns the others, and the onset's z at a few percent crystalline is
+2-5 times the plain sum's.
 
 * **Onset** and **decomposition**: a one-sided CUSUM ``S = max(0, S + min(z - drift,
-  max_step))``, flag at ``S >= threshold`` (defaults 2.5, 4 and 6: two spectra of ``z >= 5.5``,
-  or three of ``z >= 4.5``). One spectrum alone never raises a flag, so one cosmic ray surviving
-  the despiking or one bad fit cannot. For decomposition the decomposed bands must also reach
-  ``decomposed_share`` (2 %) of the crystalline band area of the crystallized state: a very
-  sensitive instrument does not flag trace amounts.
+  max_step))``, flag at ``S >= threshold`` (defaults: threshold 6, max_step 4, drift 2: two spectra
+  of ``z >= 5`` or three of ``z >= 4``; drift 3 for a calibrated onset). One spectrum alone never
+  raises a flag, so one cosmic ray surviving the despiking or one bad fit cannot. For
+  decomposition the decomposed bands must also reach ``decomposed_share`` (2 %) of the
+  crystalline band area of the crystallized state: a very sensitive instrument does not flag
+  trace amounts.
 * **Crystallized** (only after the onset): the amorphous state is frozen at the onset, and the
   crystalline area against it is followed on the modes every crystalline phase has (a band of
   each within ``SAME_MODE_CM1``, far from the amorphous bands; for LLZO 368/389 and 651/656
@@ -94,6 +100,11 @@ ACCEPT_Z = 3.0
 # Bands of different crystalline phases this close (cm-1) are one mode (e.g. LLZO's O-Zr-O A1g,
 # 656 cm-1 tetragonal and 651 cubic; O-Li-O T2g, 389 and 368).
 SAME_MODE_CM1 = 25.0
+# Onset CUSUM reference values (about half the step it is tuned to see): with the literature's
+# reference, and with a calibrated one, whose weighted statistic grows several times faster once
+# crystals come (2 there flagged 2 of 100 robustness ramps' onsets below 1 % crystalline).
+DRIFT = 2.0
+CALIBRATED_DRIFT = 3.0
 # Spectra a learned state is chosen from, besides the calibration spectra.
 MAX_POOL = 200
 
@@ -211,8 +222,13 @@ class RamanTransitionDetector:
         First spectra that teach the amorphous state and the statistics' scatter; no flag is
         raised before they are in.
     threshold, drift, max_step : float
-        CUSUM decision threshold, reference value and largest step, in units of noise;
-        ``max_step`` must be below ``threshold`` (one spectrum alone never raises a flag).
+        CUSUM decision threshold, reference value (of the onset's CUSUM) and largest step, in
+        units of noise; ``max_step`` must be below ``threshold`` (one spectrum alone never raises
+        a flag). A CUSUM's reference value is about half the step it is tuned to see; ``drift``
+        defaults to :data:`DRIFT`, or :data:`CALIBRATED_DRIFT` with a reference calibrated on a
+        crystalline standard (whose weighted statistic grows faster).
+    decomposition_drift : float
+        Reference value of the decomposition's CUSUM.
     saturation : float
         Completion: the crystalline growth has fallen to this share of the fastest growth seen.
     template_lag_C : float
@@ -241,8 +257,9 @@ class RamanTransitionDetector:
         *,
         calibration_spectra: int = 5,
         threshold: float = 6.0,
-        drift: float = 2.0,
+        drift: float | None = None,
         max_step: float = 4.0,
+        decomposition_drift: float = 2.0,
         saturation: float = 0.4,
         template_lag_C: float = 15.0,
         template_spectra: int = 4,
@@ -265,8 +282,9 @@ class RamanTransitionDetector:
                 f"RamanTransitionDetector.max_step {max_step} must be > 0 and below the "
                 f"threshold {threshold} (one spectrum alone must not raise a flag)"
             )
-        if not (math.isfinite(drift) and drift >= 0):
-            raise ValueError(f"RamanTransitionDetector.drift {drift} must be >= 0")
+        for name, value in (("drift", drift), ("decomposition_drift", decomposition_drift)):
+            if value is not None and not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"RamanTransitionDetector.{name} {value} must be >= 0")
         for name, value in (("slope_span_C", slope_span_C), ("decomposed_share", decomposed_share)):
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"RamanTransitionDetector.{name} {value} must be >= 0")
@@ -290,7 +308,7 @@ class RamanTransitionDetector:
         self.reference = reference
         self.calibration_spectra = int(calibration_spectra)
         self.threshold = float(threshold)
-        self.drift = float(drift)
+        self.decomposition_drift = float(decomposition_drift)
         self.max_step = float(max_step)
         self.saturation = float(saturation)
         self.template_lag_C = float(template_lag_C)
@@ -303,6 +321,11 @@ class RamanTransitionDetector:
             self._clusters_crystallized,
         ) = self._clusters(reference)
         self._completion_clusters = self._common_modes(reference, self._clusters_amorphous)
+        self._standard_bands = _standard_bands(reference, self._clusters_amorphous)
+        self._onset_pattern = self._pattern(self._clusters_amorphous)
+        if drift is None:
+            drift = DRIFT if self._onset_pattern is None else CALIBRATED_DRIFT
+        self.drift = float(drift)
         self.reset()
 
     # ------------------------------------------------------------------ set-up
@@ -506,7 +529,15 @@ class RamanTransitionDetector:
             self.template_spectra,
             self.calibration_spectra,
         )
-        fit = fit_growth(x, y, noise, template, amorphous.clusters, temperature)
+        fit = fit_growth(
+            x,
+            y,
+            noise,
+            template,
+            amorphous.clusters,
+            temperature,
+            pattern=self._onset_pattern,
+        )
         offset, scatter = self._null
         z_crystal = (fit.z("crystalline") - offset) / scatter
         common = float(fit.areas[self._completion_clusters].sum())
@@ -583,6 +614,22 @@ class RamanTransitionDetector:
                 widths[cluster] = (width, *CRYSTALLIZED_LINE_WIDTHS["decomposed"])
         self._crystallized_widths = widths
 
+    def _pattern(self, clusters) -> dict | None:
+        """Expected growth of each crystalline cluster, from a calibrated reference's crystalline
+        standard (clusters it did not see get the median of those it did); None without one."""
+        measured = np.full(len(clusters), np.nan)
+        for k, cluster in enumerate(clusters):
+            areas = [
+                band.intensity * self.reference.measured_width(phase, band, 25.0)
+                for phase, band in self._standard_bands.get(cluster, ())
+                if band.intensity is not None
+            ]
+            if areas:
+                measured[k] = float(np.sum(areas))
+        if not np.isfinite(measured).any():
+            return None
+        return {"crystalline": np.where(np.isfinite(measured), measured, np.nanmedian(measured))}
+
     def _check_decomposition(self, x, y, noise, temperature, index, scatter):
         stage = self._crystallized
         template = self._crystallized_start
@@ -597,7 +644,7 @@ class RamanTransitionDetector:
             share = fit.signal["decomposed"] / self._crystallized_area
             cusum = self._cusum["decomposition"]
             step = z if share >= self.decomposed_share else min(z, 0.0)
-            cusum.add(step, index, self.drift, self.max_step)
+            cusum.add(step, index, self.decomposition_drift, self.max_step)
             if cusum.value >= self.threshold:
                 raised.append(self._raise("decomposition", index, temperature, z, fit))
         return fit, raised, float(z)
@@ -609,7 +656,15 @@ class RamanTransitionDetector:
         for j, (y, noise, temperature) in enumerate(spectra):
             others = [s[0] for k, s in enumerate(spectra) if k != j]
             template = Template.from_spectra(x, others, temperature)
-            fit = fit_growth(x, y, noise, template, self._amorphous.clusters, temperature)
+            fit = fit_growth(
+                x,
+                y,
+                noise,
+                template,
+                self._amorphous.clusters,
+                temperature,
+                pattern=self._onset_pattern,
+            )
             zs.append(fit.z("crystalline"))
         values = np.asarray([z for z in zs if math.isfinite(z)])
         if values.size >= 2:
@@ -712,6 +767,25 @@ class RamanTransitionDetector:
             cusum=cusum.value,
             bands={phase: tuple(p) for phase, p in bands.items()},
         )
+
+
+def _standard_bands(reference: RamanReference, clusters) -> dict:
+    """Cluster -> the (phase, band) pairs in it whose width a standard measured, for clusters of
+    one class (a band belongs to the nearest cluster that holds its phase)."""
+    found: dict = {}
+    for phase in reference.phases:
+        if phase.phase_class not in reference.standards:
+            continue
+        for band in phase.bands:
+            if band.broad or reference.measured_width(phase, band, 25.0) is None:
+                continue
+            holders = [c for c in clusters if phase.name in c.phases]
+            if not holders:
+                continue
+            nearest = min(holders, key=lambda c: abs(c.position - band.position))
+            if nearest.phase_class == phase.phase_class:
+                found.setdefault(nearest, []).append((phase, band))
+    return found
 
 
 def _with_spikes(features: TransitionFeatures, n_spikes: int, noise: float) -> TransitionFeatures:

@@ -208,6 +208,49 @@ class RampSpec:
         amplitude, period, phase = self.ripple
         return shape * (1.0 + amplitude * np.sin(2 * np.pi * x / period + phase))
 
+    def standard(
+        self, phase_class: str, *, temperature_C: float = 25.0, accumulations: int = 10
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """A pure-phase standard of this film, measured on this instrument: (axis, stack).
+
+        ``"amorphous"``: the film as deposited; ``"crystalline"``: the film annealed until fully
+        crystalline (tetragonal and cubic as at the end of its crystallization); ``"decomposed"``:
+        the decomposition product alone. Measured at ``temperature_C`` as ``accumulations``
+        spectra with the ramp's noise, fluorescence and cosmic rays (what a lab would have).
+        """
+        x, reported = self.axis()
+        t0, tau, _ = self.kinetics
+        done = t0 + 3.0 * tau
+        tetragonal, cubic, _ = self.fractions(np.array([done]))
+        share = float(cubic[0] / max(tetragonal[0] + cubic[0], 1e-12))
+        if phase_class == "amorphous":
+            raman = self._amorphous(x, 25.0, self.end_C)[0]
+            raman = (
+                self._amorphous(x, temperature_C, self.end_C)[0] if temperature_C > 25 else raman
+            )
+        elif phase_class == "crystalline":
+            raman = (1.0 - share) * self._crystal_lines(
+                x, temperature_C, "tetragonal", self.crystal_contrast
+            ) + share * self._crystal_lines(x, temperature_C, "cubic", self.crystal_contrast)
+        elif phase_class == "decomposed":
+            raman = self._crystal_lines(x, temperature_C, "pyrochlore", self.pyrochlore_contrast)
+        else:
+            raise ValueError(f"no standard of class {phase_class!r}")
+        rng = np.random.default_rng([self.seed, 104729, len(phase_class)])
+        quench = math.exp(-max(temperature_C - 25.0, 0.0) / self.quench_C)
+        background = self.fluorescence_ratio * quench * self._fluorescence(x)
+        mean = self.signal_counts * (raman + background + 3.0 * np.exp(-(x - x[0]) / 8.0))
+        rows = []
+        for _ in range(accumulations):
+            counts = rng.poisson(np.maximum(mean, 0.0)).astype(float)
+            counts += rng.standard_normal(x.size) * self.read_noise
+            for _ in range(rng.poisson(self.cosmic_rate)):
+                width = int(rng.integers(1, 5))
+                start = int(rng.integers(0, x.size - width))
+                counts[start : start + width] += self.signal_counts * rng.uniform(0.2, 5.0)
+            rows.append(counts)
+        return reported, np.array(rows)
+
     def spectra(self) -> RenderedRamp:
         """Render the whole ramp (deterministic for a spec)."""
         rng = np.random.default_rng(self.seed + 7919)
