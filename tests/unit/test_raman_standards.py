@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from insitu.analysis.raman_reference import LLZO, reference_from_mapping
+from insitu.analysis.raman_reference import (
+    LLZO,
+    load_reference,
+    reference_from_mapping,
+    save_reference,
+)
 from insitu.analysis.raman_standards import measure_bands, reference_from_spectra
 from insitu.analysis.transitions import RamanTransitionDetector
 from insitu.testing.raman_ramps import draw_ramp, flag_windows, flags_raised, judge
@@ -133,3 +138,10 @@ def test_standards_bring_a_faint_films_onset_into_its_window(seed):
     z_default = default.history[level].crystalline_z
     z_calibrated = calibrated.history[level].crystalline_z
     assert z_calibrated > 2 * z_default, (z_calibrated, z_default)
+
+
+def test_a_calibrated_reference_is_saved_once_and_read_back_the_same(tmp_path):
+    reference = _calibrated(draw_ramp(3))
+    path = save_reference(reference, tmp_path / "film_standards.yaml")
+    assert load_reference(path) == reference
+    assert load_reference(save_reference(LLZO, tmp_path / "llzo.yaml")) == LLZO

@@ -34,6 +34,7 @@ from insitu.analysis.raman_reference import (
     load_reference,
     pseudo_voigt,
     reference_from_mapping,
+    save_reference,
 )
 from insitu.analysis.raman_standards import reference_from_spectra
 from insitu.analysis.ramp_report import (
@@ -89,6 +90,7 @@ __all__ = [
     "reference_from_mapping",
     "reference_from_spectra",
     "remove_spikes",
+    "save_reference",
     "smooth",
     "unmix_phases",
 ]

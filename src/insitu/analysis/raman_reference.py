@@ -61,6 +61,8 @@ __all__ = [
     "RenderedPhase",
     "load_reference",
     "reference_from_mapping",
+    "reference_to_mapping",
+    "save_reference",
     "pseudo_voigt",
     "LLZO",
 ]
@@ -473,6 +475,51 @@ def load_reference(path: str | PathLike[str]) -> RamanReference:
     except yaml.YAMLError as error:
         raise ValueError(f"Raman reference {path} is not valid YAML: {error}") from error
     return reference_from_mapping(data)
+
+
+def reference_to_mapping(reference: RamanReference) -> dict[str, Any]:
+    """The mapping :func:`reference_from_mapping` reads back into ``reference`` (for YAML)."""
+
+    def band_mapping(band: ReferenceBand) -> dict[str, Any]:
+        data: dict[str, Any] = {"position": float(band.position)}
+        if band.fwhm is not None and band.intensity is not None:
+            data.update(fwhm=float(band.fwhm), intensity=float(band.intensity))
+        if band.lorentz_fraction != 0.5:
+            data["lorentz_fraction"] = float(band.lorentz_fraction)
+        for key in ("broad", "size_broadened"):
+            if getattr(band, key):
+                data[key] = True
+        if band.assignment:
+            data["assignment"] = band.assignment
+        return data
+
+    phases = {
+        phase.name: {
+            "class": phase.phase_class,
+            "description": phase.description,
+            "reference_temperature_C": float(phase.reference_temperature_C),
+            "bands": [band_mapping(band) for band in phase.bands],
+        }
+        for phase in reference.phases
+    }
+    return {
+        "material": reference.material,
+        "source": reference.source,
+        "thermal_shift_per_C": float(reference.thermal_shift_per_C),
+        "thermal_broadening_per_C": float(reference.thermal_broadening_per_C),
+        "standards": list(reference.standards),
+        "phases": phases,
+    }
+
+
+def save_reference(reference: RamanReference, path: str | PathLike[str]) -> Path:
+    """Write ``reference`` as a YAML file :func:`load_reference` reads back (e.g. a reference
+    calibrated on a lab's standards, measured once and used in every run). Returns the path."""
+    target = Path(path)
+    target.write_text(
+        yaml.safe_dump(reference_to_mapping(reference), sort_keys=False), encoding="utf-8"
+    )
+    return target
 
 
 def _load_packaged(name: str) -> RamanReference:
