@@ -145,3 +145,13 @@ def test_a_calibrated_reference_is_saved_once_and_read_back_the_same(tmp_path):
     path = save_reference(reference, tmp_path / "film_standards.yaml")
     assert load_reference(path) == reference
     assert load_reference(save_reference(LLZO, tmp_path / "llzo.yaml")) == LLZO
+
+
+def test_a_standard_on_a_decreasing_axis_is_measured_as_on_an_increasing_one():
+    spec = draw_ramp(81)
+    x, stack = spec.standard("crystalline")
+    forward = measure_bands(x, stack, LLZO, "crystalline")
+    backward = measure_bands(x[::-1], stack[:, ::-1], LLZO, "crystalline")
+    assert [(b.position, b.fwhm) for b in backward] == [(b.position, b.fwhm) for b in forward]
+    with pytest.raises(ValueError, match=r"crystalline standard: wavenumber has 5 points"):
+        measure_bands(x[:5], stack, LLZO, "crystalline")

@@ -19,8 +19,11 @@ that class's bands only and far from every band of the classes it must be told a
 amorphous band, for instance, or a crystalline one for the decomposed class). Its standard error
 comes from the fit's covariance, with weights from the spectrum's own noise (shot and read noise
 per pixel, from the median absolute second difference in blocks of 40 pixels), so ``signal /
-error`` is in units of the spectrum's noise on any instrument. The template's amplitude, relative
-to the state it was taken from, is how much of that state remains.
+error`` is in units of the spectrum's noise on any instrument. Given the areas a class's clusters
+are expected to grow by (a ``pattern``, e.g. measured on a standard), the signal is instead the
+generalized least-squares amplitude of that pattern, each cluster weighted through the inverse of
+the areas' covariance. The template's amplitude, relative to the state it was taken from, is how
+much of that state remains.
 """
 
 from __future__ import annotations

@@ -130,8 +130,10 @@ class MeasuredBand:
         return self.area / (self.fwhm * _AREA_PER_HEIGHT)
 
 
-def _mean_spectrum(x: np.ndarray, spectra: ArrayLike, what: str) -> tuple[np.ndarray, np.ndarray]:
-    """Despiked mean of one or several accumulations, and its noise per pixel."""
+def _mean_spectrum(
+    wavenumber: ArrayLike, spectra: ArrayLike, what: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Increasing axis, despiked mean of one or several accumulations, its noise per pixel."""
     rows = np.asarray(spectra, dtype=float)
     if rows.ndim == 1:
         rows = rows[None, :]
@@ -139,11 +141,11 @@ def _mean_spectrum(x: np.ndarray, spectra: ArrayLike, what: str) -> tuple[np.nda
         raise ValueError(f"the {what} standard must be one spectrum or a 2-D stack of them")
     clean = []
     for row in rows:
-        _, counts = check_spectrum(x, row)
+        x, counts = check_spectrum(wavenumber, row, name=f"{what} standard")
         clean.append(remove_spikes(counts).counts)
     mean = np.mean(clean, axis=0)
     noise = local_noise(mean)
-    return mean, np.maximum(noise, 1e-12 + float(np.max(np.abs(mean))) * 1e-9)
+    return x, mean, np.maximum(noise, 1e-12 + float(np.max(np.abs(mean))) * 1e-9)
 
 
 def _groups(
@@ -228,8 +230,7 @@ def measure_bands(
     """
     if phase_class not in PHASE_CLASSES:
         raise ValueError(f"phase class {phase_class!r} is not one of {PHASE_CLASSES}")
-    x = np.asarray(wavenumber, dtype=float)
-    y, noise = _mean_spectrum(x, counts, phase_class)
+    x, y, noise = _mean_spectrum(wavenumber, counts, phase_class)
     lo, hi = x[0] + 10.0, x[-1] - 10.0
     groups = [g for g in _groups(reference, phase_class, temperature_C) if lo <= g[0] <= hi]
     if not groups:
