@@ -134,7 +134,9 @@ def test_the_process_ending_leaves_the_stage_safe_and_the_potentiostat_off(
         # The hazard exists: heating, and the potentiostat on.
         wait_for(lambda: term.potentiostat_on, 60, "the potentiostat to be switched on")
         assert linkam.status_byte() == LinkamStatus.HEATING
-        assert linkam.temperature() > linkam.ambient
+        # Really warmer: past the regulation ripple (+/-0.1 C) that can put a stage a second
+        # into its ramp (10 C/min, a 3 s lag) a few hundredths below ambient.
+        wait_for(lambda: linkam.temperature() > linkam.ambient + 0.2, 30, "the stage to warm up")
         mark = len(linkam.received_commands)
         child.stdin.write("go\n")
         child.stdin.flush()
