@@ -309,7 +309,7 @@ def bench_callback(n_spectra: int, speedup: float, repeats: int, seed: int) -> b
     overhead = loaded / base - 1.0
     met = overhead < TARGET_OVERHEAD
     print(
-        f"\n3. callback overhead: RunEngine ramp of {n_spectra} spectra, {EXPOSURE_S:g} s exposure "
+        f"\n4. callback overhead: RunEngine ramp of {n_spectra} spectra, {EXPOSURE_S:g} s exposure "
         f"on insitu.clock at {speedup:g}x ({EXPOSURE_S / speedup * 1e3:.0f} ms wall each), "
         f"median of {repeats} alternated pairs"
     )
