@@ -29,9 +29,10 @@ What is measured, per standard (despiked; several accumulations are averaged):
 
 Positions stay the literature's: one standard at one temperature cannot separate the
 instrument's axis error from the band's thermal softening, and the detector follows positions
-a few cm-1 off anyway. Widths are converted to each phase's reference temperature with
-:data:`ASSUMED_BROADENING_PER_C` (the relative anharmonic broadening; the detector needs the
-width at the ramp's temperature, not the standard's).
+a few cm-1 off anyway. Widths are stored at each phase's reference temperature, converted with
+:data:`ASSUMED_BROADENING_PER_C` (the relative anharmonic broadening), as a band-model reference
+keeps them; the detector compares areas (height x width) at one temperature, where the
+assumption cancels.
 """
 
 from __future__ import annotations
@@ -191,11 +192,15 @@ def _best_candidate(candidates, fixed, y, weights) -> int | None:
     return best if gain[best] > 0 else None
 
 
-def _fit(x, y, weights, background, centres, widths):
-    lines = np.vstack(
+def _lines(x, centres, widths) -> np.ndarray:
+    """One unit-area line per (centre, width), as rows."""
+    return np.vstack(
         [unit_area_lines(x, np.array([c]), w)[0] for c, w in zip(centres, widths, strict=True)]
     )
-    design = np.vstack([lines, background])
+
+
+def _fit(x, y, weights, background, centres, widths):
+    design = np.vstack([_lines(x, centres, widths), background])
     residuals: list[np.ndarray] = []
     coef, covariance, _ = weighted_least_squares(design, y, weights, residuals)
     return coef, covariance, float(residuals[0] @ residuals[0])
@@ -243,7 +248,9 @@ def measure_bands(
     # so that no line starts on its neighbour; then each band within LOCAL_OFFSET_CM1 of it.
     common, width = min(
         ((o, w) for o in OFFSET_GRID_CM1 for w in COMMON_WIDTHS_CM1),
-        key=lambda ow: _fit(x, y, weights, background, literature + ow[0], widths * 0 + ow[1])[2],
+        key=lambda ow: _fit(
+            x, y, weights, background, literature + ow[0], np.full_like(widths, ow[1])
+        )[2],
     )
     literature = literature + common
     widths[:] = width
@@ -255,13 +262,7 @@ def measure_bands(
         for k in range(len(groups)):
             others = [j for j in range(len(groups)) if j != k]
             fixed = (
-                np.vstack(
-                    [
-                        unit_area_lines(x, centres[others], w)[0][i]
-                        for i, w in enumerate(widths[others])
-                    ]
-                    + [background]
-                )
+                np.vstack([_lines(x, centres[others], widths[others]), background])
                 if others
                 else background
             )
@@ -305,8 +306,9 @@ def reference_from_spectra(
     standards : mapping
         Phase class -> its standard spectrum (one spectrum, or a 2-D stack of accumulations):
         e.g. ``{"crystalline": annealed_film, "decomposed": pyrochlore}``. Any subset of
-        ``"amorphous"``, ``"crystalline"`` and ``"decomposed"``; an amorphous standard must
-        show none of the crystalline bands (a check that it is what the label says).
+        ``"amorphous"``, ``"crystalline"`` and ``"decomposed"``; an amorphous standard that
+        shows sharp bands at most crystalline positions is refused (it is not what the label
+        says).
     temperature_C : float or mapping
         Temperature each standard was measured at (C); one number for all.
     base : RamanReference
