@@ -17,7 +17,9 @@
    softening 0.01-0.03 cm-1/C; a spectrum every 2, 5 or 10 C) to 850 C and to 600 C: per flag,
    how many came in their window (from the phase really there to 2 spectra after the level),
    early, late, missed or false, and the latency distribution; then the same ramps with the
-   detector given a reference calibrated on each film's own standard spectra (calibrated mode).
+   detector given a reference calibrated on each film's own standard spectra (calibrated mode);
+   then ramps of ``insitu.testing.foreign_ramps``, a second generator written without reading
+   this project's others (its own line shapes, amorphous spectrum, fluorescence, kinetics).
 4. Callback overhead (target: < 1 % of a simulated ramp's wall time): the same RunEngine ramp
    over a test spectrometer whose exposure (30 s) runs on ``insitu.clock`` at a speed-up, with and
    without ``RamanTransitionCallback`` subscribed, alternated in one run. The ramp's wall time is
@@ -59,6 +61,7 @@ from insitu.analysis.raman_standards import reference_from_spectra
 from insitu.sim import raman_model
 from insitu.sim.sample import GarnetFilm
 from insitu.sim.thermal_profile import ThermalProfile
+from insitu.testing.foreign_ramps import foreign_ramp
 from insitu.testing.raman_ramps import (
     LEVELS,
     band_model_mapping,
@@ -232,6 +235,18 @@ def bench_robustness(ramps: int, seed: int) -> bool:
         "accumulations each at 25 C):"
     )
     print_table([calibrated for _, calibrated in results])
+    foreign = [(1000 + i, 850.0) for i in range(max(ramps * 2 // 5, 1))]
+    foreign += [(1500 + i, 600.0) for i in range(max(ramps // 5, 1))]
+    verdicts = [
+        judge(ramp, flags_raised(ramp, RamanTransitionDetector()))
+        for ramp in (foreign_ramp(*job) for job in tqdm(foreign, desc="foreign ramps", leave=False))
+    ]
+    print(
+        f"   {len(foreign)} ramps (seeds 1000-, 1500- to 600 C) of insitu.testing.foreign_ramps, "
+        "a generator written\n   without reading this project's others, the detector with its "
+        "defaults:"
+    )
+    all_ok &= print_table(verdicts)
     return all_ok
 
 
