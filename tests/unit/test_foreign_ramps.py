@@ -30,3 +30,13 @@ def test_the_default_detector_raises_no_false_flag_on_its_600C_ramps(seed):
     verdicts = judge(ramp, flags_raised(ramp, RamanTransitionDetector()))
     assert ramp.decomposed.max() == 0
     assert not [v for v in verdicts.values() if v.verdict in ("false", "early")], verdicts
+
+
+@pytest.mark.parametrize("seed", [1008, 1027, 1028])
+def test_the_onset_comes_in_its_window_on_bright_foreign_films(seed):
+    # Films whose diagnostic bands stand 20-30 noise units out at the deadline (a matched filter
+    # with the true shapes): the onset statistic fitted with two line widths per band flagged
+    # them 3 spectra after the level; with one width, in the window.
+    ramp = foreign_ramp(seed)
+    verdicts = judge(ramp, flags_raised(ramp, RamanTransitionDetector()))
+    assert verdicts["crystallization_onset"].verdict == "ok", verdicts

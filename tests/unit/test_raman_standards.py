@@ -125,8 +125,10 @@ def test_the_detector_weights_the_bands_a_standard_showed_and_only_with_one():
 
 @pytest.mark.parametrize("seed", [81, 94])
 def test_standards_bring_a_faint_films_onset_into_its_window(seed):
-    # Faint films whose onset the literature-only detector flags 3 spectra after the level (the
-    # plain sum of band areas carries the large error of 389 cm-1 beside the 368/374 cluster).
+    # Faint films whose onset the literature-only detector flagged 3 spectra after the level with
+    # two line widths per band in its onset statistic. With one width it flags them in time too,
+    # so the standards must still do better: flag no later, with a z at the level well above the
+    # default's (1.5-4 times on these films; it was 2-5 times the two-width default's).
     spec = draw_ramp(seed)
     ramp = spec.spectra()
     level = flag_windows(ramp)["crystallization_onset"][1] - 2
@@ -134,10 +136,13 @@ def test_standards_bring_a_faint_films_onset_into_its_window(seed):
     verdicts = judge(ramp, flags_raised(ramp, calibrated))
     assert verdicts["crystallization_onset"].verdict == "ok", verdicts
     default = RamanTransitionDetector()
-    flags_raised(ramp, default)
+    default_verdicts = judge(ramp, flags_raised(ramp, default))
+    assert (
+        verdicts["crystallization_onset"].index <= default_verdicts["crystallization_onset"].index
+    )
     z_default = default.history[level].crystalline_z
     z_calibrated = calibrated.history[level].crystalline_z
-    assert z_calibrated > 2 * z_default, (z_calibrated, z_default)
+    assert z_calibrated > 1.5 * z_default, (z_calibrated, z_default)
 
 
 def test_a_calibrated_reference_is_saved_once_and_read_back_the_same(tmp_path):

@@ -412,6 +412,7 @@ def fit_growth(
     temperature: float,
     line_widths: dict | None = None,
     pattern: dict[str, np.ndarray] | None = None,
+    sums: dict[str, Sequence[bool]] | None = None,
 ) -> GrowthFit:
     """Fit one despiked spectrum as template + smooth background + band clusters (module doc).
 
@@ -435,6 +436,9 @@ def fit_growth(
         class's signal is then the generalized-least-squares amplitude of that pattern over the
         class's clusters with a positive expected area (in the units of their summed area), not
         the plain sum of the areas: the clusters are weighted by what they are expected to carry.
+    sums : dict, optional
+        Further signals: name -> which clusters' areas it sums (one flag per cluster); each gets
+        its ``signal`` and ``signal_error`` like the classes'.
 
     Returns
     -------
@@ -464,6 +468,7 @@ def fit_growth(
         for phase_class in ("crystalline", "decomposed")
     }
     selections["crystalline_total"] = [c.isolated for c in clusters]
+    selections.update(sums or {})
     for phase_class, selection in selections.items():
         chosen = np.array(selection, dtype=bool)
         indicator = chosen[owners] if owners.size else np.zeros(0, dtype=bool)
