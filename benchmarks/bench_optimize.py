@@ -12,7 +12,7 @@ at a time. Prints one row per (film, strategy): the miss at each dwell (C outsid
 inside), the best amorphous sigma's error, the films that disagree with the truth, wall time.
 
 Usage: python benchmarks/bench_optimize.py [--shifts -40,-20,0,20,40] [--samples 10]
-       [--seed 0] [--workers 2]
+       [--seed 0] [--workers 2] [--strategies agent,grid] [--films]
 """
 
 from __future__ import annotations
@@ -82,6 +82,24 @@ def _disagreements(result: dict) -> list[str]:
     return found
 
 
+def _print_films(result: dict) -> None:
+    """Each film's anneal, its call's margin (Welch's t less its level) and its true fraction."""
+    from insitu.sim.processing_window_truth import annealed_state
+
+    for sample in result["samples"]:
+        state = annealed_state(
+            sample["anneal_C"], sample["dwell_min"], crystallization_shift_C=result["shift"]
+        )[1]
+        margin = sample.get("crystallization_margin")
+        print(
+            f"{'':>19}film {sample['anneal_C']:6.1f} C {sample['dwell_min']:5.0f} min: "
+            f"crystalline {100 * state.crystalline_fraction:6.2f} %, pyrochlore "
+            f"{100 * state.pyrochlore:6.2f} %, margin "
+            f"{'-' if margin is None else f'{margin:7.2f}'}, "
+            f"{'crystallized' if sample['crystallized'] else 'amorphous'}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shifts", default="-40,-20,0,20,40")
@@ -89,6 +107,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--strategies", default="agent,grid")
+    parser.add_argument(
+        "--films", action="store_true", help="also print each film's call margin and truth"
+    )
     args = parser.parse_args()
     shifts = [float(s) for s in args.shifts.split(",")]
     strategies = args.strategies.split(",")
@@ -120,6 +141,8 @@ def main() -> None:
         )
         for text in disagree:
             print(f"{'':>19}disagrees with the truth: {text}")
+        if args.films:
+            _print_films(result)
     for strategy, ok in passed.items():
         print(f"{strategy}: {'every film within the bar' if ok else 'misses the bar'}")
 
