@@ -82,3 +82,20 @@ def test_a_film_that_decomposed_in_its_dwell_is_not_amorphous():
     # where the crystalline statistic is the clearer, the margin is its own
     grown = rest_call(_anneal(rng, after_shift=6.0), 12, decomposed_start_z=_anneal(rng))
     assert grown.margin == pytest.approx(grown.statistic - REST_LEVEL)
+
+
+def test_a_film_is_called_from_its_rest_statistic_and_an_older_catalog_from_its_onset_z():
+    """The processing window calls a film from ``crystalline_start_z`` (the statistic the level
+    was set on), not from the onset's ``crystalline_z`` beside it; a catalog written before that
+    column was stored has ``crystalline_z`` alone (then the same two-width statistic)."""
+    from insitu.plans.processing_window import _call
+
+    rng = np.random.default_rng(6)
+    moved, still = _anneal(rng, after_shift=6.0), _anneal(rng)
+    both = {"crystalline_z": moved, "crystalline_start_z": still}
+    crystallized, margin = _call([], both, 12, 1.0)
+    assert not crystallized and margin < 0.0
+    crystallized, margin = _call([], {"crystalline_z": moved}, 12, -1.0)
+    assert crystallized and margin > 0.0
+    # without spectra at rest: the live flags and the onset margin
+    assert _call(["crystallization_onset"], {"crystalline_start_z": still}, 0, 2.5) == (True, 2.5)

@@ -342,3 +342,18 @@ def test_a_ramp_that_stays_amorphous_ends_with_a_negative_onset_margin(amorphous
     assert not flags
     assert -detector.threshold <= detector.onset_margin() < 0.0
     assert math.isnan(RamanTransitionDetector().onset_margin())  # nothing analysed yet
+
+
+def test_the_rest_statistic_is_the_two_width_fit_against_the_start(ramp):
+    """``crystalline_start_z`` (what a film at rest is called from) is analysed on every spectrum
+    after the calibration, sits at its noise on the amorphous film and stands tens of units
+    above it once crystalline; it is its own statistic, not the onset's ``crystalline_z``."""
+    detector, _ = run_detector(ramp)
+    start = np.array([f.crystalline_start_z for f in detector.history])
+    onset = np.array([f.crystalline_z for f in detector.history])
+    calibration = detector.calibration_spectra
+    assert np.isnan(start[:calibration]).all() and np.isfinite(start[calibration:]).all()
+    amorphous = start[calibration:][ramp.crystalline[calibration:] < 1e-4]
+    assert amorphous.size > 20 and abs(np.median(amorphous)) < 2.0
+    assert np.nanmax(start) > 20.0
+    assert not np.allclose(start[calibration:], onset[calibration:])

@@ -31,6 +31,7 @@ RECORD_KEYS = (
     "decomposed_signal_err",
     "decomposed_z",
     "decomposed_start_z",
+    "crystalline_start_z",
     "template_amplitude",
     "noise",
     "n_peaks",
@@ -63,6 +64,12 @@ class TransitionFeatures:
         The decomposed phase's diagnostic bands against the learned amorphous state (the film's
         start), in units of their noise after the calibration scatter: what a film at rest after
         an anneal is compared with (:func:`~insitu.analysis.rest_call.rest_call`).
+    crystalline_start_z : float
+        The crystalline diagnostic bands against the learned amorphous state fitted with two
+        line widths per band (the completion's fit), in units of their noise after the
+        calibration scatter: what :func:`~insitu.analysis.rest_call.rest_call` calls crystals at
+        rest from (its level was set on this statistic, not on the onset's ``crystalline_z``,
+        which has one line width per band).
     template_amplitude : float
         Amplitude of the learned state in this spectrum (1: as much as when it was learned).
     noise : float
@@ -85,6 +92,7 @@ class TransitionFeatures:
     decomposed_signal_err: float = math.nan
     decomposed_z: float = math.nan
     decomposed_start_z: float = math.nan
+    crystalline_start_z: float = math.nan
     template_amplitude: float = math.nan
     noise: float = math.nan
     n_spikes: int = 0

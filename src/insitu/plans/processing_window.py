@@ -29,7 +29,7 @@ from insitu.analysis.processing_window import (
     GridAgent,
     ProcessingWindowAgent,
 )
-from insitu.analysis.rest_call import rest_call
+from insitu.analysis.rest_call import REST_COLUMNS, rest_call
 from insitu.analysis.stored_stream import read_stream
 from insitu.analysis.transitions import onset_margin
 from insitu.plans.anneal import anneal
@@ -187,7 +187,7 @@ def stored_films(
         columns = {}
         if "raman_analysis" in anneals[-1]:
             stream = anneals[-1]["raman_analysis"]
-            for key in _REST_COLUMNS:
+            for key in _STORED_COLUMNS:
                 if key in stream:
                     columns[key] = np.asarray(read_stream(stream, [key])[key], dtype=float)
         onset = math.nan
@@ -216,7 +216,9 @@ def stored_films(
     return films
 
 
-_REST_COLUMNS = ("crystalline_z", "decomposed_start_z")
+# The onset margin is recomputed from crystalline_z; the call at rest from REST_COLUMNS (a
+# catalog written before crystalline_start_z was stored has crystalline_z alone: see _call).
+_STORED_COLUMNS = ("crystalline_z", *REST_COLUMNS)
 
 
 def _call(kinds, columns: dict, after_spectra: int, onset: float) -> tuple[bool, float]:
@@ -224,9 +226,10 @@ def _call(kinds, columns: dict, after_spectra: int, onset: float) -> tuple[bool,
     (:func:`~insitu.analysis.rest_call.rest_call` of the analysis ``columns``) when it has them,
     else from the live flags (a ``crystallization_onset`` or ``crystallized`` flag) and the onset
     CUSUM's margin."""
-    if "crystalline_z" in columns and after_spectra:
+    crystalline = columns.get("crystalline_start_z", columns.get("crystalline_z"))
+    if crystalline is not None and after_spectra:
         call = rest_call(
-            columns["crystalline_z"],
+            crystalline,
             after_spectra,
             decomposed_start_z=columns.get("decomposed_start_z"),
         )

@@ -57,6 +57,7 @@ from ophyd.status import Status
 from insitu import clock
 from insitu.analysis.callbacks._derived_stream import DerivedRun, DerivedStreamCallback, data_key
 from insitu.analysis.raman_reference import LLZO, RamanReference
+from insitu.analysis.rest_call import REST_COLUMNS
 from insitu.analysis.transition_features import RECORD_KEYS, TransitionFeatures
 from insitu.analysis.transitions import RamanTransitionDetector, TransitionFlag
 from insitu.checks import in_range
@@ -143,7 +144,7 @@ class _RamanRun(DerivedRun):
     flags: list[TransitionFlag] = field(default_factory=list)
     # The columns a film at rest is called from, as the analysis stream holds them.
     rest_columns: dict[str, list[float]] = field(
-        default_factory=lambda: {"crystalline_z": [], "decomposed_start_z": []}
+        default_factory=lambda: {key: [] for key in REST_COLUMNS}
     )
 
 
@@ -352,7 +353,7 @@ class RamanTransitionCallback(DerivedStreamCallback):
         return math.nan if detector is None else detector.onset_margin()
 
     def rest_columns(self) -> dict[str, np.ndarray]:
-        """The latest run's ``crystalline_z`` and ``decomposed_start_z`` per spectrum event, as
+        """The latest run's :data:`~insitu.analysis.rest_call.REST_COLUMNS` per spectrum event, as
         its ``raman_analysis`` stream holds them (NaN for calibration and failed spectra; for
         :func:`~insitu.analysis.rest_call.rest_call`). Wait for the analysis first."""
         return {key: np.asarray(values, dtype=float) for key, values in self._run_columns.items()}
