@@ -40,3 +40,12 @@ def test_the_onset_comes_in_its_window_on_bright_foreign_films(seed):
     ramp = foreign_ramp(seed)
     verdicts = judge(ramp, flags_raised(ramp, RamanTransitionDetector()))
     assert verdicts["crystallization_onset"].verdict == "ok", verdicts
+
+
+def test_completion_on_a_clear_growth_with_noisy_slopes_comes_in_its_window():
+    # A film whose crystalline signal rose ~30 units of noise but whose 10 C slopes are known to
+    # about a fifth of the fastest: with the fall required 3 standard errors beyond the fastest
+    # slope's bias, completion never came; with the rise test guarding faint films, it needs 1.
+    ramp = foreign_ramp(1033)
+    verdicts = judge(ramp, flags_raised(ramp, RamanTransitionDetector()))
+    assert verdicts["crystallized"].verdict == "ok", verdicts
