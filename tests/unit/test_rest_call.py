@@ -67,18 +67,25 @@ def test_a_film_that_decomposed_in_its_dwell_is_not_amorphous():
     """Garnet bands gone at rest (the crystalline statistic back at its start) and the decomposed
     phase's bands tens of units above it: called by the decomposed statistic (the bench's grid
     film at 750 C, 120 min, -40 C: t_c -1.0, t_d 29.9 offline). An amorphous film relaxed by its
-    anneal, the decomposed columns a unit above its start (t 3-5), stays amorphous."""
+    anneal, the decomposed columns one to five units above its start (t 3-12), stays amorphous."""
     rng = np.random.default_rng(5)
     crystalline = _anneal(rng)
     decomposed = _anneal(rng, after_shift=30.0)
     call = rest_call(crystalline, 12, decomposed_start_z=decomposed)
     assert not rest_call(crystalline, 12).crystallized  # the crystalline statistic alone
-    assert call.crystallized and call.margin == pytest.approx(call.decomposed_statistic - 10.0)
+    assert call.crystallized and call.margin == pytest.approx(call.decomposed_statistic - 20.0)
     relaxed = [
         rest_call(_anneal(rng), 12, decomposed_start_z=_anneal(rng, after_shift=1.2))
         for _ in range(200)
     ]
     assert not any(c.crystallized for c in relaxed)
+    # ... and one moved five units (t about 11: bench_optimize seed 1, a film 0.28 % crystalline
+    # after 5 min at 553.5 C, t 11.8, called crystallized at the first level, 10)
+    moved = [
+        rest_call(_anneal(rng), 12, decomposed_start_z=_anneal(rng, after_shift=5.0))
+        for _ in range(200)
+    ]
+    assert not any(c.crystallized for c in moved)
     # where the crystalline statistic is the clearer, the margin is its own
     grown = rest_call(_anneal(rng, after_shift=6.0), 12, decomposed_start_z=_anneal(rng))
     assert grown.margin == pytest.approx(grown.statistic - REST_LEVEL)

@@ -31,9 +31,12 @@ A film that crystallized and then decomposed in its dwell has lost its garnet ba
 its crystalline statistic is back at its start (a -40 C film, 750 C for 120 min, t -0.1, called
 amorphous). So the decomposed phase's own bands against the film's start
 (``decomposed_start_z``) are compared the same way, at a higher level (:data:`DECOMPOSED_LEVEL`,
-10): an amorphous film relaxed by its anneal moves counts in those broad columns by about one
-unit of noise per spectrum (t 3-4 on films 0.3-1 % crystalline), a decomposed film by tens
-(t > 50). The film is crystallized (not amorphous) when either statistic reaches its level; the
+20): an amorphous film relaxed by its anneal moves counts in those broad columns by one to two
+units of noise per spectrum (t 3-4 on films 0.3-1 % crystalline; on ``bench_optimize.py`` seed
+1, -40 C, films below 0.5 % t 0.0-7.4 and one, 553.5 C for 5 min, 0.28 %, t 11.8, which the
+former level 10 called crystallized), a decomposed film by tens (t 29.9 on the least decomposed
+measured, 750 C for 120 min at -40 C, 96 % pyrochlore; > 50 on others). The film is
+crystallized (not amorphous) when either statistic reaches its level; the
 margin is the larger of the two distances to their levels.
 """
 
@@ -62,7 +65,7 @@ EARLY_SPECTRA = 8
 #: Welch's t above which the film at rest is called crystallized.
 REST_LEVEL = 4.0
 #: Welch's t of the decomposed bands at and above which the film at rest is not amorphous.
-DECOMPOSED_LEVEL = 10.0
+DECOMPOSED_LEVEL = 20.0
 _MIN_GROUP = 3
 
 

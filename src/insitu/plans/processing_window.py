@@ -302,7 +302,7 @@ def map_processing_window(
         impedance (:data:`AFTER_SPECTRA`; 0: none). They make the call: the film is crystallized
         when its crystalline band signal at rest stands above its first spectra's, or its
         decomposed phase's bands do (a film decomposed in its dwell is not amorphous)
-        (:func:`~insitu.analysis.rest_call.rest_call`; Welch's t >= 4 and >= 10). What is
+        (:func:`~insitu.analysis.rest_call.rest_call`; Welch's t >= 4 and >= 20). What is
         called is the film as it left the anneal, as a lab calls it and as the truth is defined:
         crystals go on growing through the cool-down (a film 3 % crystalline at the end of a
         5 min dwell is 5 % once cold), and crystals do not vanish on cooling, while a stretch of
