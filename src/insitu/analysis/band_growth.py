@@ -419,7 +419,6 @@ def fit_growth(
     line_widths: dict | None = None,
     pattern: dict[str, np.ndarray] | None = None,
     sums: dict[str, Sequence[bool]] | None = None,
-    knot_spacing_cm1: float = BACKGROUND_KNOT_SPACING_CM1,
 ) -> GrowthFit:
     """Fit one despiked spectrum as template + smooth background + band clusters (module doc).
 
@@ -446,8 +445,6 @@ def fit_growth(
     sums : dict, optional
         Further signals: name -> which clusters' areas it sums (one flag per cluster); each gets
         its ``signal`` and ``signal_error`` like the classes'.
-    knot_spacing_cm1 : float
-        Spacing of the smooth background's B-spline knots (cm-1).
 
     Returns
     -------
@@ -455,7 +452,7 @@ def fit_growth(
     """
     widths = LINE_WIDTHS_CM1 if line_widths is None else line_widths
     bands, owners = _band_columns(x, clusters, temperature, widths)
-    background = background_rows(x.tobytes(), float(knot_spacing_cm1))
+    background = background_rows(x.tobytes())
     design = np.vstack([template.shape, template.d1, template.d2, bands, background])
     weights = 1.0 / noise
     residuals: list[np.ndarray] = []

@@ -438,7 +438,7 @@ class RamanTransitionDetector:
         self._calibration: list[tuple[np.ndarray, np.ndarray, float]] = []
         self._completion: list[bool] = []
         self._growth: list[tuple[float, float]] = []  # completion signal since the evidence began
-        # (area, error) of the common modes per spectrum (NaN: not needed, not fitted)
+        # (area, error) of the common modes per spectrum (NaN: a calibration spectrum)
         self._completion_signal: list[tuple[float, float]] = []
         self._crystallized_area = math.nan
         self._crystallized_start: Template | None = None
@@ -573,13 +573,12 @@ class RamanTransitionDetector:
         # The two-width fit: the completion signal, and the crystalline statistic a film at rest
         # is called from (rest_call's level was set on it).
         common, common_error, two_widths = self._common_area(x, y, noise, template, temperature)
+        self._completion_signal.append((common, common_error))
         if "crystallization_onset" not in self._raised:
             if z_crystal < ACCEPT_Z:
                 amorphous.keep(_Kept(index, temperature, y), self.calibration_spectra)
             cusum = self._cusum["crystallization_onset"]
             cusum.add(z_crystal, index, self.drift, self.max_step)
-            # While evidence builds up, the growth may become the transition's beginning.
-            self._completion_signal.append((common, common_error))
             if cusum.value >= self.threshold:
                 raised.append(
                     self._raise("crystallization_onset", index, temperature, z_crystal, fit)
@@ -589,12 +588,9 @@ class RamanTransitionDetector:
                 start = cusum.start if cusum.start is not None else index
                 self._growth = self._completion_signal[start : index + 1]
         elif "crystallized" not in self._raised:
-            self._completion_signal.append((common, common_error))
             raised += self._check_completion(index, temperature, fit, (common, common_error))
             if raised:
                 self._learn_crystallized(x, y, noise, temperature, two_widths)
-        else:
-            self._completion_signal.append((common, common_error))
 
         decomposed = None
         if self._crystallized_spectra and len(self._crystallized_spectra) < 2 and not raised:
