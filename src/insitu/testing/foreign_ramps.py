@@ -30,7 +30,7 @@ import numpy as np
 
 from insitu.testing.raman_ramps import RenderedRamp
 
-__all__ = ["foreign_ramp", "draw_foreign_film"]
+__all__ = ["foreign_ramp", "draw_foreign_film", "foreign_evidence"]
 
 KB_CM = 0.6950348  # Boltzmann constant, cm-1/K
 KB_EV = 8.617333e-5  # eV/K
@@ -186,26 +186,25 @@ def _amorphous(x, temperature, p):
     return y * _bose(x, temperature)
 
 
-def foreign_ramp(seed: int, end_C: float = 850.0) -> RenderedRamp:
-    """Render one seeded ramp from 25 C to ``end_C`` (deterministic for a seed and end)."""
-    p = draw_foreign_film(seed, end_C)
+def _laser(seed: int, n_spectra: int, amplitude: float) -> tuple[np.random.Generator, np.ndarray]:
+    """The ramp's noise generator and its smooth laser-power factor per spectrum."""
     rng = np.random.default_rng(seed + 10_000_019)
-    temperatures = np.arange(25.0, p["t_end"] + 1e-9, p["step"])
-    axis = np.linspace(p["x_lo"], p["x_hi"], p["n_pix"])
-    x = axis + p["cal_offset"]  # the true Raman shift of each reported pixel
-    fractions = _fractions(p, temperatures)
     phases = rng.uniform(0, 2 * np.pi, 3)
     periods = rng.uniform(20, 200, 3)
-    index = np.arange(temperatures.size)
+    index = np.arange(n_spectra)
     wave = sum(
         np.sin(2 * np.pi * index / period + phase)
         for period, phase in zip(periods, phases, strict=True)
     )
-    laser = 1 + p["laser_amp"] * wave / max(np.abs(wave).max(), 1e-9)
+    return rng, 1 + amplitude * wave / max(np.abs(wave).max(), 1e-9)
+
+
+def _expected(p: dict, temperatures, x, laser, fractions: dict) -> np.ndarray:
+    """Expected counts (before bias and read noise) of every spectrum for given phase fractions."""
     shapes = [
         _fluorescence_shape(x, k, par) for k, par in zip(p["fl_kinds"], p["fl_par"], strict=True)
     ]
-    counts = np.empty((temperatures.size, p["n_pix"]))
+    expected = np.empty((temperatures.size, x.size))
     for i, t in enumerate(temperatures):
         size = p["w_size"] * (1 - fractions["crystallized"][i])
         raman = fractions["cubic"][i] * _bands(
@@ -226,8 +225,27 @@ def foreign_ramp(seed: int, end_C: float = 850.0) -> RenderedRamp:
             floor = p["fl_floor"][k]
             bleach = floor + (1 - floor) * np.exp(-(t - 25.0) / p["fl_Tf"][k])
             fluorescence = fluorescence + mix * bleach * shapes[k]
-        expected = laser[i] * p["peak"] * (raman + p["fl_ratio"] * fluorescence) + p["dark"]
-        y = rng.poisson(expected).astype(float) + p["bias"]
+        expected[i] = laser[i] * p["peak"] * (raman + p["fl_ratio"] * fluorescence) + p["dark"]
+    return expected
+
+
+def _setup(seed: int, end_C: float):
+    p = draw_foreign_film(seed, end_C)
+    temperatures = np.arange(25.0, p["t_end"] + 1e-9, p["step"])
+    axis = np.linspace(p["x_lo"], p["x_hi"], p["n_pix"])
+    x = axis + p["cal_offset"]  # the true Raman shift of each reported pixel
+    rng, laser = _laser(seed, temperatures.size, p["laser_amp"])
+    return p, temperatures, axis, x, rng, laser
+
+
+def foreign_ramp(seed: int, end_C: float = 850.0) -> RenderedRamp:
+    """Render one seeded ramp from 25 C to ``end_C`` (deterministic for a seed and end)."""
+    p, temperatures, axis, x, rng, laser = _setup(seed, end_C)
+    fractions = _fractions(p, temperatures)
+    expected = _expected(p, temperatures, x, laser, fractions)
+    counts = np.empty_like(expected)
+    for i in range(temperatures.size):
+        y = rng.poisson(expected[i]).astype(float) + p["bias"]
         y += rng.normal(0, p["read"], p["n_pix"])
         for _ in range(int(rng.choice(4, p=[0.45, 0.3, 0.15, 0.1]))):
             width = int(rng.integers(1, 5))
@@ -243,3 +261,40 @@ def foreign_ramp(seed: int, end_C: float = 850.0) -> RenderedRamp:
         fractions["tetragonal"] + fractions["cubic"],
         fractions["pyrochlore"],
     )
+
+
+def foreign_evidence(seed: int, end_C: float = 850.0) -> dict[str, np.ndarray]:
+    """What the bands of each transition's new phase carry, in each spectrum of a ramp.
+
+    For the onset, the garnet bands (tetragonal and cubic) as the film shows them; for the
+    decomposition, the pyrochlore bands: the matched-filter signal-to-noise ratio of those bands
+    alone, ``sqrt(sum(bands**2 / variance))`` over the pixels, with the true variance (shot
+    noise of the expected counts and read noise). It knows every shape, the background and the
+    rest of the spectrum exactly, so no detector that works from the new phase's bands (as the
+    transition detector does) sees more: a bound, not a target. Keys ``crystallization_onset``
+    and ``decomposition``; one value per spectrum (noise units).
+    """
+    p, temperatures, _, x, _, laser = _setup(seed, end_C)
+    fractions = _fractions(p, temperatures)
+    expected = _expected(p, temperatures, x, laser, fractions)
+    variance = expected + p["read"] ** 2
+    zero = np.zeros_like(temperatures)
+    nothing = {
+        "amorphous": zero,
+        "tetragonal": zero,
+        "cubic": zero,
+        "pyrochlore": zero,
+        "crystallized": fractions["crystallized"],
+    }
+    without = _expected(p, temperatures, x, laser, nothing)
+    phases = {
+        "crystallization_onset": dict(
+            nothing, tetragonal=fractions["tetragonal"], cubic=fractions["cubic"]
+        ),
+        "decomposition": dict(nothing, pyrochlore=fractions["pyrochlore"]),
+    }
+    evidence = {}
+    for kind, alone in phases.items():
+        bands = _expected(p, temperatures, x, laser, alone) - without
+        evidence[kind] = np.sqrt(np.sum(bands**2 / variance, axis=1))
+    return evidence

@@ -1,0 +1,38 @@
+"""The band-growth fit's columns: a band the axis does not hold gets none."""
+
+import numpy as np
+
+from insitu.analysis.band_growth import BandCluster, Template, _band_columns, fit_growth
+
+
+def _cluster(position: float) -> BandCluster:
+    return BandCluster(position, 25.0, "crystalline", ("cubic",), diagnostic=True)
+
+
+def test_a_cluster_within_its_widest_line_of_either_end_gets_no_column():
+    x = np.linspace(130.0, 1000.0, 1200)
+    clusters = [_cluster(p) for p in (94.0, 150.0, 240.0, 990.0)]
+    rows, owners = _band_columns(x, clusters, 25.0, {"crystalline": (8.0, 24.0)})
+    # 94 is off the axis, 150 and 990 are closer to an end than 24 cm-1: only 240 is fitted,
+    # with its two widths and the derivative column.
+    assert rows.shape == (3, x.size)
+    assert list(owners) == [2, 2, -1]
+    none, no_owner = _band_columns(x, clusters[:1], 25.0, {"crystalline": (8.0, 24.0)})
+    assert none.shape == (0, x.size) and no_owner.size == 0
+
+
+def test_a_band_off_the_axis_leaves_the_bands_on_it_their_areas_and_errors():
+    # Before: the 94 cm-1 column on an axis from 130 cm-1 was a smooth tail, fitted to areas of
+    # 1e9 against the background, and its neighbours' errors grew with it.
+    rng = np.random.default_rng(3)
+    x = np.linspace(130.0, 1000.0, 1200)
+    flat = np.full(x.size, 2000.0)
+    template = Template.from_spectra(x, [rng.poisson(flat).astype(float) for _ in range(4)], 25.0)
+    line = 3000.0 / (1.0 + ((x - 240.0) / 8.0) ** 2) / (8.0 * np.pi)
+    y = rng.poisson(flat + line * 8.0 * np.pi / 3000.0 * 300.0).astype(float)
+    noise = np.sqrt(flat)
+    near = fit_growth(x, y, noise, template, [_cluster(240.0)], 25.0)
+    with_off_axis = fit_growth(x, y, noise, template, [_cluster(94.0), _cluster(240.0)], 25.0)
+    assert with_off_axis.areas[0] == 0.0
+    assert np.isclose(with_off_axis.areas[1], near.areas[0])
+    assert np.isclose(with_off_axis.signal_error["crystalline"], near.signal_error["crystalline"])
