@@ -1,8 +1,14 @@
-"""The band-growth fit's columns: a band the axis does not hold gets none."""
+"""The band-growth fit: a band the axis does not hold gets no column, a weak band no width."""
 
 import numpy as np
 
-from insitu.analysis.band_growth import BandCluster, Template, _band_columns, fit_growth
+from insitu.analysis.band_growth import (
+    BandCluster,
+    Template,
+    _band_columns,
+    fit_growth,
+    learn_widths,
+)
 
 
 def _cluster(position: float) -> BandCluster:
@@ -36,3 +42,19 @@ def test_a_band_off_the_axis_leaves_the_bands_on_it_their_areas_and_errors():
     assert with_off_axis.areas[0] == 0.0
     assert np.isclose(with_off_axis.areas[1], near.areas[0])
     assert np.isclose(with_off_axis.signal_error["crystalline"], near.signal_error["crystalline"])
+
+
+def test_a_band_too_weak_to_show_its_width_is_not_given_one():
+    rng = np.random.default_rng(5)
+    x = np.linspace(100.0, 800.0, 1400)
+    base = np.full(x.size, 1000.0)
+
+    def band(centre, height):
+        return height * np.exp(-4.0 * np.log(2.0) * ((x - centre) / 15.0) ** 2)
+
+    y = rng.poisson(base + band(300.0, 400.0) + band(600.0, 12.0)).astype(float)
+    clusters = [_cluster(300.0), _cluster(600.0)]
+    every = learn_widths(x, y, np.sqrt(base), clusters, 25.0)
+    assert set(every) == set(clusters) and every[clusters[0]] in (11.0, 15.0, 20.0)
+    strong = learn_widths(x, y, np.sqrt(base), clusters, 25.0, min_z=10.0)
+    assert list(strong) == [clusters[0]]

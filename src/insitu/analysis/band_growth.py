@@ -339,13 +339,15 @@ def learn_widths(
     temperature: float,
     *,
     window_cm1: float = 50.0,
+    min_z: float = 0.0,
 ) -> dict[BandCluster, float]:
     """The width (FWHM, cm-1) each cluster's band shows in one spectrum, from a grid.
 
     Each cluster is fitted on its own, within ``window_cm1`` of its expected position, as one
     unit-area line (and its derivative in position) on a quadratic background; the width of the
     smallest weighted residual wins. Used on the spectrum that completed the crystallization,
-    whose crystalline bands are strong: the widths are the film's own, not a table's.
+    whose crystalline bands are strong: the widths are the film's own, not a table's. A band
+    whose area there is below ``min_z`` standard errors has shown no width and is left out.
     """
     found = {}
     for cluster in clusters:
@@ -355,7 +357,7 @@ def learn_widths(
             continue
         xs, ys, ws = x[inside], y[inside], 1.0 / noise[inside]
         u = (xs - centre) / window_cm1
-        best, best_rss = None, math.inf
+        best, best_rss, best_z = None, math.inf, 0.0
         for width in WIDTH_GRID_CM1:
             shape, d_shape = unit_area_lines(xs, np.array([centre]), width)
             design = np.column_stack([shape[0], d_shape[0], np.ones_like(u), u, u * u])
@@ -366,8 +368,10 @@ def learn_widths(
             residual = ys * ws - a @ coef
             rss = float(residual @ residual)
             if rss < best_rss:
+                variance = np.linalg.pinv(a.T @ a)[0, 0] * max(rss / max(ys.size - 5, 1), 1.0)
                 best, best_rss = width, rss
-        if best is not None:
+                best_z = float(coef[0] / math.sqrt(variance)) if variance > 0 else math.inf
+        if best is not None and best_z >= min_z:
             found[cluster] = best
     return found
 

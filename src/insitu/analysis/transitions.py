@@ -104,6 +104,16 @@ DECOMPOSED_GUARD_CM1 = 30.0
 # there (learn_widths), these are for bands it could not measure; the decomposed bands get one
 # broad shape (two widths of a broad band are too collinear with the background to keep).
 CRYSTALLIZED_LINE_WIDTHS = {"crystalline": (8.0, 24.0), "decomposed": (45.0,)}
+# A crystallized band's width is learned only where its area stands this many standard errors
+# out of the noise (about what tells one step of learn_widths' grid from the next); a band too
+# weak to show its width (a cubic band of a film still mostly tetragonal at completion, which
+# grows as it converts) gets the pair of widths, which follows any width between. On
+# foreign_ramps (half the films tetragonal first) 21 of 37 decompositions in their window
+# against 17 (missed 16 -> 10), 96 -> 97 of 100 on raman_ramps. Not a plateau: at 15-20 one
+# foreign film flagged 32 spectra early, at 40-60 two did; their decomposed z sits 1-4 above
+# zero for tens of spectra before anything decomposes, whatever the widths, and the CUSUM tips
+# one way or the other (10 and 30 were clean on both suites).
+WIDTH_MIN_Z = 10.0
 # Accepted into the learned amorphous state: spectra whose crystalline z is below this. With 3
 # and the one-width onset columns, one spectrum of the simulated matrix's 400-550 C changes at
 # z 3-4 stopped the learned state there, and it fell behind the film until its bias flagged an
@@ -658,7 +668,8 @@ class RamanTransitionDetector:
         self._crystallized_spectra = [y]
         self._crystallized_area = max(float(fit.signal["crystalline_total"]), 1e-300)
         widths: dict = dict(CRYSTALLIZED_LINE_WIDTHS)
-        for cluster, width in learn_widths(x, y, noise, stage.clusters, temperature).items():
+        learned = learn_widths(x, y, noise, stage.clusters, temperature, min_z=WIDTH_MIN_Z)
+        for cluster, width in learned.items():
             if cluster.phase_class == "crystalline":
                 widths[cluster] = (width,)
             elif cluster.phase_class == "mixed":
