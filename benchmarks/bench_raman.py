@@ -284,7 +284,8 @@ def print_evidence(jobs: list[tuple[int, float]], verdicts: list[dict]) -> None:
         middle = int(np.sum((values_array >= IDEAL_LEVEL) & (values_array < 10.0)))
         print(
             f"   {kind:22s} {len(values):3d}: {below} below {IDEAL_LEVEL:g}, {middle} at "
-            f"{IDEAL_LEVEL:g}-10, {len(values) - below - middle} above 10 (the detector's loss)"
+            f"{IDEAL_LEVEL:g}-10, {len(values) - below - middle} above 10 (an ideal observer was "
+            "on time)"
         )
 
 
