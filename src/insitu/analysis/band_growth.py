@@ -357,7 +357,7 @@ def learn_widths(
             continue
         xs, ys, ws = x[inside], y[inside], 1.0 / noise[inside]
         u = (xs - centre) / window_cm1
-        best, best_rss, best_z = None, math.inf, 0.0
+        best, best_rss, best_fit = None, math.inf, None
         for width in WIDTH_GRID_CM1:
             shape, d_shape = unit_area_lines(xs, np.array([centre]), width)
             design = np.column_stack([shape[0], d_shape[0], np.ones_like(u), u, u * u])
@@ -368,11 +368,15 @@ def learn_widths(
             residual = ys * ws - a @ coef
             rss = float(residual @ residual)
             if rss < best_rss:
-                variance = np.linalg.pinv(a.T @ a)[0, 0] * max(rss / max(ys.size - 5, 1), 1.0)
-                best, best_rss = width, rss
-                best_z = float(coef[0] / math.sqrt(variance)) if variance > 0 else math.inf
-        if best is not None and best_z >= min_z:
-            found[cluster] = best
+                best, best_rss, best_fit = width, rss, (a, coef[0])
+        if best is None:
+            continue
+        if min_z > 0:
+            a, area = best_fit
+            variance = np.linalg.pinv(a.T @ a)[0, 0] * max(best_rss / max(ys.size - 5, 1), 1.0)
+            if not (variance > 0 and area / math.sqrt(variance) >= min_z):
+                continue
+        found[cluster] = best
     return found
 
 

@@ -109,7 +109,7 @@ CRYSTALLIZED_LINE_WIDTHS = {"crystalline": (8.0, 24.0), "decomposed": (45.0,)}
 # weak to show its width (a cubic band of a film still mostly tetragonal at completion, which
 # grows as it converts) gets the pair of widths, which follows any width between. On
 # foreign_ramps (half the films tetragonal first) 21 of 37 decompositions in their window
-# against 17 (missed 16 -> 10), 96 -> 97 of 100 on raman_ramps. Not a plateau: at 15-20 one
+# against 17 (missed 16 -> 10), 96 of 100 on raman_ramps as before. Not a plateau: at 15-20 one
 # foreign film flagged 32 spectra early, at 40-60 two did; their decomposed z sits 1-4 above
 # zero for tens of spectra before anything decomposes, whatever the widths, and the CUSUM tips
 # one way or the other (10 and 30 were clean on both suites).
