@@ -58,6 +58,17 @@ def test_the_onset_comes_in_its_window_on_bright_foreign_films(seed):
     assert verdicts["crystallization_onset"].verdict == "ok", verdicts
 
 
+@pytest.mark.parametrize(("seed", "end_C"), [(1029, 850.0), (1032, 850.0), (1513, 600.0)])
+def test_a_chance_calibration_scatter_does_not_put_the_onset_late(seed, end_C):
+    # Five calibration spectra measured the onset statistic's scatter at 1.1-1.4 on these films
+    # (4 degrees of freedom: chance), which divided their z and flagged them one spectrum late;
+    # shrunk toward 1 (NULL_PRIOR_DOF), the onset is in its window.
+    ramp = foreign_ramp(seed, end_C)
+    detector = RamanTransitionDetector()
+    verdicts = judge(ramp, flags_raised(ramp, detector))
+    assert verdicts["crystallization_onset"].verdict == "ok", verdicts
+
+
 @pytest.mark.parametrize("seed", [1008, 1029])
 def test_decomposition_is_in_its_window_on_axes_that_start_above_the_lowest_bands(seed):
     # Axes from 131 and 132 cm-1: the 94 and 113 cm-1 columns, tails of lines off the axis,

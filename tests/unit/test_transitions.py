@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
+from insitu.analysis import transitions
 from insitu.analysis.raman import (
     TRANSITION_KINDS,
     RamanTransitionDetector,
@@ -357,3 +358,15 @@ def test_the_rest_statistic_is_the_two_width_fit_against_the_start(ramp):
     assert amorphous.size > 20 and abs(np.median(amorphous)) < 2.0
     assert np.nanmax(start) > 20.0
     assert not np.allclose(start[calibration:], onset[calibration:])
+
+
+def test_the_calibration_scatter_is_shrunk_toward_the_noise_units_it_is_measured_in():
+    values = [0.0, 1.5, -1.5, 2.0, -2.0]  # a sample scatter of 1.5 after leaving one out
+    offset, raw = transitions._null_statistics(values)
+    _, shrunk = transitions._null_statistics(values, prior_dof=4.0)
+    assert offset == 0.0 and raw > 1.4
+    assert 1.0 < shrunk < raw
+    # four prior degrees of freedom at 1 against the sample's four: the mean of the variances
+    assert shrunk == pytest.approx(((1.0 + raw**2) / 2) ** 0.5)
+    # a scatter below the noise units stays at 1 either way
+    assert transitions._null_statistics([0.1, -0.1, 0.0], prior_dof=4.0)[1] == 1.0
