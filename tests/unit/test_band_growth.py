@@ -1,13 +1,18 @@
-"""The band-growth fit: a band the axis does not hold gets no column, a weak band no width."""
+"""The band-growth fit: a band the axis does not hold gets no column, a weak band no width; fits
+sharing one weighted spectrum solve the same least squares as the whole design at once."""
 
 import numpy as np
 
 from insitu.analysis.band_growth import (
     BandCluster,
     Template,
+    WeightedSpectrum,
     _band_columns,
+    _mean_square_near,
+    background_rows,
     fit_growth,
     learn_widths,
+    weighted_least_squares,
 )
 
 
@@ -58,3 +63,49 @@ def test_a_band_too_weak_to_show_its_width_is_not_given_one():
     assert set(every) == set(clusters) and every[clusters[0]] in (11.0, 15.0, 20.0)
     strong = learn_widths(x, y, np.sqrt(base), clusters, 25.0, min_z=10.0)
     assert list(strong) == [clusters[0]]
+
+
+def _two_band_spectrum(seed: int = 7):
+    rng = np.random.default_rng(seed)
+    x = np.linspace(130.0, 1000.0, 1200)
+    flat = 2000.0 + 0.5 * (x - 130.0)
+    template = Template.from_spectra(x, [rng.poisson(flat).astype(float) for _ in range(4)], 25.0)
+    lines = sum(h / (1.0 + ((x - c) / 6.0) ** 2) for c, h in ((240.0, 150.0), (600.0, 60.0)))
+    y = rng.poisson(flat + lines).astype(float)
+    return x, y, np.sqrt(flat), template
+
+
+def test_fits_sharing_one_weighted_spectrum_match_the_whole_design_solved_at_once():
+    x, y, noise, template = _two_band_spectrum()
+    clusters = [_cluster(240.0), _cluster(600.0)]
+    widths = {"crystalline": (8.0, 24.0)}
+    spectrum = WeightedSpectrum(x, y, noise)
+    shared = [
+        fit_growth(x, y, noise, template, clusters, 25.0, w, spectrum=spectrum)
+        for w in (widths, {"crystalline": (14.0,)})
+    ]
+    assert len(spectrum._fixed) == 1  # the template's rows were weighted once for both fits
+    for fit, w in zip(shared, (widths, {"crystalline": (14.0,)}), strict=True):
+        bands, owners = _band_columns(x, clusters, 25.0, w)
+        design = np.vstack(
+            [template.shape, template.d1, template.d2, bands, background_rows(x.tobytes())]
+        )
+        coef, covariance, _ = weighted_least_squares(design, y, 1.0 / noise)
+        areas = [coef[3 : 3 + bands.shape[0]][owners == k].sum() for k in range(2)]
+        assert np.allclose(fit.areas, areas, rtol=1e-6)
+        assert np.isclose(fit.template_amplitude, coef[0], rtol=1e-6)
+    other = Template.from_spectra(x, [y], 25.0)
+    fit_growth(x, y, noise, other, clusters, 25.0, spectrum=spectrum)
+    assert len(spectrum._fixed) == 2
+
+
+def test_the_local_misfit_covers_each_pixel_of_overlapping_reaches_once():
+    x = np.linspace(0.0, 99.0, 100)
+    residual = np.arange(100.0) % 7 - 3.0
+    squares = np.concatenate([[0.0], np.cumsum(residual**2)])
+    reaches = [(50.0, 10.0), (20.0, 5.0), (55.0, 10.0), (300.0, 5.0)]
+    mask = np.zeros(x.size, dtype=bool)
+    for centre, reach in reaches:
+        mask |= np.abs(x - centre) <= reach
+    assert np.isclose(_mean_square_near(x, squares, reaches), np.mean(residual[mask] ** 2))
+    assert _mean_square_near(x, squares, [(300.0, 5.0)]) is None

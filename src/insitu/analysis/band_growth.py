@@ -46,6 +46,7 @@ __all__ = [
     "fit_growth",
     "unit_area_lines",
     "weighted_least_squares",
+    "WeightedSpectrum",
     "SOFTENING_PER_C",
 ]
 
@@ -380,6 +381,34 @@ def learn_widths(
     return found
 
 
+def _normalized(rows: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows weighted and scaled to unit norm (the normal equations stay well conditioned)."""
+    a = rows * weights[None, :]
+    scale = np.sqrt(np.einsum("ij,ij->i", a, a))
+    scale[scale == 0] = 1.0
+    a /= scale[:, None]
+    return a, scale
+
+
+def _solve_normal(gram, rhs, blocks, b, scale):
+    """Coefficients, covariance, reduced chi-square and weighted residual of normal equations
+    whose weighted, normalized rows are ``blocks`` stacked in order."""
+    try:
+        inverse = np.linalg.inv(gram)
+    except np.linalg.LinAlgError:
+        inverse = np.linalg.pinv(gram)
+    coef = inverse @ rhs
+    residual = b.copy()
+    start = 0
+    for block in blocks:
+        residual -= coef[start : start + block.shape[0]] @ block
+        start += block.shape[0]
+    dof = max(b.size - gram.shape[0], 1)
+    chi2 = float(residual @ residual) / dof
+    covariance = inverse * max(chi2, 1.0) / np.outer(scale, scale)
+    return coef / scale, covariance, chi2, residual
+
+
 def weighted_least_squares(design: np.ndarray, y: np.ndarray, weights: np.ndarray, residuals=None):
     """Weighted least squares: coefficients, their covariance (scaled by the reduced chi-square
     when above 1: never more precise than the noise says), the reduced chi-square; the weighted
@@ -388,24 +417,76 @@ def weighted_least_squares(design: np.ndarray, y: np.ndarray, weights: np.ndarra
     ``design`` is given transposed (one row per column of the model, C-contiguous): weighting
     and scaling rows is cheaper than columns of a Fortran-ordered copy.
     """
-    a = design * weights[None, :]
-    scale = np.sqrt(np.einsum("ij,ij->i", a, a))
-    scale[scale == 0] = 1.0
-    a /= scale[:, None]
+    a, scale = _normalized(design, weights)
     b = y * weights
-    gram = a @ a.T
-    try:
-        inverse = np.linalg.inv(gram)
-    except np.linalg.LinAlgError:
-        inverse = np.linalg.pinv(gram)
-    coef = inverse @ (a @ b)
-    residual = b - coef @ a
-    dof = max(y.size - design.shape[0], 1)
-    chi2 = float(residual @ residual) / dof
-    covariance = inverse * max(chi2, 1.0) / np.outer(scale, scale)
+    coef, covariance, chi2, residual = _solve_normal(a @ a.T, a @ b, [a], b, scale)
     if residuals is not None:
         residuals.append(residual)
-    return coef / scale, covariance, chi2
+    return coef, covariance, chi2
+
+
+class WeightedSpectrum:
+    """One despiked spectrum weighted by its noise, with the parts of the normal equations that
+    every fit against the same template shares.
+
+    The detector fits each spectrum three times against one template (the onset's, the
+    completion's and the rest call's band columns): the weighted template and background rows,
+    their Gram block and their product with the data are the same in all three, and computing
+    them was about a third of each fit.
+    """
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, noise: np.ndarray):
+        self.x = x
+        self.data = (x, y, noise)
+        self.weights = 1.0 / noise
+        self.b = y * self.weights
+        self._fixed: dict[int, tuple] = {}
+
+    def fixed(self, template: Template) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Normalized weighted rows of the template (shape, d1, d2) and the background, their
+        scales, Gram block and product with the weighted data (kept per template)."""
+        kept = self._fixed.get(id(template))
+        if kept is None or kept[0] is not template:
+            rows = np.vstack(
+                [template.shape, template.d1, template.d2, background_rows(self.x.tobytes())]
+            )
+            a, scale = _normalized(rows, self.weights)
+            kept = self._fixed[id(template)] = (template, a, scale, a @ a.T, a @ self.b)
+        return kept[1:]
+
+    def solve(self, template: Template, bands: np.ndarray):
+        """Least squares of the template, background and ``bands`` rows: coefficients and
+        covariance in that order (template 3, background, bands), reduced chi-square, residual."""
+        fixed, fixed_scale, fixed_gram, fixed_rhs = self.fixed(template)
+        a, scale = _normalized(bands, self.weights)
+        f, k = fixed.shape[0], a.shape[0]
+        gram = np.empty((f + k, f + k))
+        gram[:f, :f] = fixed_gram
+        cross = a @ fixed.T
+        gram[f:, :f] = cross
+        gram[:f, f:] = cross.T
+        gram[f:, f:] = a @ a.T
+        rhs = np.concatenate([fixed_rhs, a @ self.b])
+        return _solve_normal(gram, rhs, [fixed, a], self.b, np.concatenate([fixed_scale, scale]))
+
+
+def _mean_square_near(x: np.ndarray, squares: np.ndarray, reaches) -> float | None:
+    """Mean of the squared residual over the pixels within ``reach`` of any ``centre`` of
+    ``reaches`` (None if there are none); ``squares`` is the residual's squares' cumulative sum
+    with a leading 0. Intervals on the sorted axis instead of a mask per band: this ran for every
+    class of every fit."""
+    spans = sorted(
+        (int(np.searchsorted(x, c - r, "left")), int(np.searchsorted(x, c + r, "right")))
+        for c, r in reaches
+    )
+    total, count, end = 0.0, 0, 0
+    for lo, hi in spans:
+        lo = max(lo, end)
+        if hi > lo:
+            total += squares[hi] - squares[lo]
+            count += hi - lo
+            end = hi
+    return total / count if count else None
 
 
 def _pattern_combination(owners, chosen, expected, band_cov, indicator) -> np.ndarray:
@@ -439,6 +520,7 @@ def fit_growth(
     line_widths: dict | None = None,
     pattern: dict[str, np.ndarray] | None = None,
     sums: dict[str, Sequence[bool]] | None = None,
+    spectrum: WeightedSpectrum | None = None,
 ) -> GrowthFit:
     """Fit one despiked spectrum as template + smooth background + band clusters (module doc).
 
@@ -465,6 +547,9 @@ def fit_growth(
     sums : dict, optional
         Further signals: name -> which clusters' areas it sums (one flag per cluster); each gets
         its ``signal`` and ``signal_error`` like the classes'.
+    spectrum : WeightedSpectrum, optional
+        The same ``x``, ``y`` and ``noise`` already weighted, to share the template and background
+        part of the normal equations between fits of one spectrum (made here when not given).
 
     Returns
     -------
@@ -472,22 +557,17 @@ def fit_growth(
     """
     widths = LINE_WIDTHS_CM1 if line_widths is None else line_widths
     bands, owners = _band_columns(x, clusters, temperature, widths)
-    background = background_rows(x.tobytes())
-    design = np.vstack([template.shape, template.d1, template.d2, bands, background])
-    weights = 1.0 / noise
-    residuals: list[np.ndarray] = []
-    coef, covariance, chi2 = weighted_least_squares(design, y, weights, residuals)
+    if spectrum is None:
+        spectrum = WeightedSpectrum(x, y, noise)
+    coef, covariance, chi2, residual = spectrum.solve(template, bands)
     s2 = max(chi2, 1.0)
-    residual = residuals[0]
-    first_band = 3
-    band_coef = coef[first_band : first_band + bands.shape[0]]
-    band_cov = covariance[
-        first_band : first_band + bands.shape[0], first_band : first_band + bands.shape[0]
-    ]
+    first_band = coef.size - bands.shape[0]
+    band_coef = coef[first_band:]
+    band_cov = covariance[first_band:, first_band:]
     n_clusters = len(clusters)
-    areas = np.zeros(n_clusters)
-    for k in range(n_clusters):
-        areas[k] = float(band_coef[owners == k].sum())
+    mine = owners >= 0
+    areas = np.bincount(owners[mine], weights=band_coef[mine], minlength=n_clusters)
+    squares = np.concatenate([[0.0], np.cumsum(residual * residual)])
     signal, error = {}, {}
     selections = {
         phase_class: [c.diagnostic and c.phase_class == phase_class for c in clusters]
@@ -498,7 +578,7 @@ def fit_growth(
     for phase_class, selection in selections.items():
         chosen = np.array(selection, dtype=bool)
         indicator = chosen[owners] if owners.size else np.zeros(0, dtype=bool)
-        indicator = np.where(owners >= 0, indicator, False).astype(float)
+        indicator = np.where(mine, indicator, False).astype(float)
         weights_of = None if pattern is None else pattern.get(phase_class)
         if weights_of is not None and indicator.any():
             indicator = _pattern_combination(owners, chosen, weights_of, band_cov, indicator)
@@ -508,14 +588,18 @@ def fit_growth(
             continue
         # The misfit that matters is the one around these bands (a strong band elsewhere that
         # the template follows imperfectly must not hide a weak one here).
-        near = np.zeros(x.size, dtype=bool)
-        for cluster, wanted in zip(clusters, chosen, strict=True):
-            if wanted:
-                reach = 2.0 * max(
-                    widths.get(cluster, widths.get(cluster.phase_class, widths["crystalline"]))
-                )
-                near |= np.abs(x - cluster.expected_position(temperature)) <= reach
-        local = float(np.mean(residual[near] ** 2)) if near.any() else s2
+        reaches = [
+            (
+                cluster.expected_position(temperature),
+                2.0
+                * max(widths.get(cluster, widths.get(cluster.phase_class, widths["crystalline"]))),
+            )
+            for cluster, wanted in zip(clusters, chosen, strict=True)
+            if wanted
+        ]
+        local = _mean_square_near(x, squares, reaches)
+        if local is None:
+            local = s2
         variance = float(indicator @ band_cov @ indicator) / s2 * max(local, 1.0)
         error[phase_class] = math.sqrt(max(variance, 0.0))
     return GrowthFit(
@@ -525,5 +609,5 @@ def fit_growth(
         template_amplitude=float(coef[0]),
         template_error=math.sqrt(max(float(covariance[0, 0]), 0.0)),
         reduced_chi2=float(s2),
-        background=coef[first_band + bands.shape[0] :] @ background,
+        background=coef[3:first_band] @ background_rows(x.tobytes()),
     )

@@ -76,6 +76,7 @@ from insitu.analysis.band_growth import (
     BandCluster,
     GrowthFit,
     Template,
+    WeightedSpectrum,
     band_clusters,
     fit_growth,
     learn_widths,
@@ -567,6 +568,7 @@ class RamanTransitionDetector:
             self._completion_signal.append((math.nan, math.nan))
             return TransitionFeatures(temperature), []
 
+        spectrum = WeightedSpectrum(x, y, noise)
         template = amorphous.template(
             x,
             index,
@@ -584,13 +586,14 @@ class RamanTransitionDetector:
             temperature,
             ONSET_LINE_WIDTHS,
             pattern=self._onset_pattern,
+            spectrum=spectrum,
         )
         offset, scatter = self._null
         z_crystal = (fit.z("crystalline") - offset) / scatter
         raised: list[TransitionFlag] = []
         # The two-width fit: the completion signal, and the crystalline statistic a film at rest
         # is called from (rest_call's level was set on it).
-        common, common_error, two_widths = self._common_area(x, y, noise, template, temperature)
+        common, common_error, two_widths = self._common_area(spectrum, template, temperature)
         self._completion_signal.append((common, common_error))
         if "crystallization_onset" not in self._raised:
             if z_crystal < ACCEPT_Z:
@@ -618,9 +621,7 @@ class RamanTransitionDetector:
                 x, self._crystallized_spectra, temperature
             )
         elif "crystallized" in self._raised and not raised:
-            decomposed = self._check_decomposition(
-                x, y, noise, temperature, index, self._band_scatter
-            )
+            decomposed = self._check_decomposition(spectrum, temperature, index, self._band_scatter)
             raised += decomposed[1]
         peaks = _new_peaks(x, y - fit.background - fit.template_amplitude * template.shape)
         after = decomposed[0] if decomposed else None
@@ -634,7 +635,7 @@ class RamanTransitionDetector:
             decomposed_signal=after.signal["decomposed"] if after else math.nan,
             decomposed_signal_err=after.signal_error["decomposed"] if after else math.nan,
             decomposed_z=decomposed[2] if decomposed else math.nan,
-            decomposed_start_z=self._decomposed_start_z(x, y, noise, template, temperature),
+            decomposed_start_z=self._decomposed_start_z(spectrum, template, temperature),
             crystalline_start_z=float(two_widths.z("crystalline") / self._band_scatter),
             template_amplitude=fit.template_amplitude,
             reduced_chi2=fit.reduced_chi2,
@@ -642,27 +643,28 @@ class RamanTransitionDetector:
         )
         return features, raised
 
-    def _decomposed_start_z(self, x, y, noise, template: Template, temperature) -> float:
+    def _decomposed_start_z(self, spectrum: WeightedSpectrum, template: Template, temperature):
         """The decomposed bands against the film's learned start (noise units, scaled like the
         crystalline z): :func:`~insitu.analysis.rest_call.rest_call` compares a film at rest with
         its first spectra on it (a film decomposed in its dwell is not amorphous)."""
-        fit = fit_growth(x, y, noise, template, self._clusters_start, temperature)
+        fit = fit_growth(
+            *spectrum.data, template, self._clusters_start, temperature, spectrum=spectrum
+        )
         return float(fit.z("decomposed") / self._band_scatter)
 
-    def _common_area(self, x, y, noise, template: Template, temperature):
+    def _common_area(self, spectrum: WeightedSpectrum, template: Template, temperature):
         """Area of the modes every crystalline phase has (the completion signal), its standard
         error, and the fit: with the two-width line shapes, whose sum follows a band as it
         broadens and as one polymorph turns into another (one width did not: 14 of 100
         completions out of window on the robustness ramps against 6). The same fit's crystalline
         z is ``crystalline_start_z``, what a film at rest is called from."""
         fit = fit_growth(
-            x,
-            y,
-            noise,
+            *spectrum.data,
             template,
             self._amorphous.clusters,
             temperature,
             sums={"common": self._completion_clusters},
+            spectrum=spectrum,
         )
         return fit.signal["common"], fit.signal_error["common"], fit
 
@@ -700,11 +702,16 @@ class RamanTransitionDetector:
             return None
         return {"crystalline": np.where(np.isfinite(measured), measured, np.nanmedian(measured))}
 
-    def _check_decomposition(self, x, y, noise, temperature, index, scatter):
+    def _check_decomposition(self, spectrum: WeightedSpectrum, temperature, index, scatter):
         stage = self._crystallized
         template = self._crystallized_start
         fit = fit_growth(
-            x, y, noise, template, stage.clusters, temperature, self._crystallized_widths
+            *spectrum.data,
+            template,
+            stage.clusters,
+            temperature,
+            self._crystallized_widths,
+            spectrum=spectrum,
         )
         z = fit.z("decomposed") / scatter
         raised = []
