@@ -64,6 +64,7 @@ raises no onset: the learned state already holds them, so nothing grows.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -92,6 +93,8 @@ from insitu.analysis.transition_features import TransitionFeatures
 from insitu.analysis.transition_flags import TRANSITION_KINDS, TransitionFlag
 
 __all__ = ["TRANSITION_KINDS", "TransitionFlag", "RamanTransitionDetector", "onset_margin"]
+logger = logging.getLogger(__name__)
+
 # Diagnostic bands stay this far (cm-1) from the bands of the classes they must be told from.
 AMORPHOUS_GUARD_CM1 = 40.0
 CRYSTALLINE_GUARD_CM1 = 15.0
@@ -285,6 +288,12 @@ class RamanTransitionDetector:
         Decomposed band area, as a share of the crystallized state's crystalline band area,
         below which decomposition is not flagged however significant.
 
+    Attributes
+    ----------
+    scale_warning : str or None
+        Set (and logged) when the calibration spectra look normalized one by one: the flags
+        need one intensity scale for the whole ramp (any unit, offset or dtype).
+
     Examples
     --------
     >>> detector = RamanTransitionDetector()  # doctest: +SKIP
@@ -455,6 +464,8 @@ class RamanTransitionDetector:
         self._null = (0.0, 1.0)  # offset and scatter of the crystalline z in the calibration
         self._band_scatter = 1.0  # of the two-width band statistic, for the decomposed z
         self._calibration: list[tuple[np.ndarray, np.ndarray, float]] = []
+        self._raw_scale: list[tuple[float, float]] = []  # maximum and sum of the first spectra
+        self.scale_warning: str | None = None
         self._completion: list[bool] = []
         self._growth: list[tuple[float, float]] = []  # completion signal since the evidence began
         # (area, error) of the common modes per spectrum (NaN: a calibration spectrum)
@@ -550,6 +561,10 @@ class RamanTransitionDetector:
         if not np.all(noise > 0):
             noise = np.maximum(noise, 1e-12 + float(np.max(np.abs(despiked))) * 1e-9)
         index = self._index
+        if index < self.calibration_spectra:
+            self._raw_scale.append((float(np.max(y)), float(np.sum(y))))
+            if index == self.calibration_spectra - 1:
+                self._check_one_scale()
         features, raised = self._update_growth(x, despiked, noise, temperature, index)
         features = _with_spikes(features, removal.n_spikes, float(np.median(noise)))
         self._index += 1
@@ -557,6 +572,25 @@ class RamanTransitionDetector:
         self.temperatures.append(temperature)
         self.flags.extend(raised)
         return raised
+
+    def _check_one_scale(self) -> None:
+        """Warn when the first spectra look normalized one by one (each to the same maximum or
+        sum): the growth of band areas from spectrum to spectrum, which completion and
+        decomposition are read from, is then lost (measured: flags 10-23 spectra early on
+        per-spectrum normalized ramps that raise them in their windows as counts). Any unit,
+        offset or dtype is fine, as long as the ramp has one scale."""
+        values = np.asarray(self._raw_scale)
+        for k, name in enumerate(("maximum", "sum")):
+            v = values[:, k]
+            if np.all(v > 0) and float(np.ptp(v)) <= 1e-9 * float(np.max(v)):
+                self.scale_warning = (
+                    f"the first {len(v)} spectra all have the same {name} ({v[0]:.6g}): "
+                    "normalized one by one (or saturated)? The transition flags need the "
+                    "spectra on one intensity scale for the whole ramp (counts, counts/s, any "
+                    "offset); completion and decomposition may come early otherwise"
+                )
+                logger.warning("RamanTransitionDetector: %s", self.scale_warning)
+                return
 
     def _update_growth(self, x, y, noise, temperature, index):
         amorphous = self._amorphous
