@@ -63,3 +63,35 @@ def test_spectra_normalized_one_by_one_are_named_in_a_warning(ramp, caplog):
     assert "one intensity scale" in caplog.text
     detector.reset()
     assert detector.scale_warning is None
+
+
+def _flat_spectrum(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    light = 2000.0 + 800.0 * np.exp(-(((x - 600.0) / 300.0) ** 2))
+    return rng.poisson(light).astype(float)
+
+
+def test_a_recalibrated_axis_keeps_the_noise_its_pixels_have():
+    # The same light, read on an axis half a pixel away (a recalibration): the noise must be
+    # measured on the spectrum's own pixels. Read from second differences after interpolation
+    # onto the first axis it came out several times too small, and every z with it.
+    rng = np.random.default_rng(11)
+    x = np.linspace(100.0, 1200.0, 1600)
+    shifted = x + 0.5 * (x[1] - x[0])
+    detector = RamanTransitionDetector()
+    detector.update(x, _flat_spectrum(x, rng), 25.0)
+    detector.update(shifted, _flat_spectrum(shifted, rng), 25.0)
+    first, second = (features.noise for features in detector.history)
+    assert second == pytest.approx(first, rel=0.1)
+
+
+def test_an_axis_a_few_cm1_short_of_the_first_is_filled_and_more_is_refused():
+    rng = np.random.default_rng(12)
+    x = np.linspace(100.0, 1200.0, 1600)  # 0.69 cm-1 per pixel
+    detector = RamanTransitionDetector()
+    detector.update(x, _flat_spectrum(x, rng), 25.0)
+    detector.update(x[10:], _flat_spectrum(x[10:], rng), 25.0)  # 6.9 cm-1 short
+    detector.update(x[:-10], _flat_spectrum(x[:-10], rng), 25.0)
+    assert detector.index == 3
+    with pytest.raises(ValueError, match=r"20\.6 cm-1 short at an end \(at most 10 cm-1"):
+        detector.update(x[30:], _flat_spectrum(x[30:], rng), 25.0)
+    assert detector.index == 3

@@ -123,6 +123,10 @@ WIDTH_MIN_Z = 10.0
 # z 3-4 stopped the learned state there, and it fell behind the film until its bias flagged an
 # onset at 0 % crystalline (2 of 36 simulated films); none of the robustness ramps changes.
 ACCEPT_Z = 4.0
+# A spectrum's axis may fall this short (cm-1) of the ramp's first axis at either end (calibration
+# drift); the missing pixels get this many times the spectrum's largest noise (no weight).
+AXIS_SHORTFALL_CM1 = 10.0
+UNMEASURED_NOISE = 1e3
 # Bands of different crystalline phases this close (cm-1) are one mode (e.g. LLZO's O-Zr-O A1g,
 # 656 cm-1 tetragonal and 651 cubic; O-Li-O T2g, 389 and 368).
 SAME_MODE_CM1 = 25.0
@@ -516,20 +520,33 @@ class RamanTransitionDetector:
             raise ValueError(f"temperature {temperature!r} C must be a finite number above -273.15")
         return value
 
-    def _on_axis(self, wavenumber: ArrayLike, counts: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
-        x, y = check_spectrum(wavenumber, counts)
+    def _on_axis(self, x: np.ndarray, y: np.ndarray, noise: np.ndarray):
+        """A despiked spectrum and its noise onto the ramp's first axis.
+
+        Another axis within a ramp (a spectrometer whose calibration drifts, or that was
+        recalibrated) is interpolated onto the first one after the noise was measured on the
+        spectrum's own pixels: interpolation between pixels averages neighbours, and the noise
+        read from second differences afterwards came out up to several times too small. Its ends
+        may fall short of the first axis by ``AXIS_SHORTFALL_CM1`` (1 cm-1 of drift failed every
+        later spectrum before); those pixels are filled with the nearest measured value and get
+        no weight.
+        """
         if self._axis is None:
             self._axis = x
-        elif x.shape != self._axis.shape or not np.allclose(x, self._axis, rtol=0, atol=1e-6):
-            # Another axis within a ramp (e.g. a recalibration): onto the first one.
-            if x[0] > self._axis[0] + 1.0 or x[-1] < self._axis[-1] - 1.0:
-                raise ValueError(
-                    f"spectrum axis {x[0]:.1f}-{x[-1]:.1f} cm-1 does not cover the ramp's first "
-                    f"axis {self._axis[0]:.1f}-{self._axis[-1]:.1f} cm-1"
-                )
-            y = np.interp(self._axis, x, y)
-            x = self._axis
-        return x, y
+        if x.shape == self._axis.shape and np.allclose(x, self._axis, rtol=0, atol=1e-6):
+            return self._axis, y, noise
+        short = max(x[0] - self._axis[0], self._axis[-1] - x[-1])
+        if short > AXIS_SHORTFALL_CM1:
+            raise ValueError(
+                f"spectrum axis {x[0]:.1f}-{x[-1]:.1f} cm-1 does not cover the ramp's first "
+                f"axis {self._axis[0]:.1f}-{self._axis[-1]:.1f} cm-1: {short:.1f} cm-1 short "
+                f"at an end (at most {AXIS_SHORTFALL_CM1:g} cm-1 is filled in)"
+            )
+        y = np.interp(self._axis, x, y)
+        noise = np.interp(self._axis, x, noise)
+        outside = (self._axis < x[0]) | (self._axis > x[-1])
+        noise[outside] = UNMEASURED_NOISE * float(np.max(noise))
+        return self._axis, y, noise
 
     # ------------------------------------------------------------------ the update
     def update(
@@ -554,12 +571,12 @@ class RamanTransitionDetector:
             On an invalid spectrum or temperature (the detector's state is unchanged).
         """
         temperature = self._checked_temperature(temperature)
-        x, y = self._on_axis(wavenumber, counts)
+        x, y = check_spectrum(wavenumber, counts)
         removal = remove_spikes(y)
-        despiked = removal.counts
-        noise = local_noise(despiked)
+        noise = local_noise(removal.counts)
         if not np.all(noise > 0):
-            noise = np.maximum(noise, 1e-12 + float(np.max(np.abs(despiked))) * 1e-9)
+            noise = np.maximum(noise, 1e-12 + float(np.max(np.abs(removal.counts))) * 1e-9)
+        x, despiked, noise = self._on_axis(x, removal.counts, noise)
         index = self._index
         if index < self.calibration_spectra:
             self._raw_scale.append((float(np.max(y)), float(np.sum(y))))
