@@ -1,16 +1,19 @@
 """The transition flags on spectra as other instruments' files give them: counts per second,
 dark-subtracted (negative) counts, float32 or integer counts and a decreasing axis raise the same
-flags at the same spectra; spectra normalized one by one are named in a warning."""
+flags at the same spectra; a recalibrated axis keeps its noise; spectra normalized one by one, or
+clipped at full scale, are named in a warning (the clipped pixels get no weight)."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import numpy as np
 import pytest
 
+from insitu.analysis.raman_preprocess import saturated_pixels
 from insitu.analysis.transitions import RamanTransitionDetector
-from insitu.testing.raman_ramps import draw_ramp, flags_raised
+from insitu.testing.raman_ramps import draw_ramp, flags_raised, judge
 
 
 @pytest.fixture(scope="module")
@@ -95,3 +98,23 @@ def test_an_axis_a_few_cm1_short_of_the_first_is_filled_and_more_is_refused():
     with pytest.raises(ValueError, match=r"20\.6 cm-1 short at an end \(at most 10 cm-1"):
         detector.update(x[30:], _flat_spectrum(x[30:], rng), 25.0)
     assert detector.index == 3
+
+
+def test_a_flat_top_is_saturated_and_chance_ties_of_faint_counts_are_not():
+    y = np.random.default_rng(13).poisson(np.full(400, 5000.0)).astype(float)
+    y[100:106] = y.max() + 10.0
+    assert np.flatnonzero(saturated_pixels(y)).tolist() == list(range(100, 106))
+    rng = np.random.default_rng(14)
+    faint = rng.poisson(30.0 + 20.0 * np.sin(np.linspace(0, 6, 1600)), size=(2000, 1600))
+    assert not any(saturated_pixels(row.astype(float)) is not None for row in faint)
+
+
+def test_a_ramp_clipped_at_full_scale_is_named_and_its_clipped_pixels_get_no_weight(caplog):
+    # Early spectra clipped at 90 % of the first one's maximum (a strong fluorescence): with the
+    # clipped pixels weighed as measured, the completion came 5 spectra before 90 % crystalline.
+    ramp = draw_ramp(12, 850.0).spectra()
+    clipped = dataclasses.replace(ramp, counts=np.minimum(ramp.counts, 0.9 * ramp.counts[0].max()))
+    with caplog.at_level(logging.WARNING, logger="insitu.analysis.transitions"):
+        verdicts = judge(clipped, flags_raised(clipped, RamanTransitionDetector()))
+    assert "is saturated at" in caplog.text and "shorten the exposure" in caplog.text
+    assert verdicts["crystallized"].verdict == "ok", verdicts["crystallized"]

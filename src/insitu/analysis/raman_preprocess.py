@@ -66,6 +66,7 @@ __all__ = [
     "noise_sigma",
     "preprocess",
     "remove_spikes",
+    "saturated_pixels",
     "smooth",
 ]
 
@@ -86,6 +87,7 @@ BASELINE_METHODS: dict[str, tuple[str, dict[str, Any]]] = {
 _SPIKE_NEAR_WINDOW = 9  # running median: blind to spikes (or two touching ones) of up to 4 pixels
 _SPIKE_FAR_OFFSET = 6  # neighbours this far away are outside any spike
 _NOISE_BLOCK = 40  # pixels per block of the local noise estimate
+SATURATION_RUN = 3  # neighbours exactly at the maximum that make a clipped (saturated) spectrum
 _BASELINE_POINTS = 400  # baselines are fitted on about this many block means
 
 
@@ -172,6 +174,21 @@ def local_noise(counts: ArrayLike) -> np.ndarray:
     local = np.interp(np.arange(y.size), centres, block_sigma)
     floor = max(noise_sigma(y) * 0.25, 1e-12 * (np.max(np.abs(y)) + 1.0))
     return np.maximum(local, floor)
+
+
+def saturated_pixels(counts: ArrayLike) -> np.ndarray | None:
+    """Pixels clipped at a detector's full scale, or None.
+
+    A spectrum is clipped when ``SATURATION_RUN`` neighbouring pixels sit exactly at its maximum
+    (a flat top: light with shot noise does not make one, and faint integer counts that tie at
+    their maximum by chance, about 2 % of spectra of 10-100 counts, are not neighbours); then
+    every pixel at that maximum is returned: its value says only "at least this much", and the
+    flat top's second differences read as no noise.
+    """
+    y = np.asarray(counts, dtype=float)
+    at_top = y == y.max()
+    run = np.convolve(at_top.astype(np.int8), np.ones(SATURATION_RUN, dtype=np.int8), "valid")
+    return at_top if run.max(initial=0) >= SATURATION_RUN else None
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,7 @@ from insitu.analysis.raman_preprocess import (
     local_noise,
     noise_sigma,
     remove_spikes,
+    saturated_pixels,
 )
 from insitu.analysis.raman_reference import LLZO, RamanReference
 from insitu.analysis.transition_features import TransitionFeatures
@@ -468,7 +469,9 @@ class RamanTransitionDetector:
         self._null = (0.0, 1.0)  # offset and scatter of the crystalline z in the calibration
         self._band_scatter = 1.0  # of the two-width band statistic, for the decomposed z
         self._calibration: list[tuple[np.ndarray, np.ndarray, float]] = []
-        self._raw_scale: list[tuple[float, float]] = []  # maximum and sum of the first spectra
+        # maximum, sum and saturation of the first spectra
+        self._raw_scale: list[tuple[float, float, bool]] = []
+        self._saturation_logged = False
         self.scale_warning: str | None = None
         self._completion: list[bool] = []
         self._growth: list[tuple[float, float]] = []  # completion signal since the evidence began
@@ -576,10 +579,17 @@ class RamanTransitionDetector:
         noise = local_noise(removal.counts)
         if not np.all(noise > 0):
             noise = np.maximum(noise, 1e-12 + float(np.max(np.abs(removal.counts))) * 1e-9)
-        x, despiked, noise = self._on_axis(x, removal.counts, noise)
+        clipped = saturated_pixels(y)
+        if clipped is not None:
+            measured = noise[~clipped] if not clipped.all() else noise
+            noise[clipped] = UNMEASURED_NOISE * float(np.max(measured))
+        on_axis, despiked, noise = self._on_axis(x, removal.counts, noise)
+        if clipped is not None:
+            self._warn_saturated(x, y, clipped)
+        x = on_axis
         index = self._index
         if index < self.calibration_spectra:
-            self._raw_scale.append((float(np.max(y)), float(np.sum(y))))
+            self._raw_scale.append((float(np.max(y)), float(np.sum(y)), clipped is not None))
             if index == self.calibration_spectra - 1:
                 self._check_one_scale()
         features, raised = self._update_growth(x, despiked, noise, temperature, index)
@@ -597,6 +607,8 @@ class RamanTransitionDetector:
         per-spectrum normalized ramps that raise them in their windows as counts). Any unit,
         offset or dtype is fine, as long as the ramp has one scale."""
         values = np.asarray(self._raw_scale)
+        if values[:, 2].any():
+            return  # saturated: named by _warn_saturated, the clipped pixels have no weight
         for k, name in enumerate(("maximum", "sum")):
             v = values[:, k]
             if np.all(v > 0) and float(np.ptp(v)) <= 1e-9 * float(np.max(v)):
@@ -608,6 +620,23 @@ class RamanTransitionDetector:
                 )
                 logger.warning("RamanTransitionDetector: %s", self.scale_warning)
                 return
+
+    def _warn_saturated(self, x: np.ndarray, y: np.ndarray, clipped: np.ndarray) -> None:
+        """Log the first saturated spectrum of a ramp (its clipped pixels get no weight)."""
+        if self._saturation_logged:
+            return
+        self._saturation_logged = True
+        where = x[clipped]
+        logger.warning(
+            "RamanTransitionDetector: spectrum %d is saturated at %.6g counts on %d pixels "
+            "(%.0f-%.0f cm-1); they get no weight in its fits: "
+            "shorten the exposure if the bands are there",
+            self._index,
+            float(np.max(y)),
+            int(np.count_nonzero(clipped)),
+            float(where.min()),
+            float(where.max()),
+        )
 
     def _update_growth(self, x, y, noise, temperature, index):
         amorphous = self._amorphous
