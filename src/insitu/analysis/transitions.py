@@ -59,6 +59,20 @@ by the inverse of their fitted covariance: a band the fit cannot pin down (389 c
 
 A film whose crystalline bands are there from the first spectra (crystalline from the start)
 raises no onset: the learned state already holds them, so nothing grows.
+
+**Heating, holding, cooling.** The transitions are thermally activated and irreversible, so they
+are tested near the hottest temperature the film has seen: completion within
+``COOLING_MARGIN_C`` (3 C; a growth that stops because the stage cools is no completion), onset
+and decomposition within ``NEW_PHASE_COOLING_C`` (100 C; crystals go on growing early in a
+cool-down, and the learned states, taken hotter, stop matching a film far below). Spectra further
+down are analysed and stored (``crystalline_z`` NaN: not tested); the statistics resume when the
+film is back near its hottest.
+
+**Input**: counts on one intensity scale for the whole ramp, in any unit, with any offset
+(dark-subtracted), any dtype, on an increasing or decreasing axis; a later spectrum may come on
+another axis (a drifting or recalibrated spectrometer) up to ``AXIS_SHORTFALL_CM1`` short of the
+first at either end. Pixels clipped at full scale get no weight (and are logged); spectra
+normalized one by one are named in :attr:`RamanTransitionDetector.scale_warning`.
 """
 
 from __future__ import annotations
@@ -124,6 +138,10 @@ WIDTH_MIN_Z = 10.0
 # z 3-4 stopped the learned state there, and it fell behind the film until its bias flagged an
 # onset at 0 % crystalline (2 of 36 simulated films); none of the robustness ramps changes.
 ACCEPT_Z = 4.0
+# Completion is tested only within this margin (C) of the hottest temperature the film has seen,
+# a new phase (onset, decomposition) within the second (see RamanTransitionDetector._cooled_by).
+COOLING_MARGIN_C = 3.0
+NEW_PHASE_COOLING_C = 100.0
 # A spectrum's axis may fall this short (cm-1) of the ramp's first axis at either end (calibration
 # drift); the missing pixels get this many times the spectrum's largest noise (no weight).
 AXIS_SHORTFALL_CM1 = 10.0
@@ -472,6 +490,8 @@ class RamanTransitionDetector:
         # maximum, sum and saturation of the first spectra
         self._raw_scale: list[tuple[float, float, bool]] = []
         self._saturation_logged = False
+        self._hottest = -math.inf
+        self._cooling_logged = False
         self.scale_warning: str | None = None
         self._completion: list[bool] = []
         self._growth: list[tuple[float, float]] = []  # completion signal since the evidence began
@@ -592,6 +612,7 @@ class RamanTransitionDetector:
             self._raw_scale.append((float(np.max(y)), float(np.sum(y)), clipped is not None))
             if index == self.calibration_spectra - 1:
                 self._check_one_scale()
+        self._hottest = max(self._hottest, temperature)
         features, raised = self._update_growth(x, despiked, noise, temperature, index)
         features = _with_spikes(features, removal.n_spikes, float(np.median(noise)))
         self._index += 1
@@ -638,6 +659,36 @@ class RamanTransitionDetector:
             float(where.max()),
         )
 
+    def _cooled_by(self, temperature: float) -> float:
+        """How far (C) the film is below the hottest it has been this ramp.
+
+        The transitions watched are thermally activated and irreversible: they start and
+        progress at the highest temperature, and slow down by orders of magnitude as the film
+        cools. A growth that stops because the stage cools is no completion (on ramps of
+        ``raman_ramps`` heated to 63 % crystalline and cooled, all 20 raised ``crystallized`` on
+        the way down), so completion is tested only within ``COOLING_MARGIN_C`` of the hottest;
+        and the learned states, taken hotter, stop matching a film far below it (a false onset
+        on 1 of 24 amorphous films at 205 C, false decompositions at 625 and 190 C, all on the
+        way down), so a new phase is looked for only within ``NEW_PHASE_COOLING_C`` (crystals go
+        on growing early in a cool-down; 100 C below, a rate with an activation energy of
+        1.5 eV or more is under a tenth of the top's). Cooling spectra are measured and stored;
+        the statistics resume where they were when the film is back near its hottest.
+        """
+        below = self._hottest - temperature
+        cooling = below > COOLING_MARGIN_C
+        if cooling and not self._cooling_logged:
+            logger.info(
+                "RamanTransitionDetector: %.1f C, more than %g C below the hottest so far "
+                "(%.1f C): completion is not tested while the film cools, new phases not "
+                "more than %g C below it",
+                temperature,
+                COOLING_MARGIN_C,
+                self._hottest,
+                NEW_PHASE_COOLING_C,
+            )
+        self._cooling_logged = cooling
+        return below
+
     def _update_growth(self, x, y, noise, temperature, index):
         amorphous = self._amorphous
         if index < self.calibration_spectra:
@@ -675,7 +726,13 @@ class RamanTransitionDetector:
         # is called from (rest_call's level was set on it).
         common, common_error, two_widths = self._common_area(spectrum, template, temperature)
         self._completion_signal.append((common, common_error))
-        if "crystallization_onset" not in self._raised:
+        below = self._cooled_by(temperature)
+        # Tested while the film is near its hottest (see _cooled_by): a new phase's bands within
+        # NEW_PHASE_COOLING_C of it, the growth's end within COOLING_MARGIN_C.
+        new_phases, growing = below <= NEW_PHASE_COOLING_C, below <= COOLING_MARGIN_C
+        if not new_phases:
+            z_crystal = math.nan  # not tested, and skipped by onset_margin like a calibration
+        elif "crystallization_onset" not in self._raised:
             if z_crystal < ACCEPT_Z:
                 amorphous.keep(_Kept(index, temperature, y), self.calibration_spectra)
             cusum = self._cusum["crystallization_onset"]
@@ -688,19 +745,20 @@ class RamanTransitionDetector:
                 # The growth seen while the evidence built up is part of the transition.
                 start = cusum.start if cusum.start is not None else index
                 self._growth = self._completion_signal[start : index + 1]
-        elif "crystallized" not in self._raised:
+        elif "crystallized" not in self._raised and growing:
             raised += self._check_completion(index, temperature, fit, (common, common_error))
             if raised:
                 self._learn_crystallized(x, y, noise, temperature, two_widths)
 
         decomposed = None
         if self._crystallized_spectra and len(self._crystallized_spectra) < 2 and not raised:
-            # The spectrum after the completion: part of the crystallized state, not tested.
-            self._crystallized_spectra.append(y)
-            self._crystallized_start = Template.from_spectra(
-                x, self._crystallized_spectra, temperature
-            )
-        elif "crystallized" in self._raised and not raised:
+            if growing:
+                # The spectrum after the completion: part of the crystallized state, not tested.
+                self._crystallized_spectra.append(y)
+                self._crystallized_start = Template.from_spectra(
+                    x, self._crystallized_spectra, temperature
+                )
+        elif "crystallized" in self._raised and not raised and new_phases:
             decomposed = self._check_decomposition(spectrum, temperature, index, self._band_scatter)
             raised += decomposed[1]
         peaks = _new_peaks(x, y - fit.background - fit.template_amplitude * template.shape)

@@ -162,15 +162,18 @@ class RampSpec:
         heights = self.band_heights[phase] * contrast
         return heights @ _pseudo_voigt(x, centre, width, 0.7)
 
-    def _amorphous(self, x, temperature, end_C):
+    def _amorphous(self, x, temperature, end_C, hottest=None):
+        # Positions and widths follow the present temperature; the matrix's relaxation and
+        # rearrangement (structural, irreversible) the hottest it has been.
+        hottest = temperature if hottest is None else hottest
         bands = self.amorphous_bands
-        progress = np.clip((temperature - 25.0) / max(end_C - 25.0, 1.0), 0.0, 1.0)
+        progress = np.clip((hottest - 25.0) / max(end_C - 25.0, 1.0), 0.0, 1.0)
         centre = bands[:, 0] - self.softening_per_C * (temperature - 25.0)
         width = bands[:, 1] * (1.0 + self.broadening_per_C * (temperature - 25.0))
         heights = bands[:, 2] * (1.0 + bands[:, 3] * progress)
         signal = heights @ _pseudo_voigt(x, centre, width, 0.0)
         relax = self.relaxation_91 + (1.0 - self.relaxation_91) * min(
-            max((temperature - 25.0) / 375.0, 0.0), 1.0
+            max((hottest - 25.0) / 375.0, 0.0), 1.0
         )
         signal += (
             0.5
@@ -182,7 +185,7 @@ class RampSpec:
                 0.5,
             )[0]
         )
-        rearranged = 1.0 / (1.0 + math.exp(-(temperature - 540.0) / 15.0))
+        rearranged = 1.0 / (1.0 + math.exp(-(hottest - 540.0) / 15.0))
         pos, fwhm, height = self.rearranged_band
         signal += (
             height
@@ -251,12 +254,22 @@ class RampSpec:
             rows.append(counts)
         return reported, np.array(rows)
 
-    def spectra(self) -> RenderedRamp:
-        """Render the whole ramp (deterministic for a spec)."""
+    def spectra(self, temperatures: np.ndarray | None = None) -> RenderedRamp:
+        """Render the whole ramp (deterministic for a spec).
+
+        ``temperatures`` is the stage's program, one spectrum at each (C): 25 C to ``end_C``
+        every ``step_C`` by default; any heating, hold and cool-down otherwise. What the film
+        became stays: the phase fractions, the fluorescence's bleaching and the amorphous
+        matrix's relaxation follow the hottest temperature so far, band positions and widths
+        the present one.
+        """
         rng = np.random.default_rng(self.seed + 7919)
-        temperatures = np.arange(25.0, self.end_C + 1e-9, self.step_C)
+        if temperatures is None:
+            temperatures = np.arange(25.0, self.end_C + 1e-9, self.step_C)
+        temperatures = np.asarray(temperatures, dtype=float)
+        hottest = np.maximum.accumulate(temperatures)
         x, reported = self.axis()
-        tetragonal, cubic, pyrochlore = self.fractions(temperatures)
+        tetragonal, cubic, pyrochlore = self.fractions(hottest)
         fluorescence = self._fluorescence(x)
         edge = np.exp(-(x - x[0]) / 8.0)
         drift_phase = rng.uniform(0, 2 * np.pi)
@@ -264,7 +277,7 @@ class RampSpec:
         rows = []
         for k, temperature in enumerate(temperatures):
             crystal = tetragonal[k] + cubic[k]
-            amorphous, rearranged = self._amorphous(x, temperature, self.end_C)
+            amorphous, rearranged = self._amorphous(x, temperature, self.end_C, hottest[k])
             amorphous_share = max(1.0 - crystal - pyrochlore[k], 0.0)
             raman = amorphous_share * amorphous
             raman += tetragonal[k] * self._crystal_lines(
@@ -274,7 +287,7 @@ class RampSpec:
             raman += pyrochlore[k] * self._crystal_lines(
                 x, temperature, "pyrochlore", self.pyrochlore_contrast
             )
-            quench = math.exp(-max(temperature - 25.0, 0.0) / self.quench_C)
+            quench = math.exp(-max(hottest[k] - 25.0, 0.0) / self.quench_C)
             background = self.fluorescence_ratio * quench * fluorescence + 3.0 * edge
             laser = 1.0 + self.laser_drift * math.sin(2 * np.pi * k / drift_period + drift_phase)
             mean = self.signal_counts * laser * (raman + background)

@@ -1,0 +1,65 @@
+"""Transition flags on a film that is heated and cooled: a growth that stops because the stage
+cools is no completion, and a film far below its hottest raises no new phase.
+
+The ramps are `insitu.testing.raman_ramps` films under a heat-and-cool program: what a film
+became stays (phase fractions follow the hottest temperature so far), band positions and widths
+follow the present one. Before the detector held its tests while the film cooled, every film
+heated to 63 % crystalline and cooled was called crystallized on the way down (20 of 20), an
+amorphous film raised an onset at 205 C and crystallized ones a decomposition at 625 and 190 C.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from insitu.analysis.transitions import RamanTransitionDetector
+from insitu.testing.raman_ramps import draw_ramp, flags_raised
+
+
+def _heat_and_cool(seed: int, top_in_tau: float | None = None, top_C: float | None = None):
+    spec = draw_ramp(seed, 850.0)
+    t0, tau, _ = spec.kinetics
+    top = t0 + top_in_tau * tau if top_C is None else top_C
+    up = np.arange(25.0, top, spec.step_C)
+    program = np.concatenate([up, up[::-1]])
+    return spec.spectra(program), len(up)
+
+
+@pytest.mark.parametrize("seed", [0, 4, 18])
+def test_a_film_cooled_halfway_through_its_crystallization_is_not_called_crystallized(seed):
+    ramp, heated = _heat_and_cool(seed, top_in_tau=1.0)
+    assert 0.3 < ramp.crystalline.max() < 0.7
+    flags = flags_raised(ramp, RamanTransitionDetector())
+    assert flags.get("crystallization_onset", heated) < heated  # seen on the way up
+    assert "crystallized" not in flags and "decomposition" not in flags
+
+
+def test_an_amorphous_film_heated_and_cooled_raises_nothing():
+    ramp, _ = _heat_and_cool(14, top_in_tau=-1.0)
+    assert ramp.crystalline.max() == 0.0
+    assert flags_raised(ramp, RamanTransitionDetector()) == {}
+
+
+def test_a_crystallized_film_cooled_raises_no_decomposition():
+    spec = draw_ramp(48, 850.0)
+    centre, width = spec.decomposition
+    ramp, heated = _heat_and_cool(48, top_C=centre - 5.5 * width)
+    assert ramp.decomposed.max() < 0.005 and ramp.crystalline.max() > 0.95
+    flags = flags_raised(ramp, RamanTransitionDetector())
+    assert flags["crystallized"] < heated and "decomposition" not in flags
+
+
+def test_a_film_reheated_after_a_cool_down_is_tested_again():
+    # Heated to 63 %, cooled by 150 C, heated on to 850 C: the flags resume where they were.
+    spec = draw_ramp(0, 850.0)
+    t0, tau, _ = spec.kinetics
+    up = np.arange(25.0, t0 + tau, spec.step_C)
+    down = np.arange(up[-1], up[-1] - 150.0, -spec.step_C)
+    program = np.concatenate([up, down, np.arange(down[-1], 850.0 + 1e-9, spec.step_C)])
+    ramp = spec.spectra(program)
+    flags = flags_raised(ramp, RamanTransitionDetector())
+    back = len(up) + len(down) + int(np.argmax(program[len(up) + len(down) :] >= up[-1]))
+    assert set(flags) == {"crystallization_onset", "crystallized", "decomposition"}
+    assert flags["crystallized"] > back
+    assert ramp.crystalline[flags["crystallized"]] >= 0.9
