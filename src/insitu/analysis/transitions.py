@@ -72,7 +72,10 @@ film is back near its hottest.
 (dark-subtracted), any dtype, on an increasing or decreasing axis; a later spectrum may come on
 another axis (a drifting or recalibrated spectrometer) up to ``AXIS_SHORTFALL_CM1`` short of the
 first at either end. Pixels clipped at full scale get no weight (and are logged); spectra
-normalized one by one are named in :attr:`RamanTransitionDetector.scale_warning`.
+normalized one by one are named in :attr:`RamanTransitionDetector.scale_warning`. A spectrum
+whose whole intensity jumps against the last ones (a dark frame, another exposure: see
+:mod:`~insitu.analysis.intensity_jumps`) is logged and not tested; a level that stays is scaled
+back to the ramp's.
 """
 
 from __future__ import annotations
@@ -96,6 +99,7 @@ from insitu.analysis.band_growth import (
     fit_growth,
     learn_widths,
 )
+from insitu.analysis.intensity_jumps import IntensityJumps
 from insitu.analysis.raman_preprocess import (
     check_spectrum,
     local_noise,
@@ -492,6 +496,7 @@ class RamanTransitionDetector:
         self._saturation_logged = False
         self._hottest = -math.inf
         self._cooling_logged = False
+        self._jumps = IntensityJumps()
         self.scale_warning: str | None = None
         self._completion: list[bool] = []
         self._growth: list[tuple[float, float]] = []  # completion signal since the evidence began
@@ -607,13 +612,16 @@ class RamanTransitionDetector:
         if clipped is not None:
             self._warn_saturated(x, y, clipped)
         x = on_axis
+        tested = self._level(despiked, noise)
+        if self._jumps.scale != 1.0:
+            despiked, noise = despiked * self._jumps.scale, noise * self._jumps.scale
         index = self._index
         if index < self.calibration_spectra:
             self._raw_scale.append((float(np.max(y)), float(np.sum(y)), clipped is not None))
             if index == self.calibration_spectra - 1:
                 self._check_one_scale()
         self._hottest = max(self._hottest, temperature)
-        features, raised = self._update_growth(x, despiked, noise, temperature, index)
+        features, raised = self._update_growth(x, despiked, noise, temperature, index, tested)
         features = _with_spikes(features, removal.n_spikes, float(np.median(noise)))
         self._index += 1
         self.history.append(features)
@@ -689,7 +697,32 @@ class RamanTransitionDetector:
         self._cooling_logged = cooling
         return below
 
-    def _update_growth(self, x, y, noise, temperature, index):
+    def _level(self, y: np.ndarray, noise: np.ndarray) -> bool:
+        """Whether the spectrum is to be tested: not when its whole intensity jumped against the
+        last spectra (:mod:`~insitu.analysis.intensity_jumps`), which is logged, as is a level
+        that changed for good (the spectra are then scaled back to the ramp's level)."""
+        before = self._jumps.scale
+        _, jump = self._jumps.check(y, noise)
+        if jump is not None:
+            logger.warning(
+                "RamanTransitionDetector: spectrum %d's intensity is %.3g times the last "
+                "spectra's (outside 1/%g-%g): not tested (a shutter, exposure or focus glitch?)",
+                self._index,
+                jump,
+                self._jumps.ratio,
+                self._jumps.ratio,
+            )
+        elif self._jumps.scale != before:
+            logger.warning(
+                "RamanTransitionDetector: the intensity changed for good, to %.3g times its "
+                "level, %d spectra ago; spectra from %d on are scaled back to the ramp's level",
+                before / self._jumps.scale,
+                self._jumps.new_level - 1,
+                self._index,
+            )
+        return jump is None
+
+    def _update_growth(self, x, y, noise, temperature, index, tested=True):
         amorphous = self._amorphous
         if index < self.calibration_spectra:
             amorphous.pool.append(_Kept(index, temperature, y))
@@ -725,13 +758,20 @@ class RamanTransitionDetector:
         # The two-width fit: the completion signal, and the crystalline statistic a film at rest
         # is called from (rest_call's level was set on it).
         common, common_error, two_widths = self._common_area(spectrum, template, temperature)
-        self._completion_signal.append((common, common_error))
+        self._completion_signal.append((common, common_error) if tested else (math.nan, math.nan))
         below = self._cooled_by(temperature)
         # Tested while the film is near its hottest (see _cooled_by): a new phase's bands within
-        # NEW_PHASE_COOLING_C of it, the growth's end within COOLING_MARGIN_C.
-        new_phases, growing = below <= NEW_PHASE_COOLING_C, below <= COOLING_MARGIN_C
+        # NEW_PHASE_COOLING_C of it, the growth's end within COOLING_MARGIN_C; and not at all a
+        # spectrum whose intensity jumped (see _level).
+        new_phases = tested and below <= NEW_PHASE_COOLING_C
+        growing = tested and below <= COOLING_MARGIN_C
         if not new_phases:
             z_crystal = math.nan  # not tested, and skipped by onset_margin like a calibration
+            if not tested and below <= COOLING_MARGIN_C and self._growing():
+                # A jumped spectrum keeps its place in the growth: a slope across it is NaN,
+                # not one over more spectra than its span.
+                self._growth.append((math.nan, math.nan))
+                self._completion.append(False)
         elif "crystallization_onset" not in self._raised:
             if z_crystal < ACCEPT_Z:
                 amorphous.keep(_Kept(index, temperature, y), self.calibration_spectra)
@@ -744,7 +784,9 @@ class RamanTransitionDetector:
                 amorphous.frozen = template
                 # The growth seen while the evidence built up is part of the transition.
                 start = cusum.start if cusum.start is not None else index
-                self._growth = self._completion_signal[start : index + 1]
+                self._growth = [
+                    g for g in self._completion_signal[start : index + 1] if math.isfinite(g[0])
+                ]
         elif "crystallized" not in self._raised and growing:
             raised += self._check_completion(index, temperature, fit, (common, common_error))
             if raised:
@@ -899,6 +941,9 @@ class RamanTransitionDetector:
             self._band_scatter = band_scatter
         self._calibration = []
 
+    def _growing(self) -> bool:
+        return "crystallization_onset" in self._raised and "crystallized" not in self._raised
+
     def _check_completion(self, index, temperature, fit: GrowthFit, common: tuple[float, float]):
         """Completion evidence: the growth of the area of the modes every crystalline phase has
         has saturated (see the module doc)."""
@@ -906,7 +951,7 @@ class RamanTransitionDetector:
         self._completion.append(self._saturated())
         if len(self._completion) >= 2 and self._completion[-1] and self._completion[-2]:
             slopes, _ = self._slopes()
-            fastest = float(np.max(slopes))
+            fastest = float(np.nanmax(slopes))
             why = (
                 f"the crystalline band signal has stopped growing: growth {slopes[-1]:.3g} per "
                 f"spectrum, at most {self.saturation:g} of the fastest ({fastest:.3g}), on two "
@@ -936,32 +981,38 @@ class RamanTransitionDetector:
         span = max(1, round(self.slope_span_C / step)) if step > 0.5 else 1
         if values.size <= span:
             return np.zeros(0), math.nan
-        sigma = float(np.median(errors))
+        sigma = float(np.nanmedian(errors)) if np.isfinite(errors).any() else math.nan
         error = math.sqrt(2.0) * sigma / span
         return (values[span:] - values[:-span]) / span, error
 
     def _saturated(self) -> bool:
+        # NaN slopes are those across a spectrum that was not tested (an intensity jump).
         slopes, error = self._slopes()
-        if slopes.size < 2 or not np.all(np.isfinite(slopes)):
+        finite = np.isfinite(slopes)
+        if np.count_nonzero(finite) < 2 or not finite[-1]:
             return False
-        fastest = float(np.max(slopes))
+        fastest = float(np.nanmax(slopes))
         # The fall from the fastest growth must stand out of the slopes' noise: on a noisy
         # film one high spectrum made a "fastest" growth that the next slopes fell short of.
         # (the fastest of n noisy slopes is itself high by about sqrt(2 ln n) standard errors).
-        margin = SLOPE_SIGNIFICANCE + math.sqrt(2.0 * math.log(slopes.size))
+        margin = SLOPE_SIGNIFICANCE + math.sqrt(2.0 * math.log(np.count_nonzero(finite)))
         significant = not math.isfinite(error) or fastest - slopes[-1] >= margin * error
         # ... and the growth itself must: a film whose crystalline signal rose by a few units of
         # noise has no slope whose fall means anything (on foreign_ramps' faint 600 C films,
         # completion at 34 % crystalline). With this, the fall needs 1 standard error beyond the
         # bias, not 3 (which left 23 of 42 completions there late or missed: 19 in window, 27).
         values = np.asarray([value for value, _ in self._growth], dtype=float)
-        sigma = float(np.median([e for _, e in self._growth]))
-        risen = values[-1] - float(np.min(values[: max(1, values.size // 2)]))
+        early = values[: max(1, values.size // 2)]
+        early = early[np.isfinite(early)]
+        if early.size == 0:
+            return False
+        sigma = float(np.nanmedian([e for _, e in self._growth]))
+        risen = values[-1] - float(np.min(early))
         significant = significant and not risen < COMPLETION_RISE * sigma
         return (
             fastest > 0
             and slopes[-1] <= self.saturation * fastest
-            and int(np.argmax(slopes)) < slopes.size - 1
+            and int(np.nanargmax(slopes)) < slopes.size - 1
             and significant
         )
 
