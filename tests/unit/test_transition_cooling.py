@@ -63,3 +63,14 @@ def test_a_film_reheated_after_a_cool_down_is_tested_again():
     assert set(flags) == {"crystallization_onset", "crystallized", "decomposition"}
     assert flags["crystallized"] > back
     assert ramp.crystalline[flags["crystallized"]] >= 0.9
+
+
+def test_one_bogus_temperature_reading_does_not_hold_the_tests():
+    ramp = draw_ramp(7, 850.0).spectra()
+    clean = flags_raised(ramp, RamanTransitionDetector())
+    readings = ramp.temperatures.copy()
+    readings[40] = 1372.0  # a thermocouple glitch, long before the onset
+    detector = RamanTransitionDetector()
+    for temperature, counts in zip(readings, ramp.counts, strict=True):
+        detector.update(ramp.wavenumber, counts, temperature)
+    assert {flag.kind: flag.index for flag in detector.flags} == clean

@@ -620,7 +620,10 @@ class RamanTransitionDetector:
             self._raw_scale.append((float(np.max(y)), float(np.sum(y)), clipped is not None))
             if index == self.calibration_spectra - 1:
                 self._check_one_scale()
-        self._hottest = max(self._hottest, temperature)
+        # The hottest the film has been: of the running median of three readings, so one bogus
+        # reading (a thermocouple glitch at 1372 C) does not hold every later test as cooling.
+        recent = [*self.temperatures[-2:], temperature]
+        self._hottest = max(self._hottest, float(np.median(recent)))
         features, raised = self._update_growth(x, despiked, noise, temperature, index, tested)
         features = _with_spikes(features, removal.n_spikes, float(np.median(noise)))
         self._index += 1
