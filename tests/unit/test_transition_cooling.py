@@ -1,5 +1,5 @@
-"""Transition flags on a film that is heated and cooled: a growth that stops because the stage
-cools is no completion, and a film far below its hottest raises no new phase.
+"""Transition flags on a film that is heated, held and cooled: a growth that stops because the
+stage cools or holds is no completion, and a film far below its hottest raises no new phase.
 
 The ramps are `insitu.testing.raman_ramps` films under a heat-and-cool program: what a film
 became stays (phase fractions follow the hottest temperature so far), band positions and widths
@@ -74,3 +74,18 @@ def test_one_bogus_temperature_reading_does_not_hold_the_tests():
     for temperature, counts in zip(readings, ramp.counts, strict=True):
         detector.update(ramp.wavenumber, counts, temperature)
     assert {flag.kind: flag.index for flag in detector.flags} == clean
+
+
+@pytest.mark.parametrize("seed", [5, 10])
+def test_a_hold_where_the_growth_stalls_is_no_completion(seed):
+    # Heated to ~60 % crystalline, held 20 spectra (this generator's film grows with the hottest
+    # temperature only, so it stalls), then heated on: read against the ramp's fastest growth,
+    # the stall was called crystallized 21 spectra before 90 %.
+    spec = draw_ramp(seed, 850.0)
+    t0, tau, _ = spec.kinetics
+    up = np.arange(25.0, t0 + tau, spec.step_C)
+    rest = np.arange(up[-1] + spec.step_C, 850.0 + 1e-9, spec.step_C)
+    ramp = spec.spectra(np.concatenate([up, np.full(20, up[-1]), rest]))
+    flags = flags_raised(ramp, RamanTransitionDetector())
+    assert flags["crystallized"] >= len(up) + 20
+    assert ramp.crystalline[flags["crystallized"]] >= 0.9
