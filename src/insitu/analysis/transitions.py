@@ -148,7 +148,8 @@ ACCEPT_Z = 4.0
 COOLING_MARGIN_C = 3.0
 NEW_PHASE_COOLING_C = 100.0
 # Completion's temperature regimes: holding when the temperature moves by at most this much (C)
-# from one spectrum to the next, and a regime changes when this many spectra in a row say so.
+# from one spectrum to the next, and a regime changes when this many spectra in a row say so
+# (see RamanTransitionDetector._add_growth).
 HOLD_STEP_C = 0.5
 REGIME_SPECTRA = 1
 # A spectrum's axis may fall this short (cm-1) of the ramp's first axis at either end (calibration
@@ -965,8 +966,10 @@ class RamanTransitionDetector:
         was a completion (12 of 12 raman_ramps films held at 45-63 % crystalline were called
         crystallized in the hold). In a hold the fastest growth is the hold's own, so a film that
         goes on crystallizing at constant temperature (an isothermal anneal) still completes,
-        and one whose growth stalled does not. A regime changes when three spectra in a row say
-        so (a noisy reading does not restart it)."""
+        and one whose growth stalled does not. A regime changes when ``REGIME_SPECTRA`` spectra in
+        a row say so: 1, since waiting for 3 let 3 more stalls be called in a hold's first
+        spectra (a jittery hold restarts its slopes, which delays a completion, never hastens
+        one)."""
         previous = self.temperatures[-1] if self.temperatures else temperature
         holding = abs(temperature - previous) <= HOLD_STEP_C
         self._regime_votes.append(holding)
