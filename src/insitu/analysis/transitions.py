@@ -83,7 +83,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -148,10 +147,8 @@ ACCEPT_Z = 4.0
 COOLING_MARGIN_C = 3.0
 NEW_PHASE_COOLING_C = 100.0
 # Completion's temperature regimes: holding when the temperature moves by at most this much (C)
-# from one spectrum to the next, and a regime changes when this many spectra in a row say so
-# (see RamanTransitionDetector._add_growth).
+# from one spectrum to the next (see RamanTransitionDetector._add_growth).
 HOLD_STEP_C = 0.5
-REGIME_SPECTRA = 1
 # ... and in a hold, completion needs a growth of this many slope errors at constant temperature.
 HOLD_GROWTH = 2.0
 # A spectrum's axis may fall this short (cm-1) of the ramp's first axis at either end (calibration
@@ -510,7 +507,6 @@ class RamanTransitionDetector:
         self._growth: list[tuple[float, float]] = []  # completion signal since the evidence began
         self._regime_start = 0  # of the present temperature regime in _growth
         self._holding: bool | None = None
-        self._regime_votes: deque[bool] = deque(maxlen=REGIME_SPECTRA)
         # (area, error) of the common modes per spectrum (NaN: a calibration spectrum)
         self._completion_signal: list[tuple[float, float]] = []
         self._crystallized_area = math.nan
@@ -970,19 +966,14 @@ class RamanTransitionDetector:
         the hold (an isothermal anneal) still completes against the whole growth's fastest.
         (Measuring the fall against the hold's own fastest growth instead made the simulator's
         720 C anneal, 90 % crystalline when its dwell began, complete 51 spectra late.)
-        ``REGIME_SPECTRA`` spectra in a row make a regime change: 1, since waiting for 3 let
-        stalls be called in a hold's first spectra.
+        The regime changes at the first spectrum that says so (waiting for 3 in a row let stalls
+        be called in a hold's first spectra).
         """
         previous = self.temperatures[-1] if self.temperatures else temperature
         holding = abs(temperature - previous) <= HOLD_STEP_C
-        self._regime_votes.append(holding)
-        if self._holding is None:
-            self._holding = holding
-        elif len(self._regime_votes) == REGIME_SPECTRA and all(
-            vote != self._holding for vote in self._regime_votes
-        ):
-            self._holding = holding
-            self._regime_start = max(len(self._growth) - (REGIME_SPECTRA - 1), 0)
+        if self._holding is not None and holding != self._holding:
+            self._regime_start = len(self._growth)
+        self._holding = holding
         self._growth.append(common)
 
     def _check_completion(self, index, temperature, fit: GrowthFit, common: tuple[float, float]):
