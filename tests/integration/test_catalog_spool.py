@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from bluesky import RunEngine
 from ophyd import Component, Device, Signal
+from tiled.client.dataframe import DataFrameClient
 
 import insitu.beamline
 from insitu import clock
@@ -256,3 +257,42 @@ def test_a_uid_never_names_a_path_outside_the_spool(tmp_path, uid):
     spool.open_run(uid).close()
     (path,) = spool.pending()
     assert path.parent == spool.directory and path.name.startswith("uid-")
+
+
+def test_an_append_whose_response_is_lost_is_in_the_catalog_once(catalog, monkeypatch):
+    """The server takes a batch of rows and goes away before answering: no row twice.
+
+    bluesky-tiled-plugins retries such an append blindly; a run that then said ``success``
+    had 59 scalar rows against 57 spectra and could not be read back.
+    """
+    original = DataFrameClient.append_partition
+    appends = []
+
+    def append_then_lose_the_response(client, partition, table):
+        original(client, partition, table)
+        appends.append(table.num_rows)
+        if len(appends) in (3, 4):
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+
+    monkeypatch.setattr(DataFrameClient, "append_partition", append_then_lose_the_response)
+    writer = DurableTiledWriter(catalog, max_delay=0.05)
+    detector = SpectrumDetector(name="det")
+    recorder = Recorder()
+    engine = RunEngine({})
+    engine.subscribe(writer)
+    engine.subscribe(recorder)
+
+    def slow(name, doc):
+        if name == "event":
+            writer.wait(10)  # one append per event: the lost responses fall mid-run
+
+    engine.subscribe(slow)
+    try:
+        (uid,) = engine(bp.count([detector], num=8))
+        assert writer.wait(30) is True
+    finally:
+        writer.close()
+    assert len(appends) >= 5
+    _assert_run_complete(catalog, uid, recorder)
+    seq = catalog[uid]["primary"].base["internal"].read()["seq_num"].to_numpy()
+    np.testing.assert_array_equal(seq, np.arange(1, 9))

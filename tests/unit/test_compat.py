@@ -419,3 +419,14 @@ def test_the_queueserver_handlers_insitu_refuses_are_where_it_expects():
     assert reply == {"success": False, "msg": "script_upload is refused by this station: no"}
     with pytest.raises(AttributeError, match="cannot refuse 'nope'"):
         queueserver_compat.deny_methods(Manager, {"nope": "x"})
+
+
+def test_table_rows_go_through_append_with_retry_which_the_idempotent_writer_replaces():
+    """``_write_internal_data`` appends each table batch via ``_append_with_retry``."""
+    parameters = list(inspect.signature(tiled_writer._RunWriter._append_with_retry).parameters)
+    assert parameters == ["self", "df_client", "table", "desc_name"]
+    source = inspect.getsource(tiled_writer._RunWriter._write_internal_data)
+    assert "self._append_with_retry(df_client, table, desc_name)" in source
+    assert "_append_with_retry" in vars(tiled_compat.IdempotentRunWriter)
+    writer = tiled_compat.PerRunTiledWriter(_Node())
+    assert isinstance(writer.make_run_writer(dict(START)), tiled_compat.IdempotentRunWriter)

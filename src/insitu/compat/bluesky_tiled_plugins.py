@@ -14,21 +14,29 @@ per-run machinery, reached only through this module:
   and ``_desc_nodes`` (stream containers by stream name and descriptor uid):
   :func:`write_cached_events`, :func:`stream_nodes`;
 * ``_RunWriter._internal_tables`` and ``_internal_arrays`` (the nodes it opened):
-  :func:`stream_tree_nodes`.
+  :func:`stream_tree_nodes`;
+* ``_RunWriter._append_with_retry(df_client, table, desc_name)``, which
+  ``_write_internal_data`` calls for every batch of table rows: :class:`IdempotentRunWriter`
+  replaces it (the library's forces a retry that can append the same rows twice).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import httpx
 from bluesky_tiled_plugins import TiledWriter
 from bluesky_tiled_plugins.writing import tiled_writer as _library
 from bluesky_tiled_plugins.writing.tiled_writer import JSONLinesWriter
+from tiled.client.utils import retry_context
 
 from insitu.compat import check_version
 
 __all__ = [
     "DISTRIBUTION",
+    "IdempotentRunWriter",
+    "TableAppendError",
     "WRITTEN_FOR",
     "PerRunTiledWriter",
     "RunWriter",
@@ -36,8 +44,11 @@ __all__ = [
     "run_writer_options",
     "stream_nodes",
     "stream_tree_nodes",
+    "table_rows",
     "write_cached_events",
 ]
+
+logger = logging.getLogger(__name__)
 
 DISTRIBUTION = "bluesky-tiled-plugins"
 WRITTEN_FOR = "2.0.12"
@@ -47,6 +58,59 @@ check_version(DISTRIBUTION, WRITTEN_FOR, module=__name__)
 #: change how a run is written.
 RunWriter = _library._RunWriter
 _ConditionalBackup = _library._ConditionalBackup
+
+
+class TableAppendError(RuntimeError):
+    """A table holds neither the rows before a lost append nor those plus the append."""
+
+
+class IdempotentRunWriter(RunWriter):
+    """TiledWriter's run writer whose table appends are written exactly once.
+
+    When the response to an append is lost (the server went down while answering), the
+    library retries the append blindly and warns that the rows may now be there twice: the
+    run then reads back with more scalar rows than spectra, or not at all. Here the table's
+    row count is read back (retrying while the server is away) and the rows are appended only
+    if the lost attempt did not land. A table that holds some other number of rows raises
+    :class:`TableAppendError` (the caller then keeps the run elsewhere, e.g. the spool).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._table_rows: dict[str, int] = {}  # rows known to be in each table, by its uri
+
+    def _append_with_retry(self, df_client: Any, table: Any, desc_name: str) -> None:
+        before = self._table_rows.get(df_client.uri, 0)
+        try:
+            df_client.append_partition(0, table)
+        except (httpx.TransportError, httpx.HTTPStatusError) as error:
+            status = getattr(getattr(error, "response", None), "status_code", 500)
+            if status < 500 and status != 429:
+                raise  # the request was refused: appending it again would not help
+            logger.warning(
+                "appending %d rows to stream %r failed (%r): reading the table back to append "
+                "them only if they did not land",
+                table.num_rows,
+                desc_name,
+                error,
+            )
+            for attempt in retry_context():
+                with attempt:
+                    rows = table_rows(df_client, table.column_names[0])
+                    if rows == before:
+                        df_client.append_partition(0, table)
+                    elif rows != before + table.num_rows:
+                        raise TableAppendError(
+                            f"stream {desc_name!r}: the table holds {rows} rows, neither the "
+                            f"{before} before an append of {table.num_rows} nor "
+                            f"{before + table.num_rows} after it"
+                        ) from error
+        self._table_rows[df_client.uri] = before + table.num_rows
+
+
+def table_rows(df_client: Any, column: str) -> int:
+    """How many rows a tiled table holds (read as one column: its structure has no count)."""
+    return len(df_client.read_partition(0, columns=[column]))
 
 
 def run_writer_options(writer: TiledWriter) -> dict[str, Any]:
@@ -86,8 +150,8 @@ class PerRunTiledWriter(TiledWriter):
     """
 
     def make_run_writer(self, start_doc: dict) -> Any:
-        """A new writer for the run that ``start_doc`` starts (default: the library's own)."""
-        return RunWriter(self.client, **run_writer_options(self))
+        """A new writer for the run that ``start_doc`` starts (an :class:`IdempotentRunWriter`)."""
+        return IdempotentRunWriter(self.client, **run_writer_options(self))
 
     def wrap_run(self, callback: Any, start_doc: dict) -> Any:
         """What the run's documents go to, around ``callback`` (default: ``callback`` itself)."""

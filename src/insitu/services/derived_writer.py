@@ -37,7 +37,7 @@ from tiled.utils import patch_mimetypes
 
 from insitu.beamline.durable_writer import DurableTiledWriter, FlushableTiledWriter
 from insitu.compat.bluesky_tiled_plugins import (
-    RunWriter,
+    IdempotentRunWriter,
     run_writer_options,
     stream_nodes,
     stream_tree_nodes,
@@ -53,7 +53,7 @@ class DerivedStreamConflictError(RuntimeError):
     """A derived stream already exists in the run: it is not overwritten."""
 
 
-class _DerivedRunWriter(RunWriter):
+class _DerivedRunWriter(IdempotentRunWriter):
     """TiledWriter's per-run writer for a run another writer created: adds streams, not the run."""
 
     def __init__(self, client, *, run_timeout: float, stop_timeout: float, **kwargs):
