@@ -3,6 +3,7 @@ stays is scaled back, and the transition flags come as on the ramp without the f
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 
@@ -39,6 +40,32 @@ def test_a_smooth_ramp_has_no_jump():
     spectra, noise = _spectra(60)
     jumps = IntensityJumps()
     assert all(jumps.check(y, s)[1] is None for y, s in zip(spectra, noise, strict=True))
+
+
+def test_bands_vanishing_from_a_faint_spectrum_are_not_a_jump():
+    """Where the bands are the only bright pixels, the film losing them is not a glitch."""
+    x = np.linspace(100.0, 900.0, 1200)
+    noise = np.full(x.size, 8.0)
+    baseline = np.full(x.size, 60.0)
+    bands = sum(400.0 * np.exp(-0.5 * ((x - c) / 6.0) ** 2) for c in (240.0, 370.0, 650.0))
+    jumps = IntensityJumps()
+    for _ in range(4):
+        assert jumps.check(baseline + bands, noise)[1] is None
+    assert jumps.check(baseline + 0.4 * bands, noise)[1] is None  # a decomposition's step
+    glitch = jumps.check(0.3 * (baseline + 0.4 * bands), noise)[1]  # then the shutter
+    assert glitch is not None and glitch < 1.0 / 1.5
+
+
+def test_a_faint_film_decomposing_is_tested_through_its_decomposition(caplog):
+    # 95 counts at the strongest amorphous band, the fluorescence bleached by 835 C: its last
+    # two spectra read as intensity jumps (0.64, 0.49) and the decomposition was missed.
+    spec = draw_ramp(21, 850.0)
+    spec = dataclasses.replace(spec, signal_counts=spec.signal_counts * 0.2)
+    ramp = spec.spectra()
+    with caplog.at_level(logging.WARNING, logger="insitu.analysis.transitions"):
+        flags = flags_raised(ramp, RamanTransitionDetector())
+    assert "glitch" not in caplog.text
+    assert judge(ramp, flags)["decomposition"].verdict == "ok"
 
 
 @pytest.mark.parametrize("ratio, new_level", [(1.0, 3), (float("nan"), 3), (1.5, 1), (1.5, 2.5)])

@@ -9,9 +9,14 @@ completion flag come 4-24 spectra early on the robustness ramps, and a decomposi
 spectra early. :class:`IntensityJumps` compares each spectrum with the pixel-wise median of the
 last accepted ones, over the pixels bright enough to carry a ratio: on the robustness and foreign
 ramps (120 of them) that ratio stays within 0.82-1.15 from spectrum to spectrum, so a jump is a
-ratio outside 1/1.5-1.5. A level that stays (the exposure changed for good) is accepted after
-:data:`NEW_LEVEL_SPECTRA` spectra that agree with each other, and the spectra from then on are
-scaled back to the ramp's level.
+ratio outside 1/1.5-1.5. The whole spectrum's sum must have moved the same way, by more than
+:data:`WHOLE_RATIO`: on a faint film whose fluorescence has bleached the bright pixels are its
+bands, and a decomposition taking them away in one 10 C step read as a jump (0.64 and 0.49 on
+the last two spectra of such a film, whose decomposition was then missed; their sums moved by
+1 %), while a glitch moves every pixel (a spectrum from the wrong spot: bright pixels 0.45, sum
+0.79). A level that stays (the
+exposure changed for good) is accepted after :data:`NEW_LEVEL_SPECTRA` spectra that agree with
+each other, and the spectra from then on are scaled back to the ramp's level.
 """
 
 from __future__ import annotations
@@ -21,9 +26,11 @@ from collections import deque
 
 import numpy as np
 
-__all__ = ["JUMP_RATIO", "NEW_LEVEL_SPECTRA", "IntensityJumps"]
+__all__ = ["JUMP_RATIO", "NEW_LEVEL_SPECTRA", "WHOLE_RATIO", "IntensityJumps"]
 
 JUMP_RATIO = 1.5
+# A ramp's whole-spectrum sum moves by a few percent per spectrum (laser drift, bleaching).
+WHOLE_RATIO = 1.2
 NEW_LEVEL_SPECTRA = 3
 REFERENCE_SPECTRA = 3
 BRIGHT_IN_NOISE = 10.0  # pixels of the reference at least this many noise units carry a ratio
@@ -63,6 +70,15 @@ class IntensityJumps:
     def _jumped(self, ratio: float) -> bool:
         return math.isfinite(ratio) and not 1.0 / self.ratio <= ratio <= self.ratio
 
+    def _whole_jumped(self, y: np.ndarray, reference: np.ndarray, ratio: float) -> bool:
+        """Whether the spectrum's sum moved like its bright pixels (a glitch moves them all)."""
+        total = float(np.sum(reference))
+        whole = float(np.sum(y)) / total if total > 0 else math.nan
+        if not math.isfinite(whole):
+            return True  # no sum to compare (dark-subtracted to nothing): the bright pixels say
+        moved = not 1.0 / WHOLE_RATIO <= whole <= WHOLE_RATIO
+        return moved and (whole > 1.0) == (ratio > 1.0)
+
     def check(self, y: np.ndarray, noise: np.ndarray) -> tuple[float, float | None]:
         """The factor that puts this spectrum on the ramp's level, and its intensity ratio to
         the last accepted spectra when it jumped (None when it did not).
@@ -80,7 +96,7 @@ class IntensityJumps:
             return self.scale, None
         reference = np.median(np.asarray(self._accepted), axis=0)
         ratio = self._ratio(y, reference, noise * self.scale)
-        if not self._jumped(ratio):
+        if not (self._jumped(ratio) and self._whole_jumped(y, reference, ratio)):
             self._accepted.append(y)
             self._jumps = []
             return self.scale, None
