@@ -81,13 +81,19 @@ def _assert_run_complete(catalog, uid: str, recorded: Recorder, stream: str = "p
     )
 
 
-def _count_with_outage(writer, storage, *, num=30, break_at=8, repair_at=None):
+def _count(writer, on_document, num: int) -> tuple[str, Recorder]:
+    """Count the spectrum detector ``num`` times into ``writer``; ``on_document`` sees it all."""
     detector = SpectrumDetector(name="det")
     recorder = Recorder()
     engine = RunEngine({})
     engine.subscribe(writer)
     engine.subscribe(recorder)
+    engine.subscribe(on_document)
+    (uid,) = engine(bp.count([detector], num=num))
+    return uid, recorder
 
+
+def _count_with_outage(writer, storage, *, num=30, break_at=8, repair_at=None):
     def on_event(name, doc):
         if name == "event" and doc["seq_num"] == break_at:
             writer.wait(10)  # the first events are in the catalog: the replay must replace them
@@ -95,9 +101,7 @@ def _count_with_outage(writer, storage, *, num=30, break_at=8, repair_at=None):
         if name == "event" and doc["seq_num"] == repair_at:
             storage.broken = False
 
-    engine.subscribe(on_event)
-    (uid,) = engine(bp.count([detector], num=num))
-    return uid, recorder
+    return _count(writer, on_event, num)
 
 
 def test_a_run_whose_writes_fail_is_spooled_then_written_once_when_the_catalog_is_back(
@@ -276,19 +280,13 @@ def test_an_append_whose_response_is_lost_is_in_the_catalog_once(catalog, monkey
 
     monkeypatch.setattr(DataFrameClient, "append_partition", append_then_lose_the_response)
     writer = DurableTiledWriter(catalog, max_delay=0.05)
-    detector = SpectrumDetector(name="det")
-    recorder = Recorder()
-    engine = RunEngine({})
-    engine.subscribe(writer)
-    engine.subscribe(recorder)
 
     def slow(name, doc):
         if name == "event":
             writer.wait(10)  # one append per event: the lost responses fall mid-run
 
-    engine.subscribe(slow)
     try:
-        (uid,) = engine(bp.count([detector], num=8))
+        uid, recorder = _count(writer, slow, num=8)
         assert writer.wait(30) is True
     finally:
         writer.close()
