@@ -14,9 +14,9 @@ ratio outside 1/1.5-1.5. The whole spectrum's sum must have moved the same way, 
 bands, and a decomposition taking them away in one 10 C step read as a jump (0.64 and 0.49 on
 the last two spectra of such a film, whose decomposition was then missed; their sums moved by
 1 %), while a glitch moves every pixel (a spectrum from the wrong spot: bright pixels 0.45, sum
-0.79). A level that stays (the
-exposure changed for good) is accepted after :data:`NEW_LEVEL_SPECTRA` spectra that agree with
-each other, and the spectra from then on are scaled back to the ramp's level.
+0.79). A level that stays (the exposure changed for good) is accepted after
+:data:`NEW_LEVEL_SPECTRA` spectra that agree with each other, and the spectra from then on are
+scaled back to the ramp's level.
 """
 
 from __future__ import annotations
