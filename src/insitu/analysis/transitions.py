@@ -55,7 +55,11 @@ by the inverse of their fitted covariance: a band the fit cannot pin down (389 c
   fastest being the largest of ``n`` noisy slopes, and the signal's rise since its growth began
   by ``COMPLETION_RISE`` (10) standard errors of one spectrum's area (without them, noise in a
   slow growth passed for a completion at 19-34 % crystalline on three ramps of
-  ``foreign_ramps``).
+  ``foreign_ramps``). Where a slope spans 1-2 spectra (a spectrum every ~4 C or more), one
+  spectrum completes when the growth has collapsed beyond doubt: to ``STRONG_SATURATION`` (0.15)
+  of the second fastest growth, by ``STRONG_SIGNIFICANCE`` (2) standard errors beyond the bias,
+  at the top of the growth, on consecutive heating spectra all tested; the crystallized state is
+  then learned from the two spectra after it.
 
 A film whose crystalline bands are there from the first spectra (crystalline from the start)
 raises no onset: the learned state already holds them, so nothing grows.
@@ -111,7 +115,12 @@ from insitu.analysis.raman_reference import LLZO, RamanReference
 from insitu.analysis.transition_features import TransitionFeatures
 from insitu.analysis.transition_flags import TRANSITION_KINDS, TransitionFlag
 
-__all__ = ["TRANSITION_KINDS", "TransitionFlag", "RamanTransitionDetector", "onset_margin"]
+__all__ = [
+    "TRANSITION_KINDS",
+    "TransitionFlag",
+    "RamanTransitionDetector",
+    "onset_margin",
+]
 logger = logging.getLogger(__name__)
 
 # Diagnostic bands stay this far (cm-1) from the bands of the classes they must be told from.
@@ -174,6 +183,18 @@ ONSET_LINE_WIDTHS = {"crystalline": (14.0,), "decomposed": (45.0,)}
 # standard errors of one spectrum's area (see _saturated).
 SLOPE_SIGNIFICANCE = 1.0
 COMPLETION_RISE = 10.0
+# Completion from one spectrum (see RamanTransitionDetector._unmistakable): the growth fallen to
+# this share of the fastest, by this many slope errors beyond the fastest's selection bias, where
+# a slope spans at most this many spectra. raman_ramps 139 -> 141 of 150 ramps with every flag in
+# window, foreign_ramps 20 -> 22 of 60 (completions in window 93 -> 95 and 25 -> 27), no flag
+# later or earlier out of its window on either; on bench_raman_outside's 296 ramps (1-20 C steps,
+# 512-4096 pixels, 5x fainter or 10x brighter) 227 -> 228 and no flag out of window that was in.
+# Against the fastest growth instead of the second, early completions at 69-88 % crystalline
+# (one spectrum off the curve makes one fast slope); without the span limit, early completions
+# on dense ramps (1-3 C).
+STRONG_SATURATION = 0.15
+STRONG_SIGNIFICANCE = 2.0
+STRONG_MAX_SPAN = 2
 # The onset statistic is already in units of each spectrum's own noise; its scatter over the
 # calibration spectra (4 degrees of freedom with the default 5) corrects it where the fit misses
 # the film, but it is a noisy estimate: a chance 1.3-1.6 cost a third of the late onsets on
@@ -505,6 +526,7 @@ class RamanTransitionDetector:
         self.scale_warning: str | None = None
         self._completion: list[bool] = []
         self._growth: list[tuple[float, float]] = []  # completion signal since the evidence began
+        self._growth_at: list[int] = []  # the spectrum (index) of each value of _growth
         self._regime_start = 0  # of the present temperature regime in _growth
         self._holding: bool | None = None
         # (area, error) of the common modes per spectrum (NaN: a calibration spectrum)
@@ -513,6 +535,8 @@ class RamanTransitionDetector:
         self._crystallized_start: Template | None = None
         self._crystallized_spectra: list[np.ndarray] = []
         self._crystallized_widths: dict = {}
+        # A one-spectrum completion learns the crystallized state from the spectra after it.
+        self._learn_after = False
         self._amorphous = _Stage(self._clusters_amorphous)
         self._crystallized = _Stage(self._clusters_crystallized)
 
@@ -794,16 +818,23 @@ class RamanTransitionDetector:
                 amorphous.frozen = template
                 # The growth seen while the evidence built up is part of the transition.
                 start = cusum.start if cusum.start is not None else index
-                self._growth = [
-                    g for g in self._completion_signal[start : index + 1] if math.isfinite(g[0])
+                self._growth_at = [
+                    k
+                    for k in range(start, index + 1)
+                    if math.isfinite(self._completion_signal[k][0])
                 ]
+                self._growth = [self._completion_signal[k] for k in self._growth_at]
         elif "crystallized" not in self._raised and growing:
             raised += self._check_completion(index, temperature, fit, (common, common_error))
-            if raised:
+            if raised and not self._learn_after:
                 self._learn_crystallized(x, y, noise, temperature, two_widths)
 
         decomposed = None
-        if self._crystallized_spectra and len(self._crystallized_spectra) < 2 and not raised:
+        if self._learn_after and not raised:
+            if growing:
+                self._learn_crystallized(x, y, noise, temperature, two_widths)
+                self._learn_after = False
+        elif self._crystallized_spectra and len(self._crystallized_spectra) < 2 and not raised:
             if growing:
                 # The spectrum after the completion: part of the crystallized state, not tested.
                 self._crystallized_spectra.append(y)
@@ -975,19 +1006,34 @@ class RamanTransitionDetector:
             self._regime_start = len(self._growth)
         self._holding = holding
         self._growth.append(common)
+        self._growth_at.append(self._index)
 
     def _check_completion(self, index, temperature, fit: GrowthFit, common: tuple[float, float]):
         """Completion evidence: the growth of the area of the modes every crystalline phase has
-        has saturated (see the module doc)."""
+        has saturated (see the module doc), on two consecutive spectra or, where a spectrum
+        comes every few degrees, on one that is unmistakable (see _unmistakable)."""
         self._add_growth(common, temperature)
-        self._completion.append(self._saturated())
-        if len(self._completion) >= 2 and self._completion[-1] and self._completion[-2]:
+        saturated = self._saturated()
+        self._completion.append(saturated)
+        twice = len(self._completion) >= 2 and self._completion[-2] and saturated
+        once = saturated and not twice and self._unmistakable(temperature)
+        # Its own spectrum ends the growth: the crystallized state is learned from the next
+        # two, those a confirmation on two spectra would have used (learned from the film a
+        # spectrum less complete, decomposition came 4-6 spectra early on a simulated film and
+        # a faint raman_ramps one: the rest of the growth read as new bands).
+        self._learn_after = once
+        if twice or once:
             slopes, _ = self._slopes()
             fastest = float(np.nanmax(slopes))
+            seen = (
+                "on two consecutive spectra"
+                if twice
+                else f"on one spectrum, below {STRONG_SATURATION:g} of the fastest and at the "
+                "top of the growth"
+            )
             why = (
                 f"the crystalline band signal has stopped growing: growth {slopes[-1]:.3g} per "
-                f"spectrum, at most {self.saturation:g} of the fastest ({fastest:.3g}), on two "
-                "consecutive spectra"
+                f"spectrum, at most {self.saturation:g} of the fastest ({fastest:.3g}), {seen}"
             )
             return [
                 self._raise(
@@ -1003,19 +1049,69 @@ class RamanTransitionDetector:
             ]
         return []
 
+    def _slope_span(self) -> int:
+        """Spectra in one slope of the completion signal: about ``slope_span_C``, at least 1."""
+        recent = np.asarray(self.temperatures[-10:], dtype=float)
+        step = float(np.median(np.abs(np.diff(recent)))) if recent.size > 1 else 0.0
+        return max(1, round(self.slope_span_C / step)) if step > 0.5 else 1
+
     def _slopes(self) -> tuple[np.ndarray, float]:
         """Growth per spectrum of the completion signal since the onset's evidence began, over
         about ``slope_span_C`` (at least one spectrum), and the standard error of one slope."""
         values = np.asarray([value for value, _ in self._growth], dtype=float)
         errors = np.asarray([error for _, error in self._growth], dtype=float)
-        recent = np.asarray(self.temperatures[-10:], dtype=float)
-        step = float(np.median(np.abs(np.diff(recent)))) if recent.size > 1 else 0.0
-        span = max(1, round(self.slope_span_C / step)) if step > 0.5 else 1
+        span = self._slope_span()
         if values.size <= span:
             return np.zeros(0), math.nan
         sigma = float(np.nanmedian(errors)) if np.isfinite(errors).any() else math.nan
         error = math.sqrt(2.0) * sigma / span
         return (values[span:] - values[:-span]) / span, error
+
+    def _unmistakable(self, temperature: float) -> bool:
+        """A completion one spectrum shows beyond doubt, where a slope spans at most
+        ``STRONG_MAX_SPAN`` spectra (a spectrum every ~4 C or more).
+
+        There the second confirming spectrum costs a whole step, and films whose growth had
+        already collapsed were flagged a spectrum past their window. Beyond the two-spectrum
+        test's conditions (already met), the growth must have fallen to ``STRONG_SATURATION``
+        of the fastest, by ``STRONG_SIGNIFICANCE`` standard errors beyond the fastest's
+        selection bias, and the spectrum must be at the top of the growth (not below the last
+        ``span`` values by more than its own error: a low outlier makes a small slope too). (A
+        measured error, the larger of the fit's and the growth curve's own scatter about a
+        local cubic, was tried besides: no flag changed on the wide probe, two foreign
+        completions a spectrum later.)
+        Where consecutive slopes share most of their spectra one spectrum confirms little, and
+        allowed there, the same rule flagged completions early on dense ramps. And the slope's
+        spectra must all be heating steps: back from a cool-down, the film has not grown since
+        it left (a slope of nothing, at 63 % crystalline), and in a hold the two-spectrum test
+        and its hold rule stand.
+        """
+        span = self._slope_span()
+        if span > STRONG_MAX_SPAN:
+            return False
+        recent = np.asarray([*self.temperatures[-span:], temperature], dtype=float)
+        if recent.size <= span or not np.all(np.diff(recent) > HOLD_STEP_C):
+            return False
+        # ... each of them tested (a spectrum not tested, an intensity jump, inside the slope
+        # leaves one spectrum's word on a growth that may have been fast across it).
+        last = self._growth[-(span + 1) :]
+        if len(self._growth_at) <= span or np.any(np.diff(self._growth_at[-(span + 1) :]) != 1):
+            return False
+        if not all(math.isfinite(value) for value, _ in last):
+            return False
+        slopes, error = self._slopes()
+        finite = np.isfinite(slopes)
+        # The second fastest: one spectrum off the curve (a flat frame read as the film) makes
+        # one slope of its own, and against it the next spectra's growth had "collapsed" at
+        # 88 % crystalline.
+        fastest = float(np.sort(slopes[finite])[-2])
+        margin = STRONG_SIGNIFICANCE + math.sqrt(2.0 * math.log(np.count_nonzero(finite)))
+        if slopes[-1] > STRONG_SATURATION * fastest:
+            return False
+        if math.isfinite(error) and fastest - slopes[-1] < margin * error:
+            return False
+        before = [value for value, _ in last[:-1]]
+        return last[-1][0] >= max(before) - last[-1][1]
 
     def _saturated(self) -> bool:
         # NaN slopes are those across a spectrum that was not tested (an intensity jump).
