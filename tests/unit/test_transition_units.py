@@ -1,7 +1,8 @@
 """The transition flags on spectra as other instruments' files give them: counts per second,
 dark-subtracted (negative) counts, float32 or integer counts and a decreasing axis raise the same
 flags at the same spectra; a recalibrated axis keeps its noise; spectra normalized one by one, or
-clipped at full scale, are named in a warning (the clipped pixels get no weight)."""
+clipped at full scale, are named in a warning (the clipped pixels get no weight), a hot pixel is
+not; an axis without the bands a flag is read from is named at the first spectrum."""
 
 from __future__ import annotations
 
@@ -66,6 +67,49 @@ def test_spectra_normalized_one_by_one_are_named_in_a_warning(ramp, caplog):
     assert "one intensity scale" in caplog.text
     detector.reset()
     assert detector.scale_warning is None
+
+
+def test_a_hot_pixel_in_every_spectrum_is_not_taken_for_a_normalization(ramp, as_counts):
+    # One pixel stuck at 5x the brightest band gave the first spectra one maximum, read as a
+    # normalization (the flags were right, the warning was not): a maximum that is a spike at
+    # the same pixel in every spectrum is a hot pixel.
+    counts = ramp.counts.copy()
+    counts[:, 300] = 5.0 * ramp.counts.max()
+    detector = RamanTransitionDetector()
+    flags = {}
+    for temperature, row in zip(ramp.temperatures, counts, strict=True):
+        for flag in detector.update(ramp.wavenumber, row, temperature):
+            flags[flag.kind] = flag.index
+    assert detector.scale_warning is None
+    verdicts = {kind: v.verdict for kind, v in judge(ramp, flags).items()}
+    assert verdicts == {kind: v.verdict for kind, v in judge(ramp, as_counts).items()}
+
+
+def test_an_axis_without_a_flags_bands_is_named_at_the_first_spectrum(ramp, caplog):
+    # From 300 cm-1 the decomposition's band (La2Zr2O7, 275 cm-1) is off the axis: the onset and
+    # completion come as on the whole axis, the decomposition cannot, and the warning says so.
+    on = ramp.wavenumber >= 300.0
+    cut = dataclasses.replace(ramp, wavenumber=ramp.wavenumber[on], counts=ramp.counts[:, on])
+    detector = RamanTransitionDetector()
+    with caplog.at_level(logging.WARNING, logger="insitu.analysis.transitions"):
+        detector.update(cut.wavenumber, cut.counts[0], float(cut.temperatures[0]))
+    assert detector.axis_warning is not None
+    assert "decomposition (bands at 275 cm-1" in detector.axis_warning
+    assert "crystallization_onset" not in detector.axis_warning
+    assert "holds none of the bands" in caplog.text
+    verdicts = judge(cut, flags_raised(cut, detector))
+    assert [verdicts[k].verdict for k in ("crystallization_onset", "crystallized")] == ["ok"] * 2
+    assert verdicts["decomposition"].verdict == "missed"
+    # Up to 360 cm-1 no crystalline band is on it: no flag can come at all.
+    low = ramp.wavenumber <= 360.0
+    detector = RamanTransitionDetector()
+    detector.update(ramp.wavenumber[low], ramp.counts[0, low], float(ramp.temperatures[0]))
+    assert "crystallization_onset" in detector.axis_warning
+    assert "no flag can come" in detector.axis_warning
+    # The whole axis holds them all.
+    detector = RamanTransitionDetector()
+    detector.update(ramp.wavenumber, ramp.counts[0], float(ramp.temperatures[0]))
+    assert detector.axis_warning is None
 
 
 def _flat_spectrum(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -76,8 +76,9 @@ film is back near its hottest.
 (dark-subtracted), any dtype, on an increasing or decreasing axis; a later spectrum may come on
 another axis (a drifting or recalibrated spectrometer) up to ``AXIS_SHORTFALL_CM1`` short of the
 first at either end. Pixels clipped at full scale get no weight (and are logged); spectra
-normalized one by one are named in :attr:`RamanTransitionDetector.scale_warning`. A spectrum
-whose whole intensity jumps against the last ones (a dark frame, another exposure: see
+normalized one by one are named in :attr:`RamanTransitionDetector.scale_warning`, an axis that
+holds none of the bands a flag is read from in :attr:`RamanTransitionDetector.axis_warning`. A
+spectrum whose whole intensity jumps against the last ones (a dark frame, another exposure: see
 :mod:`~insitu.analysis.intensity_jumps`) is logged and not tested; a level that stays is scaled
 back to the ramp's.
 """
@@ -95,6 +96,7 @@ from numpy.typing import ArrayLike
 from scipy.signal import find_peaks
 
 from insitu.analysis.band_growth import (
+    LINE_WIDTHS_CM1,
     BandCluster,
     GrowthFit,
     Template,
@@ -346,6 +348,10 @@ class RamanTransitionDetector:
     scale_warning : str or None
         Set (and logged) when the calibration spectra look normalized one by one: the flags
         need one intensity scale for the whole ramp (any unit, offset or dtype).
+    axis_warning : str or None
+        Set (and logged) at the first spectrum when its axis holds none of the bands a flag is
+        read from (e.g. an axis from 300 cm-1 and LLZO's decomposition, read at 275 cm-1):
+        that flag cannot come on this ramp.
 
     Examples
     --------
@@ -524,6 +530,7 @@ class RamanTransitionDetector:
         self._cooling_logged = False
         self._jumps = IntensityJumps()
         self.scale_warning: str | None = None
+        self.axis_warning: str | None = None
         self._completion: list[bool] = []
         self._growth: list[tuple[float, float]] = []  # completion signal since the evidence began
         self._growth_at: list[int] = []  # the spectrum (index) of each value of _growth
@@ -647,8 +654,19 @@ class RamanTransitionDetector:
         if self._jumps.scale != 1.0:
             despiked, noise = despiked * self._jumps.scale, noise * self._jumps.scale
         index = self._index
+        if index == 0:
+            self._check_axis(x)
         if index < self.calibration_spectra:
-            self._raw_scale.append((float(np.max(y)), float(np.sum(y)), clipped is not None))
+            brightest = int(np.argmax(y))
+            self._raw_scale.append(
+                (
+                    float(y[brightest]),
+                    float(np.sum(y)),
+                    clipped is not None,
+                    brightest,
+                    bool(removal.mask[brightest]),
+                )
+            )
             if index == self.calibration_spectra - 1:
                 self._check_one_scale()
         # The hottest the film has been: of the running median of three readings, so one bogus
@@ -663,6 +681,47 @@ class RamanTransitionDetector:
         self.flags.extend(raised)
         return raised
 
+    def _check_axis(self, x: np.ndarray) -> None:
+        """Warn when the ramp's axis holds none of the bands a flag is read from: a band gets
+        no column closer to an end of the axis than its widest line shape
+        (:func:`~insitu.analysis.band_growth.fit_growth`), and a flag without one cannot come
+        (measured: an LLZO ramp cut to 300-1118 cm-1 raised onset and completion in their
+        windows and no decomposition, which is read at 275 cm-1 alone)."""
+        lo, hi = float(x[0]), float(x[-1])
+        amorphous, crystallized = self._clusters_amorphous, self._clusters_crystallized
+        common = self._completion_clusters
+        watched = {
+            "crystallization_onset": (
+                [c for c in amorphous if c.diagnostic and c.phase_class == "crystalline"],
+                max(ONSET_LINE_WIDTHS["crystalline"]),
+            ),
+            "crystallized": (
+                [c for c, is_common in zip(amorphous, common, strict=True) if is_common],
+                max(LINE_WIDTHS_CM1["crystalline"]),
+            ),
+            "decomposition": (
+                [c for c in crystallized if c.diagnostic and c.phase_class == "decomposed"],
+                max(CRYSTALLIZED_LINE_WIDTHS["decomposed"]),
+            ),
+        }
+        missing = []
+        for kind, (clusters, widest) in watched.items():
+            if not any(lo + widest <= c.position <= hi - widest for c in clusters):
+                bands = ", ".join(f"{c.position:.0f}" for c in clusters) or "none"
+                missing.append(f"{kind} (bands at {bands} cm-1, {widest:g} cm-1 in from an end)")
+        if missing:
+            after = (
+                "; no flag can come (each needs the onset)"
+                if "crystallization_onset" in missing[0]
+                else ""
+            )
+            self.axis_warning = (
+                f"the spectra's axis {lo:.1f}-{hi:.1f} cm-1 holds none of the bands these flags "
+                f"are read from: {'; '.join(missing)}{after}. Widen the spectrometer's range "
+                f"or expect no such flag"
+            )
+            logger.warning("RamanTransitionDetector: %s", self.axis_warning)
+
     def _check_one_scale(self) -> None:
         """Warn when the first spectra look normalized one by one (each to the same maximum or
         sum): the growth of band areas from spectrum to spectrum, which completion and
@@ -672,8 +731,12 @@ class RamanTransitionDetector:
         values = np.asarray(self._raw_scale)
         if values[:, 2].any():
             return  # saturated: named by _warn_saturated, the clipped pixels have no weight
-        for k, name in enumerate(("maximum", "sum")):
-            v = values[:, k]
+        checks = {"maximum": values[:, 0], "sum": values[:, 1]}
+        if np.all(values[:, 3] == values[0, 3]) and values[:, 4].all():
+            # The maximum is one pixel, a spike in every spectrum: a hot pixel, which made the
+            # maxima equal on spectra in counts (a normalization's maximum is the spectrum's).
+            del checks["maximum"]
+        for name, v in checks.items():
             if np.all(v > 0) and float(np.ptp(v)) <= 1e-9 * float(np.max(v)):
                 self.scale_warning = (
                     f"the first {len(v)} spectra all have the same {name} ({v[0]:.6g}): "
