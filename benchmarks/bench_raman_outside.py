@@ -9,7 +9,9 @@ variation) are rendered with one acquisition setting changed at a time:
 * 1 and 2 C without the laser's drift (the generator's drift is a sine over 30-120 *spectra*,
   so the denser the sampling, the faster it moves against the film's own change);
 * 512 and 4096 pixels over the same range;
-* the film 5x fainter (80-800 counts) and 10x brighter (4000-40000 counts).
+* the film 5x fainter (80-800 counts) and 10x brighter (4000-40000 counts);
+* a fluorescence 10x stronger (10-100x the Raman signal, as on a strongly fluorescing film or
+  substrate: the same bands under 3x the shot noise).
 
 Per setting: the ramps with every flag in its window (from the phase really there to 2 spectra
 after its level, as in ``bench_raman.py``), and per flag the early (or false), late and missed
@@ -44,8 +46,9 @@ SETTINGS: dict[str, dict] = {
     "4096 pixels": {"pixels": 4096},
     "5x fainter": {"signal_counts": 0.2},
     "10x brighter": {"signal_counts": 10.0},
+    "10x fluorescence": {"fluorescence_ratio": 10.0},
 }
-SCALED = {"signal_counts"}  # multiplied; every other field is set
+SCALED = {"signal_counts", "fluorescence_ratio"}  # multiplied; every other field is set
 
 
 def film(seed: int, end_C: float, setting: str) -> RampSpec:
