@@ -242,6 +242,41 @@ def test_the_axis_may_come_with_the_event_and_is_required(rig):
     assert "no wavenumber axis 'raman_wavenumber'" in failed["data"]["error"]
 
 
+def test_an_axis_without_the_decomposition_band_is_a_warning_in_the_run_data(collect_documents):
+    # A spectrometer set from 300 cm-1: LLZO's decomposition is read at 275 cm-1 alone, so that
+    # flag cannot come; an unattended run's data says so with every spectrum, not just a log.
+    on = AXIS >= 300.0
+
+    class CutRaman(SimulatedRaman):
+        spectrum = Component(Signal, value=np.zeros(int(on.sum())), kind="normal")
+        wavenumber = Component(Signal, value=AXIS[on], kind="config")
+
+        def trigger(self):
+            status = super().trigger()
+            self.spectrum.put(self.spectrum.get()[on])
+            return status
+
+    engine = RunEngine({})
+    stage = SoftStage(name="stage")
+    callback = RamanTransitionCallback()
+    collector = collect_documents()
+    callback.subscribe(collector)
+    engine.subscribe(callback)
+    ramp(engine, stage, CutRaman(name="raman", stage=stage), TEMPERATURES[:3])
+    callback.flush(timeout=60)
+    callback.close()
+    analysis = [e["data"] for e in collector.stream("raman_analysis")]
+    assert len(analysis) == 3 and all(data["success"] for data in analysis)
+    assert all("decomposition (bands at 275 cm-1" in data["warning"] for data in analysis)
+
+
+def test_a_full_axis_has_no_warning_in_the_run_data(rig):
+    engine, stage, raman, callback, collector = rig
+    ramp(engine, stage, raman, TEMPERATURES[:3])
+    callback.flush(timeout=60)
+    assert [e["data"]["warning"] for e in collector.stream("raman_analysis")] == [""] * 3
+
+
 def test_the_run_engine_is_not_blocked_by_slow_analysis(monkeypatch, collect_documents):
     engine = RunEngine({})
     stage = SoftStage(name="stage")

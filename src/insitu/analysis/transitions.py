@@ -553,6 +553,12 @@ class RamanTransitionDetector:
         return self._index
 
     @property
+    def warnings(self) -> tuple[str, ...]:
+        """The standing warnings about this ramp's spectra (``scale_warning``,
+        ``axis_warning``), empty when there are none."""
+        return tuple(w for w in (self.scale_warning, self.axis_warning) if w)
+
+    @property
     def calibrated(self) -> bool:
         """Whether the calibration spectra are in (flags can be raised)."""
         return self._index >= self.calibration_spectra

@@ -112,6 +112,9 @@ def _analysis_data_keys() -> dict[str, dict]:
             "source_uid": _key("string"),
             "success": _key("boolean"),
             "error": _key("string"),
+            # The detector's standing warnings (spectra normalized one by one, an axis without
+            # a flag's bands): in the run's data, not only in a log an unattended run loses.
+            "warning": _key("string"),
         }
     )
     return keys
@@ -413,6 +416,7 @@ class RamanTransitionCallback(DerivedStreamCallback):
                 )
             flags = run.detector.update(axis, data[self.spectrum_key], temperature)
             record.update(self._feature_record(run.detector.last_features))
+            record["warning"] = "; ".join(run.detector.warnings)
             record["success"] = True
         except Exception as error:
             logger.exception(
