@@ -11,7 +11,9 @@ variation) are rendered with one acquisition setting changed at a time:
 * 512 and 4096 pixels over the same range;
 * the film 5x fainter (80-800 counts) and 10x brighter (4000-40000 counts);
 * a fluorescence 10x stronger (10-100x the Raman signal, as on a strongly fluorescing film or
-  substrate: the same bands under 3x the shot noise).
+  substrate: the same bands under 3x the shot noise);
+* the signal fading steadily to 70 % or 50 % by the end of the ramp, as a heating stage's
+  expansion defocuses the laser (the rendered spectra scaled, their noise with them).
 
 Per setting: the ramps with every flag in its window (from the phase really there to 2 spectra
 after its level, as in ``bench_raman.py``), and per flag the early (or false), late and missed
@@ -28,6 +30,8 @@ import collections
 import dataclasses
 import time
 from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
 
 from insitu.analysis.raman import RamanTransitionDetector
 from insitu.testing.raman_ramps import LEVELS, RampSpec, draw_ramp, flags_raised, judge
@@ -47,8 +51,11 @@ SETTINGS: dict[str, dict] = {
     "5x fainter": {"signal_counts": 0.2},
     "10x brighter": {"signal_counts": 10.0},
     "10x fluorescence": {"fluorescence_ratio": 10.0},
+    "fading to 70 % (defocus)": {"fade": 0.3},
+    "fading to 50 % (defocus)": {"fade": 0.5},
 }
 SCALED = {"signal_counts", "fluorescence_ratio"}  # multiplied; every other field is set
+RENDERED = {"fade"}  # applied to the rendered spectra, not a field of the film
 
 
 def film(seed: int, end_C: float, setting: str) -> RampSpec:
@@ -57,6 +64,7 @@ def film(seed: int, end_C: float, setting: str) -> RampSpec:
     changes = {
         name: getattr(spec, name) * value if name in SCALED else type(getattr(spec, name))(value)
         for name, value in SETTINGS[setting].items()
+        if name not in RENDERED
     }
     return dataclasses.replace(spec, **changes)
 
@@ -64,6 +72,10 @@ def film(seed: int, end_C: float, setting: str) -> RampSpec:
 def verdicts(job: tuple[int, float, str]) -> tuple[str, dict[str, str]]:
     seed, end_C, setting = job
     ramp = film(seed, end_C, setting).spectra()
+    fade = SETTINGS[setting].get("fade", 0.0)
+    if fade:
+        scale = np.linspace(1.0, 1.0 - fade, ramp.temperatures.size)[:, None]
+        ramp = dataclasses.replace(ramp, counts=ramp.counts * scale)
     judged = judge(ramp, flags_raised(ramp, RamanTransitionDetector()))
     return setting, {kind: verdict.verdict for kind, verdict in judged.items()}
 
