@@ -117,12 +117,7 @@ from insitu.analysis.raman_reference import LLZO, RamanReference
 from insitu.analysis.transition_features import TransitionFeatures
 from insitu.analysis.transition_flags import TRANSITION_KINDS, TransitionFlag
 
-__all__ = [
-    "TRANSITION_KINDS",
-    "TransitionFlag",
-    "RamanTransitionDetector",
-    "onset_margin",
-]
+__all__ = ["TRANSITION_KINDS", "TransitionFlag", "RamanTransitionDetector", "onset_margin"]
 logger = logging.getLogger(__name__)
 
 # Diagnostic bands stay this far (cm-1) from the bands of the classes they must be told from.
@@ -189,8 +184,9 @@ COMPLETION_RISE = 10.0
 # this share of the fastest, by this many slope errors beyond the fastest's selection bias, where
 # a slope spans at most this many spectra. raman_ramps 139 -> 141 of 150 ramps with every flag in
 # window, foreign_ramps 20 -> 22 of 60 (completions in window 93 -> 95 and 25 -> 27), no flag
-# later or earlier out of its window on either; on bench_raman_outside's 296 ramps (1-20 C steps,
-# 512-4096 pixels, 5x fainter or 10x brighter) 227 -> 228 and no flag out of window that was in.
+# later or earlier out of its window on either; on bench_raman_outside's settings (steps of 1-20
+# C, 512-4096 pixels, fainter, brighter) one more film in window as drawn and every 5 C, no flag
+# out of its window that was in it.
 # Against the fastest growth instead of the second, early completions at 69-88 % crystalline
 # (one spectrum off the curve makes one fast slope); without the span limit, early completions
 # on dense ramps (1-3 C).
