@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from insitu.analysis.stored_stream import read_stream
 from insitu.beamline.private_dir import make_private_dir
 
 __all__ = ["export_run", "run_summary", "safe_file_name"]
@@ -47,11 +48,10 @@ def _stream_length(stream) -> int:
 
 
 def _arrays(stream) -> dict[str, np.ndarray]:
+    # The columns the stream reads as, in event order (read_stream: a table in a
+    # PostgreSQL-backed catalog reads back in the database's row order).
     dataset = stream.read()
-    columns = {"time": np.asarray(dataset["time"].values)}
-    for key in dataset.data_vars:
-        columns[key] = np.asarray(dataset[key].values)
-    return columns
+    return read_stream(stream, ["time", *dataset.data_vars])
 
 
 def safe_file_name(value: object) -> str:

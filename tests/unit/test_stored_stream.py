@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -61,3 +63,45 @@ def test_a_stream_cut_off_before_its_first_event_reads_as_empty_columns():
         "cycle": 0,
     }
     assert complete_events(_Stream()) == 0
+
+
+class _TableStream(_Stream):
+    """A stream whose scalar columns live in one table (``base["internal"]``), as
+    bluesky-tiled-plugins stores them; arrays are stored apart, by event index."""
+
+    def __init__(self, table_columns, **columns):
+        super().__init__(**columns)
+        self.base = {"internal": types.SimpleNamespace(columns=list(table_columns))}
+
+
+def test_table_rows_read_back_out_of_order_are_put_in_event_order():
+    # A PostgreSQL-backed catalog reads a table without ORDER BY: the rows of a run's
+    # raman_analysis came back as seq 4, 1, 2, 3, 5 (measured); its arrays are in event order.
+    order = [3, 0, 1, 2, 4]
+    temperatures = np.array([30.0, 31.0, 32.0, 33.0, 34.0])
+    spectra = np.arange(5.0)[:, None] * np.ones((5, 3))
+    stream = _TableStream(
+        ["seq_num", "temperature"],
+        seq_num=_Column(np.arange(1, 6)[order]),
+        temperature=_Column(temperatures[order]),
+        spectrum=_Column(spectra),
+    )
+    columns = read_stream(stream, ["temperature", "spectrum"])
+    assert columns["temperature"].tolist() == temperatures.tolist()
+    assert np.array_equal(columns["spectrum"], spectra)  # not reordered: stored by index
+    assert set(columns) == {"temperature", "spectrum"}  # seq_num read, not returned
+    assert read_stream(stream)["seq_num"].tolist() == [1, 2, 3, 4, 5]
+
+
+def test_a_crash_cut_stream_out_of_order_keeps_its_first_events():
+    # Cut (the array one event short) and the table read out of order: the complete events
+    # are the first by seq_num, in order.
+    stream = _TableStream(
+        ["seq_num", "temperature"],
+        seq_num=_Column([3, 1, 2]),
+        temperature=_Column([32.0, 30.0, 31.0]),
+        spectrum=_Column(np.ones((2, 4))),
+    )
+    columns = read_stream(stream, ["temperature", "spectrum"])
+    assert columns["temperature"].tolist() == [30.0, 31.0]
+    assert columns["spectrum"].shape == (2, 4)

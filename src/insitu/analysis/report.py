@@ -173,8 +173,8 @@ def _waterfall_figures(catalog, summary: CampaignSummary, extra_runs=()) -> list
         wavenumber = primary.metadata["configuration"]["raman"]["data"]["raman_wavenumber"]
         flags = []
         if "transitions" in run:
-            found = run["transitions"].read()
-            flags = list(zip(found["kind"].values, found["temperature"].values, strict=True))
+            found = read_stream(run["transitions"], ["kind", "temperature"])
+            flags = list(zip(found["kind"], found["temperature"], strict=True))
         spectra = np.asarray(data["raman_spectrum"])
         temperatures = np.asarray(data[key], dtype=float)
         figure = Figure(figsize=(11, 6), layout="constrained")
