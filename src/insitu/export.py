@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from insitu.analysis.stored_stream import read_stream
+from insitu.analysis.stored_stream import in_event_order
 from insitu.beamline.private_dir import make_private_dir
 
 __all__ = ["export_run", "run_summary", "safe_file_name"]
@@ -48,10 +48,12 @@ def _stream_length(stream) -> int:
 
 
 def _arrays(stream) -> dict[str, np.ndarray]:
-    # The columns the stream reads as, in event order (read_stream: a table in a
-    # PostgreSQL-backed catalog reads back in the database's row order).
     dataset = stream.read()
-    return read_stream(stream, ["time", *dataset.data_vars])
+    columns = {"time": np.asarray(dataset["time"].values)}
+    for key in dataset.data_vars:
+        columns[key] = np.asarray(dataset[key].values)
+    # A table in a PostgreSQL-backed catalog reads back in the database's row order.
+    return in_event_order(stream, columns)
 
 
 def safe_file_name(value: object) -> str:

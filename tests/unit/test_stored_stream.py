@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from insitu.analysis.stored_stream import complete_events, read_stream
+from insitu.analysis.stored_stream import complete_events, in_event_order, read_stream
 
 
 class _Column:
@@ -105,3 +105,17 @@ def test_a_crash_cut_stream_out_of_order_keeps_its_first_events():
     columns = read_stream(stream, ["temperature", "spectrum"])
     assert columns["temperature"].tolist() == [30.0, 31.0]
     assert columns["spectrum"].shape == (2, 4)
+
+
+def test_a_whole_stream_read_is_put_in_event_order_and_a_stream_without_table_is_left():
+    stream = _TableStream(
+        ["seq_num", "temperature"],
+        seq_num=_Column([2, 1, 3]),
+        temperature=_Column([31.0, 30.0, 32.0]),
+        spectrum=_Column(np.arange(3.0)),
+    )
+    read = {"temperature": np.array([31.0, 30.0, 32.0]), "spectrum": np.arange(3.0)}
+    ordered = in_event_order(stream, read)
+    assert ordered["temperature"].tolist() == [30.0, 31.0, 32.0]
+    assert ordered["spectrum"].tolist() == [0.0, 1.0, 2.0]
+    assert in_event_order(_Stream(), read) is read

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["complete_events", "read_stream"]
+__all__ = ["complete_events", "in_event_order", "read_stream"]
 
 SEQ_NUM = "seq_num"
 
@@ -45,6 +45,26 @@ def _in_event_order(columns: dict, seq_num: np.ndarray, table: set[str]) -> dict
         key: np.asarray(column)[order] if key in table and len(column) == order.size else column
         for key, column in columns.items()
     }
+
+
+def in_event_order(stream, columns: dict) -> dict:
+    """``columns`` read from ``stream`` (all of one length, as a whole-stream read gives them)
+    with those of its table put in ``seq_num`` order; unchanged for a stream without a table.
+
+    Parameters
+    ----------
+    stream : tiled container of one event stream
+    columns : dict of str to array_like
+
+    Returns
+    -------
+    dict of str to numpy.ndarray or the input's arrays
+    """
+    table = _table_columns(stream)
+    if SEQ_NUM not in table or not any(key in table for key in columns):
+        return columns
+    seq_num = np.asarray(stream.read(variables=[SEQ_NUM])[SEQ_NUM])
+    return _in_event_order(columns, seq_num, table)
 
 
 def complete_events(stream) -> int:
