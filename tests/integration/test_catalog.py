@@ -15,7 +15,7 @@ import pytest
 from bluesky import RunEngine
 from ophyd import Component, Device, Signal
 
-from insitu.analysis.stored_stream import read_stream
+from insitu.analysis.stored_stream import read_stream, table_columns
 from insitu.beamline.catalog import broker, close_catalog, open_catalog
 from insitu.beamline.durable_writer import CatalogWriteError, DurableTiledWriter
 
@@ -52,6 +52,19 @@ def test_run_round_trips_scalars_and_1600_point_arrays(catalog):
     assert spectra.shape == (5, 1600)
     np.testing.assert_allclose(spectra[2], np.linspace(0.0, 1.0, 1600) * 40.0)
     assert catalog[uid].stop["exit_status"] == "success"
+
+
+def test_the_scalar_columns_share_one_table_with_seq_num_and_the_arrays_do_not(catalog):
+    # read_stream sorts a stream's table by seq_num (a SQL-backed catalog reads it in its own
+    # row order) and leaves the arrays, stored by event index: this fails if
+    # bluesky-tiled-plugins stops keeping the scalars with seq_num in its "internal" table,
+    # where the sort would otherwise silently stop.
+    stream = catalog[_run_count(catalog, num=3)]["primary"]
+    table = table_columns(stream)
+    assert {"seq_num", "time", "det_temperature"} <= table
+    assert "det_spectrum" not in table
+    columns = read_stream(stream, ["det_temperature", "det_spectrum"])
+    assert columns["det_temperature"].tolist() == [30.0, 35.0, 40.0]
 
 
 def test_databroker_v1_table(catalog):

@@ -21,13 +21,23 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["complete_events", "in_event_order", "read_stream"]
+__all__ = ["complete_events", "in_event_order", "read_stream", "table_columns"]
 
 SEQ_NUM = "seq_num"
 
 
-def _table_columns(stream) -> set[str]:
-    """The stream's columns that live in its table (and share its row order)."""
+def table_columns(stream) -> set[str]:
+    """The stream's columns that live in its table and share its row order (bluesky-tiled-plugins'
+    ``internal`` table); empty for a stream without one.
+
+    Parameters
+    ----------
+    stream : tiled container of one event stream
+
+    Returns
+    -------
+    set of str
+    """
     try:
         return set(stream.base["internal"].columns)
     except (AttributeError, KeyError, TypeError):
@@ -60,7 +70,7 @@ def in_event_order(stream, columns: dict) -> dict:
     -------
     dict of str to numpy.ndarray or the input's arrays
     """
-    table = _table_columns(stream)
+    table = table_columns(stream)
     if SEQ_NUM not in table or not any(key in table for key in columns):
         return columns
     seq_num = np.asarray(stream.read(variables=[SEQ_NUM])[SEQ_NUM])
@@ -107,7 +117,7 @@ def read_stream(stream, keys=None) -> dict[str, np.ndarray]:
     unknown = [key for key in wanted if key not in available]
     if unknown:
         raise KeyError(f"stream has no column(s) {unknown}; it has {sorted(available)}")
-    in_table = _table_columns(stream)
+    in_table = table_columns(stream)
     ordered = SEQ_NUM in in_table and any(key in in_table for key in wanted)
     request = wanted + [SEQ_NUM] if ordered and SEQ_NUM not in wanted else wanted
     try:
