@@ -67,6 +67,18 @@ def test_the_scalar_columns_share_one_table_with_seq_num_and_the_arrays_do_not(c
     assert columns["det_temperature"].tolist() == [30.0, 35.0, 40.0]
 
 
+def test_stream_tables_are_created_ordered_by_seq_num(catalog):
+    # Any reader of the catalog (plain tiled, databroker), not only read_stream, gets a stream's
+    # rows in event order: the table is created with tiled's order_by_args on seq_num, so a
+    # SQL-backed catalog reads it with ORDER BY (without, PostgreSQL gave a run's rows in its
+    # physical order). Fails if the writer stops asking for it or tiled stops keeping it.
+    stream = catalog[_run_count(catalog, num=4)]["primary"]
+    (source,) = stream.base["internal"].data_sources()
+    assert source.parameters["order_by_args"] == [{"column": "seq_num", "direction": "asc"}]
+    data = stream.read()
+    assert data["det_temperature"].values.tolist() == [30.0, 35.0, 40.0, 45.0]
+
+
 def test_databroker_v1_table(catalog):
     uid = _run_count(catalog, num=3)
     db = broker(catalog)

@@ -161,6 +161,12 @@ def test_two_beamline_processes_write_complete_separate_runs(catalog_server, tmp
                 times = [float(t) for t in data["time"].values]
                 # Every event, in order, with its own emission time: no loss, no mix-up.
                 assert times == [t for _, t in expected["events"]], f"{name} {uid} {stream}"
+                # ... in order for any reader: PostgreSQL reads a table without ORDER BY in its
+                # own row order unless the table was created ordered by seq_num.
+                (source,) = node.base["internal"].data_sources()
+                assert source.parameters["order_by_args"] == [
+                    {"column": "seq_num", "direction": "asc"}
+                ]
                 if stream == "primary":
                     assert run.stop["num_events"][stream] == len(expected["events"])
     finally:

@@ -20,6 +20,7 @@ import warnings
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 
+import pyarrow
 import pytest
 import thales_remote.connection as thales_connection
 import zmq
@@ -430,3 +431,32 @@ def test_table_rows_go_through_append_with_retry_which_the_idempotent_writer_rep
     assert "_append_with_retry" in vars(tiled_compat.IdempotentRunWriter)
     writer = tiled_compat.PerRunTiledWriter(_Node())
     assert isinstance(writer.make_run_writer(dict(START)), tiled_compat.IdempotentRunWriter)
+
+
+def test_stream_tables_are_created_through_the_node_the_idempotent_writer_hands_in():
+    """``_write_internal_data(data_cache, desc_node)`` creates a stream's table with
+    ``desc_node.create_appendable_table`` and nothing else; tiled's creation takes no order."""
+    parameters = list(inspect.signature(tiled_writer._RunWriter._write_internal_data).parameters)
+    assert parameters == ["self", "data_cache", "desc_node"]
+    source = inspect.getsource(tiled_writer._RunWriter._write_internal_data)
+    assert "desc_node.create_appendable_table(" in source
+    assert "_write_internal_data" in vars(tiled_compat.IdempotentRunWriter)
+    created = {}
+
+    class Node:
+        def new(self, family, sources, **kwargs):
+            created.update(family=family, parameters=sources[0].parameters, **kwargs)
+            return "table"
+
+        def create_appendable_table(self, **kwargs):
+            created.update(plain=kwargs)
+            return "plain table"
+
+    node = tiled_compat._SeqNumOrderedNode(Node())
+    with_seq = pyarrow.schema([("seq_num", pyarrow.int64()), ("time", pyarrow.float64())])
+    assert node.create_appendable_table(with_seq, key="internal", metadata={"a": 1}) == "table"
+    assert created["parameters"] == {"order_by_args": [{"column": "seq_num", "direction": "asc"}]}
+    assert created["key"] == "internal" and created["metadata"] == {"a": 1}
+    without = pyarrow.schema([("time", pyarrow.float64())])
+    assert node.create_appendable_table(without, key="internal_1") == "plain table"
+    assert created["plain"]["key"] == "internal_1"

@@ -13,8 +13,9 @@ database's physical order, which after concurrent appends is not the order they 
 in (measured: a run's ``raman_analysis`` rows read as seq 4, 1, 2, 3, 5, ..., 22, 39, 23, ...,
 and a resumed campaign took another margin from them than the live one had). The table's
 columns are put back in ``seq_num`` order; array columns, stored by event index, already are.
-(tiled 0.2.20's SQL adapter can order its reads, ``order_by_args``, but bluesky-tiled-plugins
-does not ask for it when it creates the table, and catalogs already written need reading too.)
+(insitu's writers now create the table with tiled's ``order_by_args`` on ``seq_num``, which
+bluesky-tiled-plugins does not ask for, so that any reader gets it in order; catalogs written
+before, or by another writer, need the sort here.)
 """
 
 from __future__ import annotations

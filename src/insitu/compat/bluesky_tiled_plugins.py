@@ -17,7 +17,10 @@ per-run machinery, reached only through this module:
   :func:`stream_tree_nodes`;
 * ``_RunWriter._append_with_retry(df_client, table, desc_name)``, which
   ``_write_internal_data`` calls for every batch of table rows: :class:`IdempotentRunWriter`
-  replaces it (the library's forces a retry that can append the same rows twice).
+  replaces it (the library's forces a retry that can append the same rows twice);
+* ``_RunWriter._write_internal_data(data_cache, desc_node)``, which creates a stream's table
+  with ``desc_node.create_appendable_table``: :class:`IdempotentRunWriter` hands it a node whose
+  tables are created ordered by ``seq_num`` (:class:`_SeqNumOrderedNode`).
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ from bluesky_tiled_plugins import TiledWriter
 from bluesky_tiled_plugins.writing import tiled_writer as _library
 from bluesky_tiled_plugins.writing.tiled_writer import JSONLinesWriter
 from tiled.client.utils import retry_context
+from tiled.structures.core import StructureFamily
+from tiled.structures.data_source import DataSource
+from tiled.structures.table import TableStructure
 
 from insitu.compat import check_version
 
@@ -79,6 +85,9 @@ class IdempotentRunWriter(RunWriter):
         super().__init__(*args, **kwargs)
         self._table_rows: dict[str, int] = {}  # rows known to be in each table, by its uri
 
+    def _write_internal_data(self, data_cache: list[dict[str, Any]], desc_node: Any) -> None:
+        super()._write_internal_data(data_cache, desc_node=_SeqNumOrderedNode(desc_node))
+
     def _append_with_retry(self, df_client: Any, table: Any, desc_name: str) -> None:
         before = self._table_rows.get(df_client.uri, 0)
         try:
@@ -106,6 +115,49 @@ class IdempotentRunWriter(RunWriter):
                             f"{before + table.num_rows} after it"
                         ) from error
         self._table_rows[df_client.uri] = before + table.num_rows
+
+
+#: How a stream's table is read back: tiled's SQL table adapter adds ``ORDER BY`` only for a
+#: table created with ``order_by_args`` (tiled >= 0.2.x, PR #1402), which TiledWriter does not
+#: ask for; on PostgreSQL a run's rows then came back in the database's physical order (seq 4,
+#: 1, 2, 3, ..., 22, 39, 23) for any reader, not only insitu's (which sorts, read_stream).
+SEQ_NUM_ORDER = ({"column": "seq_num", "direction": "asc"},)
+
+
+class _SeqNumOrderedNode:
+    """A stream's tiled node whose appendable tables are created ordered by ``seq_num``.
+
+    Everything else goes to the node itself. A table without a ``seq_num`` column (the library
+    split a very wide one) is created as the library would.
+    """
+
+    def __init__(self, node: Any) -> None:
+        self._node = node
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._node, name)
+
+    def create_appendable_table(self, schema: Any, *, key=None, metadata=None, access_tags=None):
+        if "seq_num" not in schema.names:
+            return self._node.create_appendable_table(
+                schema=schema, key=key, metadata=metadata, access_tags=access_tags
+            )
+        # tiled's own create_appendable_table, with the order: it has no argument for it.
+        return self._node.new(
+            StructureFamily.table,
+            [
+                DataSource(
+                    structure=TableStructure.from_schema(schema, 1),
+                    structure_family=StructureFamily.table,
+                    mimetype="application/x-tiled-sql-table",
+                    parameters={"order_by_args": [dict(order) for order in SEQ_NUM_ORDER]},
+                )
+            ],
+            key=key,
+            metadata=metadata or {},
+            specs=[],
+            access_tags=access_tags,
+        )
 
 
 def table_rows(df_client: Any, column: str) -> int:
