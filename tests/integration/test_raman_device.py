@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import bluesky.plan_stubs as bps
@@ -263,6 +264,19 @@ def test_backend_failure_fails_the_status(spy_raman, spy):
     assert status.done and not status.success
     spy.fail_with = None
     spy_raman.trigger().wait(5)  # the device recovers
+
+
+def test_a_failed_acquisition_does_not_stop_the_next_one(spy_raman, spy, monkeypatch):
+    # ophyd's DeviceStatus calls device.stop() on failure after waking its waiters: a trigger
+    # made at once after the failure (a plan retrying) had its acquisition stopped by it.
+    stops = []
+    monkeypatch.setattr(spy_raman, "stop", lambda **kwargs: stops.append(kwargs))
+    spy.fail_with = ConnectionError("cable pulled")
+    status = spy_raman.trigger()
+    with pytest.raises(ConnectionError):
+        status.wait(5)
+    time.sleep(0.2)  # the status' own callbacks have run by now
+    assert stops == []
 
 
 def test_emulator_error_reaches_the_plan(raman, emulator):

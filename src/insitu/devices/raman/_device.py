@@ -210,7 +210,10 @@ class RamanSpectrometer(Device):
             if current is not None and not current.ended and not current.superseded.is_set():
                 raise RuntimeError(f"{self.name} is already acquiring a spectrum")
             self._stop_requested.clear()
-            acquisition = _Acquisition(ExplainedDeviceStatus(self))
+            # No stop() on failure: the Status fails only when its acquisition has ended, and
+            # ophyd calls stop() after waking the waiters, so it landed on the next trigger's
+            # acquisition (AcquisitionStoppedError on a retry right after a failure).
+            acquisition = _Acquisition(ExplainedDeviceStatus(self, call_stop_on_failure=False))
             # Experiment time the exposure should end at: a simulation's held time runs at full
             # speed only to there (issue 17); real instruments never read it.
             exposure, accumulations = settings[0], settings[1]
