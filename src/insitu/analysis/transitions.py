@@ -19,7 +19,10 @@ widths, no intensities). **What it learns from the ramp**: the amorphous state f
 lagged template: spectra at least ``template_lag_C`` away in temperature and two spectra old, so
 that a slow growth is not absorbed into the reference); the crystalline statistic's offset and
 scatter from the calibration spectra (each against the others); the crystallized state and the
-width of each of its bands from the spectra that completed the crystallization.
+width of each of its bands from the spectra that completed the crystallization, the state then
+following the film as the amorphous one does (spectra that show no decomposition, at least
+``CRYSTALLIZED_LAG_C`` away in temperature: a film still converting between polymorphs, or
+whose bands go on changing, is read against itself of late, not as it completed).
 
 The onset statistic fits one line shape per band (``ONSET_LINE_WIDTHS``, 14 cm-1): a bias-free
 width it cannot be, but its area has about half the variance of the two-width pair's, which
@@ -203,6 +206,15 @@ STRONG_MAX_SPAN = 2
 NULL_PRIOR_DOF = 4.0
 # Spectra a learned state is chosen from, besides the calibration spectra.
 MAX_POOL = 200
+# The crystallized state follows the film as the amorphous one does (see _check_decomposition):
+# a spectrum is read against the crystallized spectra at least this far (C) from it in
+# temperature. A film still converting from one polymorph to the other after completion, or
+# whose bands go on changing with temperature, drifted away from the state it completed in: its
+# decomposed z sat at -3 to -10 before anything decomposed (foreign 1034, 1024) and the
+# decomposition came late or not at all. foreign_ramps 22 -> 24 of 60 with every flag in window,
+# raman_ramps 141 of 150 as before, the wide probe's 296 ramps 280 as before, with lags of 20,
+# 30 and 45 C alike; with 15 C a raman_ramps decomposition came late.
+CRYSTALLIZED_LAG_C = 30.0
 
 
 def _normal_cdf(z: float) -> float:
@@ -243,7 +255,8 @@ class _Stage:
         lagged spectra (as before this rule: the 150-ramp robustness table is unchanged); for
         spectra back at the start's temperature (a film at rest after its anneal, which
         :func:`~insitu.analysis.rest_call.rest_call` compares with its first spectra) it is
-        the first spectra, not the dwell's hundreds of degrees away."""
+        the first spectra, not the dwell's hundreds of degrees away. None if no spectrum is
+        far enough (a crystallized state, which has no calibration spectra, just learned)."""
         if self.frozen is not None:
             return self.frozen
         candidates = [
@@ -252,6 +265,8 @@ class _Stage:
             if kept.index < first
             or (kept.index <= index - 2 and abs(temperature - kept.temperature) >= lag_c)
         ]
+        if not candidates:
+            return None
         nearest = sorted(candidates, key=lambda k: (abs(temperature - k.temperature), -k.index))
         chosen = sorted(nearest[:size], key=lambda k: k.index)
         key = tuple(kept.index for kept in chosen)
@@ -989,8 +1004,18 @@ class RamanTransitionDetector:
         return {"crystalline": np.where(np.isfinite(measured), measured, np.nanmedian(measured))}
 
     def _check_decomposition(self, spectrum: WeightedSpectrum, temperature, index, scatter):
+        """The decomposed bands against the crystallized state, which follows the film: the
+        spectra the decomposition's CUSUM took no evidence from (z at most its reference value,
+        ``decomposition_drift``) join it, and each spectrum is read against the
+        ``template_spectra`` of them nearest in temperature at least ``CRYSTALLIZED_LAG_C``
+        away (the state the film completed in until there are such spectra)."""
         stage = self._crystallized
-        template = self._crystallized_start
+        x, y, _ = spectrum.data
+        template = stage.template(
+            x, index, temperature, CRYSTALLIZED_LAG_C, self.template_spectra, first=0
+        )
+        if template is None:
+            template = self._crystallized_start
         fit = fit_growth(
             *spectrum.data,
             template,
@@ -1010,6 +1035,10 @@ class RamanTransitionDetector:
             cusum.add(step, index, self.decomposition_drift, self.max_step)
             if cusum.value >= self.threshold:
                 raised.append(self._raise("decomposition", index, temperature, z, fit))
+            elif z <= self.decomposition_drift:
+                # Accepting only spectra below 0 or 1 (no evidence either way) picked the
+                # template's noise: 1-2 foreign decompositions 7-10 spectra early.
+                stage.keep(_Kept(index, temperature, y), 0)
         return fit, raised, float(z)
 
     def _calibrate(self, x: np.ndarray) -> None:
