@@ -118,7 +118,7 @@ class IdempotentRunWriter(RunWriter):
 
 
 #: How a stream's table is read back: tiled's SQL table adapter adds ``ORDER BY`` only for a
-#: table created with ``order_by_args`` (tiled >= 0.2.x, PR #1402), which TiledWriter does not
+#: table created with ``order_by_args`` (tiled 0.2.20 has it, PR #1402), which TiledWriter does not
 #: ask for; on PostgreSQL a run's rows then came back in the database's physical order (seq 4,
 #: 1, 2, 3, ..., 22, 39, 23) for any reader, not only insitu's (which sorts, read_stream).
 SEQ_NUM_ORDER = ({"column": "seq_num", "direction": "asc"},)
