@@ -113,6 +113,22 @@ def test_overload_stops_sweeps_and_single_points(eis, term):
     assert_usable(eis, term)
 
 
+def test_a_failed_sweep_does_not_stop_the_next_one(eis, term, monkeypatch):
+    # ophyd's DeviceStatus calls device.stop() on failure after waking its waiters; this stop()
+    # aborts whatever sweep is running, so a sweep triggered at once after a failed one (a plan
+    # retrying) was cut by it. The failed sweep has ended (and switched off) by then.
+    stops = []
+    monkeypatch.setattr(eis, "stop", lambda **kwargs: stops.append(kwargs))
+    term.inject_fault("error_reply", command="EIS", code=42)
+    with pytest.raises(ZahnerCommandError, match="error code 42"):
+        eis.trigger().wait(30)
+    term.clear_fault()
+    threading.Event().wait(0.2)  # the status' own callbacks have run by now
+    assert stops == []
+    assert_switched_on_then_off(term)
+    assert_usable(eis, term)
+
+
 def test_stop_aborts_the_sweep_and_switches_off(eis, term):
     clock.set_speedup(10.0)  # ~18 s of wall time for the sweep: plenty of time to stop it
     status = eis.trigger()

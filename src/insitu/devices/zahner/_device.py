@@ -287,7 +287,12 @@ class ZahnerEIS(Device):
             active = current is not None and not current.ended and not current.superseded.is_set()
             if active or self._measuring_point:
                 raise RuntimeError(f"{self.name}: a measurement is already running")
-            sweep = _Sweep(ExplainedDeviceStatus(self), started_at=clock.now())
+            # No stop() on failure: the Status fails only when its sweep has ended (switched
+            # off on the way), and ophyd calls stop() after waking the waiters, so it aborted
+            # the sweep a plan retrying had started by then.
+            sweep = _Sweep(
+                ExplainedDeviceStatus(self, call_stop_on_failure=False), started_at=clock.now()
+            )
             self._current = sweep
         # For a simulation's held time (issue 17; real instruments never read it): until the
         # analyzer measures, the sweep is wire chatter (settings, switching on), which takes no
