@@ -51,8 +51,11 @@ by the inverse of their fitted covariance: a band the fit cannot pin down (389 c
 * **Crystallized** (only after the onset): the amorphous state is frozen at the onset, and the
   crystalline area against it is followed on the modes every crystalline phase has (a band of
   each within ``SAME_MODE_CM1``, far from the amorphous bands; for LLZO 368/389 and 651/656
-  cm-1), so that one polymorph turning into another does not read as growth.
-  Completion is when its growth over about ``slope_span_C`` has fallen to ``saturation`` (0.4)
+  cm-1), so that one polymorph turning into another does not read as growth, and on every
+  isolated crystalline band: a conversion still moves each, its own way (the second polymorph's
+  bands at the common modes may be stronger, while the first's own bands fade), so the film has
+  stopped crystallizing when either area has stopped growing.
+  Completion is when the growth over about ``slope_span_C`` has fallen to ``saturation`` (0.4)
   of the fastest growth seen, on two consecutive spectra, and both stand out of the noise: the
   fall by ``SLOPE_SIGNIFICANCE`` (1) standard error of a slope beyond ``sqrt(2 ln n)`` for the
   fastest being the largest of ``n`` noisy slopes, and the signal's rise since its growth began
@@ -542,13 +545,16 @@ class RamanTransitionDetector:
         self._jumps = IntensityJumps()
         self.scale_warning: str | None = None
         self.axis_warning: str | None = None
-        self._completion: list[bool] = []
+        self._completion: list[dict[str, bool]] = []  # per spectrum: each signal saturated
         self._growth: list[tuple[float, float]] = []  # completion signal since the evidence began
+        self._growth_total: list[tuple[float, float]] = []  # the same for every crystalline band
         self._growth_at: list[int] = []  # the spectrum (index) of each value of _growth
         self._regime_start = 0  # of the present temperature regime in _growth
         self._holding: bool | None = None
         # (area, error) of the common modes per spectrum (NaN: a calibration spectrum)
         self._completion_signal: list[tuple[float, float]] = []
+        # (area, error) of every isolated crystalline cluster per spectrum, the same fit
+        self._completion_total: list[tuple[float, float]] = []
         self._crystallized_area = math.nan
         self._crystallized_start: Template | None = None
         self._crystallized_spectra: list[np.ndarray] = []
@@ -844,6 +850,7 @@ class RamanTransitionDetector:
             if index == self.calibration_spectra - 1:
                 self._calibrate(x)
             self._completion_signal.append((math.nan, math.nan))
+            self._completion_total.append((math.nan, math.nan))
             return TransitionFeatures(temperature), []
 
         spectrum = WeightedSpectrum(x, y, noise)
@@ -872,7 +879,12 @@ class RamanTransitionDetector:
         # The two-width fit: the completion signal, and the crystalline statistic a film at rest
         # is called from (rest_call's level was set on it).
         common, common_error, two_widths = self._common_area(spectrum, template, temperature)
+        total = (
+            two_widths.signal["crystalline_total"],
+            two_widths.signal_error["crystalline_total"],
+        )
         self._completion_signal.append((common, common_error) if tested else (math.nan, math.nan))
+        self._completion_total.append(total if tested else (math.nan, math.nan))
         below = self._cooled_by(temperature)
         # Tested while the film is near its hottest (see _cooled_by): a new phase's bands within
         # NEW_PHASE_COOLING_C of it, the growth's end within COOLING_MARGIN_C; and not at all a
@@ -884,8 +896,8 @@ class RamanTransitionDetector:
             if not tested and below <= COOLING_MARGIN_C and self._growing():
                 # A jumped spectrum keeps its place in the growth: a slope across it is NaN,
                 # not one over more spectra than its span.
-                self._add_growth((math.nan, math.nan), temperature)
-                self._completion.append(False)
+                self._add_growth((math.nan, math.nan), temperature, (math.nan, math.nan))
+                self._completion.append({})
         elif "crystallization_onset" not in self._raised:
             if z_crystal < ACCEPT_Z:
                 amorphous.keep(_Kept(index, temperature, y), self.calibration_spectra)
@@ -904,8 +916,9 @@ class RamanTransitionDetector:
                     if math.isfinite(self._completion_signal[k][0])
                 ]
                 self._growth = [self._completion_signal[k] for k in self._growth_at]
+                self._growth_total = [self._completion_total[k] for k in self._growth_at]
         elif "crystallized" not in self._raised and growing:
-            raised += self._check_completion(index, temperature, fit, (common, common_error))
+            raised += self._check_completion(index, temperature, fit, (common, common_error), total)
             if raised and not self._learn_after:
                 self._learn_crystallized(x, y, noise, temperature, two_widths)
 
@@ -1079,7 +1092,12 @@ class RamanTransitionDetector:
     def _growing(self) -> bool:
         return "crystallization_onset" in self._raised and "crystallized" not in self._raised
 
-    def _add_growth(self, common: tuple[float, float], temperature: float) -> None:
+    def _add_growth(
+        self,
+        common: tuple[float, float],
+        temperature: float,
+        total: tuple[float, float] = (math.nan, math.nan),
+    ) -> None:
         """One more spectrum of the completion signal, and the temperature regime it is in.
 
         In a hold (the temperature moving by at most ``HOLD_STEP_C`` per spectrum) a completion
@@ -1100,24 +1118,52 @@ class RamanTransitionDetector:
             self._regime_start = len(self._growth)
         self._holding = holding
         self._growth.append(common)
+        self._growth_total.append(total)
         self._growth_at.append(self._index)
 
-    def _check_completion(self, index, temperature, fit: GrowthFit, common: tuple[float, float]):
-        """Completion evidence: the growth of the area of the modes every crystalline phase has
-        has saturated (see the module doc), on two consecutive spectra or, where a spectrum
-        comes every few degrees, on one that is unmistakable (see _unmistakable)."""
-        self._add_growth(common, temperature)
-        saturated = self._saturated()
-        self._completion.append(saturated)
-        twice = len(self._completion) >= 2 and self._completion[-2] and saturated
-        once = saturated and not twice and self._unmistakable(temperature)
+    def _check_completion(
+        self,
+        index,
+        temperature,
+        fit: GrowthFit,
+        common: tuple[float, float],
+        total: tuple[float, float],
+    ):
+        """Completion evidence: the growth of the area of the modes every crystalline phase has,
+        or of every crystalline band's, has saturated (see the module doc), on two consecutive
+        spectra or, where a spectrum comes every few degrees, on one that is unmistakable (see
+        _unmistakable).
+
+        Two signals, either enough: one polymorph turning into another moves both, each its own
+        way (its bands at the common modes may be stronger or weaker than the first's, the bands
+        only it has grow as the first's fade), and which one goes on growing after the film is
+        crystalline depends on intensities the literature does not give; the film has stopped
+        crystallizing when one of them has stopped growing.
+        """
+        self._add_growth(common, temperature, total)
+        signals = {
+            "the area of the modes every crystalline phase has": self._growth,
+            "the area of every crystalline band": self._growth_total,
+        }
+        now = {name: self._saturated(growth) for name, growth in signals.items()}
+        before = self._completion[-1] if self._completion else {}
+        self._completion.append(now)
+        # Each signal confirms itself: one's noise on one spectrum and the other's on the next
+        # are no completion.
+        saturated_on = [name for name, is_saturated in now.items() if is_saturated]
+        confirmed = [name for name in saturated_on if before.get(name)]
+        twice = bool(confirmed)
+        once = bool(saturated_on) and not twice and self._unmistakable(temperature)
+        # (one spectrum is enough only where the common modes' growth has collapsed)
+        saturated_on = confirmed if twice else list(signals)[:1]
         # Its own spectrum ends the growth: the crystallized state is learned from the next
         # two, those a confirmation on two spectra would have used (learned from the film a
         # spectrum less complete, decomposition came 4-6 spectra early on a simulated film and
         # a faint raman_ramps one: the rest of the growth read as new bands).
         self._learn_after = once
         if twice or once:
-            slopes, _ = self._slopes()
+            name = saturated_on[0]
+            slopes, _ = self._slopes(signals[name])
             fastest = float(np.nanmax(slopes))
             seen = (
                 "on two consecutive spectra"
@@ -1126,8 +1172,9 @@ class RamanTransitionDetector:
                 "top of the growth"
             )
             why = (
-                f"the crystalline band signal has stopped growing: growth {slopes[-1]:.3g} per "
-                f"spectrum, at most {self.saturation:g} of the fastest ({fastest:.3g}), {seen}"
+                f"the crystalline band signal has stopped growing ({name}): growth "
+                f"{slopes[-1]:.3g} per spectrum, at most {self.saturation:g} of the fastest "
+                f"({fastest:.3g}), {seen}"
             )
             return [
                 self._raise(
@@ -1149,11 +1196,13 @@ class RamanTransitionDetector:
         step = float(np.median(np.abs(np.diff(recent)))) if recent.size > 1 else 0.0
         return max(1, round(self.slope_span_C / step)) if step > 0.5 else 1
 
-    def _slopes(self) -> tuple[np.ndarray, float]:
-        """Growth per spectrum of the completion signal since the onset's evidence began, over
-        about ``slope_span_C`` (at least one spectrum), and the standard error of one slope."""
-        values = np.asarray([value for value, _ in self._growth], dtype=float)
-        errors = np.asarray([error for _, error in self._growth], dtype=float)
+    def _slopes(self, growth: list | None = None) -> tuple[np.ndarray, float]:
+        """Growth per spectrum of a completion signal (``growth``, the common modes' by default)
+        since the onset's evidence began, over about ``slope_span_C`` (at least one spectrum),
+        and the standard error of one slope."""
+        growth = self._growth if growth is None else growth
+        values = np.asarray([value for value, _ in growth], dtype=float)
+        errors = np.asarray([error for _, error in growth], dtype=float)
         span = self._slope_span()
         if values.size <= span:
             return np.zeros(0), math.nan
@@ -1207,9 +1256,11 @@ class RamanTransitionDetector:
         before = [value for value, _ in last[:-1]]
         return last[-1][0] >= max(before) - last[-1][1]
 
-    def _saturated(self) -> bool:
+    def _saturated(self, growth: list | None = None) -> bool:
+        """Whether a completion signal's growth (the common modes' by default) has saturated."""
+        growth = self._growth if growth is None else growth
         # NaN slopes are those across a spectrum that was not tested (an intensity jump).
-        slopes, error = self._slopes()
+        slopes, error = self._slopes(growth)
         finite = np.isfinite(slopes)
         if np.count_nonzero(finite) < 2 or not finite[-1]:
             return False
@@ -1223,12 +1274,12 @@ class RamanTransitionDetector:
         # noise has no slope whose fall means anything (on foreign_ramps' faint 600 C films,
         # completion at 34 % crystalline). With this, the fall needs 1 standard error beyond the
         # bias, not 3 (which left 23 of 42 completions there late or missed: 19 in window, 27).
-        values = np.asarray([value for value, _ in self._growth], dtype=float)
+        values = np.asarray([value for value, _ in growth], dtype=float)
         early = values[: max(1, values.size // 2)]
         early = early[np.isfinite(early)]
         if early.size == 0:
             return False
-        sigma = float(np.nanmedian([e for _, e in self._growth]))
+        sigma = float(np.nanmedian([e for _, e in growth]))
         risen = values[-1] - float(np.min(early))
         significant = significant and not risen < COMPLETION_RISE * sigma
         if self._holding:

@@ -1,0 +1,56 @@
+"""Completion when either signal stops growing: the common modes' area or every band's."""
+
+import numpy as np
+import pytest
+
+from insitu.analysis.transitions import RamanTransitionDetector
+from insitu.testing.foreign_ramps import foreign_ramp
+from insitu.testing.raman_ramps import flags_raised, judge
+
+
+@pytest.mark.parametrize(
+    ("seed", "before"),
+    [
+        (1031, "missed"),
+        (1018, "late 3"),
+        (1032, "late 3"),
+    ],
+)
+def test_a_film_whose_common_modes_go_on_growing_completes_in_its_window(seed, before):
+    # On these films the area at the modes both polymorphs have kept rising after the film was
+    # crystalline (a polymorph with stronger bands there growing at the other's expense), while
+    # the area of every crystalline band had stopped: read from the first alone, ``before``.
+    ramp = foreign_ramp(seed)
+    detector = RamanTransitionDetector()
+    verdict = judge(ramp, flags_raised(ramp, detector))["crystallized"]
+    assert verdict.verdict == "ok", (seed, before, verdict)
+    flag = next(f for f in detector.flags if f.kind == "crystallized")
+    assert "stopped growing (the area of" in flag.evidence
+
+
+# A growth that stopped (x 1000 counts, each +/- 100) and one that goes on.
+STOPPED = [0.0, 1.0, 3.0, 7.0, 12.0, 17.0, 20.0, 21.0, 21.2, 21.3, 21.3]
+GOING_ON = [0.0, 1.0, 3.0, 7.0, 12.0, 17.0, 22.0, 27.0, 32.0, 37.0, 42.0]
+
+
+def _completion_after(common, total):
+    """Whether the detector calls completion on the last of a growth of both signals."""
+    detector = RamanTransitionDetector()
+    detector._raised.add("crystallization_onset")
+    detector.temperatures = list(600.0 + 5.0 * np.arange(len(common)))
+    flags = []
+    for k, (c, t) in enumerate(zip(common, total, strict=True)):
+        detector._index = k
+        flags = detector._check_completion(
+            k, detector.temperatures[k], None, (1000.0 * c, 100.0), (1000.0 * t, 100.0)
+        )
+        if flags:
+            return flags[0]
+    return None
+
+
+def test_completion_needs_one_signal_stopped_not_both(monkeypatch):
+    monkeypatch.setattr(RamanTransitionDetector, "_raise", lambda self, *a, **kw: kw["why"])
+    assert "every crystalline band" in _completion_after(GOING_ON, STOPPED)
+    assert "every crystalline phase has" in _completion_after(STOPPED, GOING_ON)
+    assert _completion_after(GOING_ON, GOING_ON) is None
