@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 
 import bluesky.plan_stubs as bps
@@ -273,9 +272,12 @@ def test_a_failed_acquisition_does_not_stop_the_next_one(spy_raman, spy, monkeyp
     monkeypatch.setattr(spy_raman, "stop", lambda **kwargs: stops.append(kwargs))
     spy.fail_with = ConnectionError("cable pulled")
     status = spy_raman.trigger()
+    # ophyd runs a Status' callbacks after its failure handling (the stop), on the same thread.
+    handled = threading.Event()
+    status.add_callback(lambda _: handled.set())
     with pytest.raises(ConnectionError):
         status.wait(5)
-    time.sleep(0.2)  # the status' own callbacks have run by now
+    assert handled.wait(5)
     assert stops == []
 
 

@@ -120,10 +120,14 @@ def test_a_failed_sweep_does_not_stop_the_next_one(eis, term, monkeypatch):
     stops = []
     monkeypatch.setattr(eis, "stop", lambda **kwargs: stops.append(kwargs))
     term.inject_fault("error_reply", command="EIS", code=42)
+    status = eis.trigger()
+    # ophyd runs a Status' callbacks after its failure handling (the stop), on the same thread.
+    handled = threading.Event()
+    status.add_callback(lambda _: handled.set())
     with pytest.raises(ZahnerCommandError, match="error code 42"):
-        eis.trigger().wait(30)
+        status.wait(30)
     term.clear_fault()
-    threading.Event().wait(0.2)  # the status' own callbacks have run by now
+    assert handled.wait(5)
     assert stops == []
     assert_switched_on_then_off(term)
     assert_usable(eis, term)

@@ -25,7 +25,7 @@ def test_a_film_whose_common_modes_go_on_growing_completes_in_its_window(seed, b
     verdict = judge(ramp, flags_raised(ramp, detector))["crystallized"]
     assert verdict.verdict == "ok", (seed, before, verdict)
     flag = next(f for f in detector.flags if f.kind == "crystallized")
-    assert "stopped growing (the area of" in flag.evidence
+    assert "stopped growing (the area of every crystalline band)" in flag.evidence
 
 
 # A growth that stopped (x 1000 counts, each +/- 100) and one that goes on.
@@ -54,3 +54,24 @@ def test_completion_needs_one_signal_stopped_not_both(monkeypatch):
     assert "every crystalline band" in _completion_after(GOING_ON, STOPPED)
     assert "every crystalline phase has" in _completion_after(STOPPED, GOING_ON)
     assert _completion_after(GOING_ON, GOING_ON) is None
+
+
+def test_one_spectrum_completes_only_where_the_common_modes_saturated(monkeypatch):
+    # The one-spectrum rule reads the common modes alone: the other signal's saturation does
+    # not stand in for theirs (it let a common growth that had not risen beyond the noise,
+    # which the two-spectrum test refuses, complete on one spectrum).
+    monkeypatch.setattr(RamanTransitionDetector, "_raise", lambda self, *a, **kw: kw["why"])
+    monkeypatch.setattr(RamanTransitionDetector, "_unmistakable", lambda self, t: True)
+    detector = RamanTransitionDetector()
+    monkeypatch.setattr(
+        detector, "_saturated", lambda growth=None: growth is detector._growth_total
+    )
+    detector._raised.add("crystallization_onset")
+    detector.temperatures = list(600.0 + 5.0 * np.arange(len(STOPPED)))
+    detector._growth = [(1000.0 * v, 100.0) for v in STOPPED]
+    detector._growth_total = list(detector._growth)
+    detector._growth_at = list(range(len(STOPPED)))
+    detector._index = len(STOPPED)
+    t = detector.temperatures[-1] + 5.0
+    last = (21300.0, 100.0)
+    assert detector._check_completion(len(STOPPED), t, None, last, last) == []

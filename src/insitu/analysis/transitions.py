@@ -1153,9 +1153,11 @@ class RamanTransitionDetector:
         saturated_on = [name for name, is_saturated in now.items() if is_saturated]
         confirmed = [name for name in saturated_on if before.get(name)]
         twice = bool(confirmed)
-        once = bool(saturated_on) and not twice and self._unmistakable(temperature)
-        # (one spectrum is enough only where the common modes' growth has collapsed)
-        saturated_on = confirmed if twice else list(signals)[:1]
+        # One spectrum is enough only where the common modes' growth has saturated and
+        # collapsed (_unmistakable reads them alone).
+        common_name = next(iter(signals))
+        once = now[common_name] and not twice and self._unmistakable(temperature)
+        saturated_on = confirmed if twice else [common_name]
         # Its own spectrum ends the growth: the crystallized state is learned from the next
         # two, those a confirmation on two spectra would have used (learned from the film a
         # spectrum less complete, decomposition came 4-6 spectra early on a simulated film and
