@@ -17,9 +17,10 @@ from insitu.testing.raman_ramps import flags_raised, judge
     ],
 )
 def test_a_film_whose_common_modes_go_on_growing_completes_in_its_window(seed, before):
-    # On these films the area at the modes both polymorphs have kept rising after the film was
-    # crystalline (a polymorph with stronger bands there growing at the other's expense), while
-    # the area of every crystalline band had stopped: read from the first alone, ``before``.
+    # Read from the common modes alone these completions were ``before``: on 1031, a faint film,
+    # their growth never rose 10 units of noise; on 1018 and 1032 their growth fell to 0.41-0.44
+    # of its fastest at 99-100 % crystalline. The area of every crystalline band (with the cubic
+    # 468 cm-1 band) saw the growth stop in the window.
     ramp = foreign_ramp(seed)
     detector = RamanTransitionDetector()
     verdict = judge(ramp, flags_raised(ramp, detector))["crystallized"]

@@ -52,9 +52,9 @@ by the inverse of their fitted covariance: a band the fit cannot pin down (389 c
   crystalline area against it is followed on the modes every crystalline phase has (a band of
   each within ``SAME_MODE_CM1``, far from the amorphous bands; for LLZO 368/389 and 651/656
   cm-1), so that one polymorph turning into another does not read as growth, and on every
-  isolated crystalline band: a conversion still moves each, its own way (the second polymorph's
-  bands at the common modes may be stronger, while the first's own bands fade), so the film has
-  stopped crystallizing when either area has stopped growing.
+  isolated crystalline band (for LLZO the same and the cubic 468 cm-1): the two see a conversion
+  still running, and the noise, differently, so the film has stopped crystallizing when either
+  area has stopped growing.
   Completion is when the growth over about ``slope_span_C`` has fallen to ``saturation`` (0.4)
   of the fastest growth seen, on two consecutive spectra, and both stand out of the noise: the
   fall by ``SLOPE_SIGNIFICANCE`` (1) standard error of a slope beyond ``sqrt(2 ln n)`` for the
@@ -718,8 +718,12 @@ class RamanTransitionDetector:
                 [c for c in amorphous if c.diagnostic and c.phase_class == "crystalline"],
                 max(ONSET_LINE_WIDTHS["crystalline"]),
             ),
-            "crystallized": (
-                [c for c, is_common in zip(amorphous, common, strict=True) if is_common],
+            "crystallized": (  # the common modes, or any isolated crystalline band
+                [
+                    c
+                    for c, is_common in zip(amorphous, common, strict=True)
+                    if is_common or c.isolated
+                ],
                 max(LINE_WIDTHS_CM1["crystalline"]),
             ),
             "decomposition": (
@@ -1134,11 +1138,11 @@ class RamanTransitionDetector:
         spectra or, where a spectrum comes every few degrees, on one that is unmistakable (see
         _unmistakable).
 
-        Two signals, either enough: one polymorph turning into another moves both, each its own
-        way (its bands at the common modes may be stronger or weaker than the first's, the bands
-        only it has grow as the first's fade), and which one goes on growing after the film is
-        crystalline depends on intensities the literature does not give; the film has stopped
-        crystallizing when one of them has stopped growing.
+        Two signals, either enough: their bands differ (for LLZO the second adds the cubic 468
+        cm-1 band to the common modes), so a conversion still running moves them differently
+        and a faint film's growth stands out of the noise in one sooner. Measured on
+        ``foreign_ramps``: a faint film whose common modes never rose 10 units of noise (1031)
+        completes in its window, two others (1018, 1032) a spectrum sooner, in it.
         """
         self._add_growth(common, temperature, total)
         signals = {
@@ -1281,7 +1285,10 @@ class RamanTransitionDetector:
         early = early[np.isfinite(early)]
         if early.size == 0:
             return False
-        sigma = float(np.nanmedian([e for _, e in growth]))
+        errors = np.asarray([e for _, e in growth], dtype=float)
+        if not np.isfinite(errors).any():
+            return False  # a signal with no band on the axis (an area of 0, no error)
+        sigma = float(np.nanmedian(errors))
         risen = values[-1] - float(np.min(early))
         significant = significant and not risen < COMPLETION_RISE * sigma
         if self._holding:
