@@ -1154,21 +1154,19 @@ class RamanTransitionDetector:
         self._completion.append(now)
         # Each signal confirms itself: one's noise on one spectrum and the other's on the next
         # are no completion.
-        saturated_on = [name for name, is_saturated in now.items() if is_saturated]
-        confirmed = [name for name in saturated_on if before.get(name)]
+        confirmed = [name for name, is_on in now.items() if is_on and before.get(name)]
         twice = bool(confirmed)
         # One spectrum is enough only where the common modes' growth has saturated and
         # collapsed (_unmistakable reads them alone).
         common_name = next(iter(signals))
         once = now[common_name] and not twice and self._unmistakable(temperature)
-        saturated_on = confirmed if twice else [common_name]
         # Its own spectrum ends the growth: the crystallized state is learned from the next
         # two, those a confirmation on two spectra would have used (learned from the film a
         # spectrum less complete, decomposition came 4-6 spectra early on a simulated film and
         # a faint raman_ramps one: the rest of the growth read as new bands).
         self._learn_after = once
         if twice or once:
-            name = saturated_on[0]
+            name = confirmed[0] if twice else common_name
             slopes, _ = self._slopes(signals[name])
             fastest = float(np.nanmax(slopes))
             seen = (
