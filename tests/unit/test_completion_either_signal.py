@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from insitu.analysis.completion import COMMON_MODES, EVERY_BAND, CompletionTracker
 from insitu.analysis.transitions import RamanTransitionDetector
 from insitu.testing.foreign_ramps import foreign_ramp
 from insitu.testing.raman_ramps import flags_raised, judge
@@ -35,44 +36,45 @@ GOING_ON = [0.0, 1.0, 3.0, 7.0, 12.0, 17.0, 22.0, 27.0, 32.0, 37.0, 42.0]
 
 
 def _completion_after(common, total):
-    """Whether the detector calls completion on the last of a growth of both signals."""
-    detector = RamanTransitionDetector()
-    detector._raised.add("crystallization_onset")
-    detector.temperatures = list(600.0 + 5.0 * np.arange(len(common)))
-    flags = []
+    """What the completion test says on the last of a growth of both signals (every 5 C)."""
+    tracker = CompletionTracker(saturation=0.4, slope_span_C=10.0)
+    temperatures = list(600.0 + 5.0 * np.arange(len(common)))
     for k, (c, t) in enumerate(zip(common, total, strict=True)):
-        detector._index = k
-        flags = detector._check_completion(
-            k, detector.temperatures[k], None, (1000.0 * c, 100.0), (1000.0 * t, 100.0)
+        found = tracker.check(
+            (1000.0 * c, 100.0), (1000.0 * t, 100.0), temperatures[k], temperatures[:k], k
         )
-        if flags:
-            return flags[0]
+        if found is not None:
+            return found
     return None
 
 
-def test_completion_needs_one_signal_stopped_not_both(monkeypatch):
-    monkeypatch.setattr(RamanTransitionDetector, "_raise", lambda self, *a, **kw: kw["why"])
-    assert "every crystalline band" in _completion_after(GOING_ON, STOPPED)
-    assert "every crystalline phase has" in _completion_after(STOPPED, GOING_ON)
+def test_completion_needs_one_signal_stopped_not_both():
+    assert _completion_after(GOING_ON, STOPPED).signal == EVERY_BAND
+    assert _completion_after(STOPPED, GOING_ON).signal == COMMON_MODES
     assert _completion_after(GOING_ON, GOING_ON) is None
+
+
+def _one_spectrum_after(monkeypatch, saturated_signal):
+    """The completion test on a spectrum that leaves no doubt (``unmistakable``), where only
+    ``saturated_signal`` has saturated and nothing had on the spectrum before."""
+    tracker = CompletionTracker(saturation=0.4, slope_span_C=10.0)
+    monkeypatch.setattr(tracker, "unmistakable", lambda temperature, temperatures: True)
+    temperatures = list(600.0 + 5.0 * np.arange(len(STOPPED)))
+    for k, value in enumerate(STOPPED):
+        tracker.add((1000.0 * value, 100.0), (1000.0 * value, 100.0), temperatures[k], [], k)
+    monkeypatch.setattr(
+        tracker,
+        "saturated",
+        lambda growth, temperatures: growth is tracker.growth[saturated_signal],
+    )
+    last = (21300.0, 100.0)
+    return tracker.check(last, last, temperatures[-1] + 5.0, temperatures, len(STOPPED))
 
 
 def test_one_spectrum_completes_only_where_the_common_modes_saturated(monkeypatch):
     # The one-spectrum rule reads the common modes alone: the other signal's saturation does
     # not stand in for theirs (it let a common growth that had not risen beyond the noise,
     # which the two-spectrum test refuses, complete on one spectrum).
-    monkeypatch.setattr(RamanTransitionDetector, "_raise", lambda self, *a, **kw: kw["why"])
-    monkeypatch.setattr(RamanTransitionDetector, "_unmistakable", lambda self, t: True)
-    detector = RamanTransitionDetector()
-    monkeypatch.setattr(
-        detector, "_saturated", lambda growth=None: growth is detector._growth_total
-    )
-    detector._raised.add("crystallization_onset")
-    detector.temperatures = list(600.0 + 5.0 * np.arange(len(STOPPED)))
-    detector._growth = [(1000.0 * v, 100.0) for v in STOPPED]
-    detector._growth_total = list(detector._growth)
-    detector._growth_at = list(range(len(STOPPED)))
-    detector._index = len(STOPPED)
-    t = detector.temperatures[-1] + 5.0
-    last = (21300.0, 100.0)
-    assert detector._check_completion(len(STOPPED), t, None, last, last) == []
+    assert _one_spectrum_after(monkeypatch, EVERY_BAND) is None
+    found = _one_spectrum_after(monkeypatch, COMMON_MODES)
+    assert found is not None and found.signal == COMMON_MODES and found.one_spectrum

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from insitu.analysis.completion import COMMON_MODES, CompletionTracker
 from insitu.analysis.transitions import RamanTransitionDetector
 from insitu.testing.foreign_ramps import foreign_ramp
 from insitu.testing.raman_ramps import draw_ramp, flags_raised, judge
@@ -40,15 +41,14 @@ COLLAPSED = [0.0, 1.0, 3.0, 7.0, 12.0, 17.0, 20.0, 21.0, 21.1]
 
 
 def _one_spectrum_call(values, step_C=5.0, tested=None, heating=True, errors=100.0):
-    """Whether the detector calls completion on the last of ``values``, its growth so far."""
-    detector = RamanTransitionDetector()
+    """Whether one spectrum completes on the last of ``values``, the common modes' growth."""
+    tracker = CompletionTracker(saturation=0.4, slope_span_C=10.0)
     n = len(values)
     steps = [step_C if heating or k < n - 2 else -step_C for k in range(n)]
     temperatures = list(600.0 + np.cumsum(steps))
-    detector.temperatures = temperatures[:-1]
-    detector._growth = [(1000.0 * v, errors) for v in values]
-    detector._growth_at = list(range(n)) if tested is None else tested
-    return detector._unmistakable(temperatures[-1])
+    tracker.growth[COMMON_MODES] = [(1000.0 * v, errors) for v in values]
+    tracker.at = list(range(n)) if tested is None else tested
+    return tracker.unmistakable(temperatures[-1], temperatures[:-1])
 
 
 def test_a_collapsed_growth_is_called_on_one_spectrum_at_a_spectrum_every_5C():

@@ -52,20 +52,12 @@ by the inverse of their fitted covariance: a band the fit cannot pin down (389 c
   crystalline area against it is followed on the modes every crystalline phase has (a band of
   each within ``SAME_MODE_CM1``, far from the amorphous bands; for LLZO 368/389 and 651/656
   cm-1), so that one polymorph turning into another does not read as growth, and on every
-  isolated crystalline band (for LLZO the same and the cubic 468 cm-1): the two see a conversion
-  still running, and the noise, differently, so the film has stopped crystallizing when either
-  area has stopped growing.
-  Completion is when the growth over about ``slope_span_C`` has fallen to ``saturation`` (0.4)
-  of the fastest growth seen, on two consecutive spectra, and both stand out of the noise: the
-  fall by ``SLOPE_SIGNIFICANCE`` (1) standard error of a slope beyond ``sqrt(2 ln n)`` for the
-  fastest being the largest of ``n`` noisy slopes, and the signal's rise since its growth began
-  by ``COMPLETION_RISE`` (10) standard errors of one spectrum's area (without them, noise in a
-  slow growth passed for a completion at 19-34 % crystalline on three ramps of
-  ``foreign_ramps``). Where a slope spans 1-2 spectra (a spectrum every ~4 C or more), one
-  spectrum completes when the growth has collapsed beyond doubt: to ``STRONG_SATURATION`` (0.15)
-  of the second fastest growth, by ``STRONG_SIGNIFICANCE`` (2) standard errors beyond the bias,
-  at the top of the growth, on consecutive heating spectra all tested; the crystallized state is
-  then learned from the two spectra after it.
+  isolated crystalline band (for LLZO the same and the cubic 468 cm-1). The film has stopped
+  crystallizing when either area has stopped growing (:mod:`~insitu.analysis.completion`): its
+  growth over about ``slope_span_C`` has fallen to ``saturation`` (0.4) of the fastest, on two
+  consecutive spectra or, where a spectrum comes every few degrees, on one that leaves no doubt,
+  the fall and the rise before it standing out of the noise. After a one-spectrum completion the
+  crystallized state is learned from the two spectra after it.
 
 A film whose crystalline bands are there from the first spectra (crystalline from the start)
 raises no onset: the learned state already holds them, so nothing grows.
@@ -111,6 +103,7 @@ from insitu.analysis.band_growth import (
     fit_growth,
     learn_widths,
 )
+from insitu.analysis.completion import CompletionTracker
 from insitu.analysis.intensity_jumps import IntensityJumps
 from insitu.analysis.raman_preprocess import (
     check_spectrum,
@@ -158,11 +151,6 @@ ACCEPT_Z = 4.0
 # a new phase (onset, decomposition) within the second (see RamanTransitionDetector._cooled_by).
 COOLING_MARGIN_C = 3.0
 NEW_PHASE_COOLING_C = 100.0
-# Completion's temperature regimes: holding when the temperature moves by at most this much (C)
-# from one spectrum to the next (see RamanTransitionDetector._add_growth).
-HOLD_STEP_C = 0.5
-# ... and in a hold, completion needs a growth of this many slope errors at constant temperature.
-HOLD_GROWTH = 2.0
 # A spectrum's axis may fall this short (cm-1) of the ramp's first axis at either end (calibration
 # drift); the missing pixels get this many times the spectrum's largest noise (no weight).
 AXIS_SHORTFALL_CM1 = 10.0
@@ -181,24 +169,6 @@ CALIBRATED_DRIFT = 3.0
 # films with the pair, 22 with one width (and on 100 of 100 robustness ramps, 98 before). The
 # two-width area, which follows a band as it broadens, stays the completion signal.
 ONSET_LINE_WIDTHS = {"crystalline": (14.0,), "decomposed": (45.0,)}
-# Completion: the fall from the fastest growth, in standard errors of one slope, beyond the
-# fastest's own selection bias, and the rise of the completion signal since its growth began, in
-# standard errors of one spectrum's area (see _saturated).
-SLOPE_SIGNIFICANCE = 1.0
-COMPLETION_RISE = 10.0
-# Completion from one spectrum (see RamanTransitionDetector._unmistakable): the growth fallen to
-# this share of the fastest, by this many slope errors beyond the fastest's selection bias, where
-# a slope spans at most this many spectra. raman_ramps 139 -> 141 of 150 ramps with every flag in
-# window, foreign_ramps 20 -> 22 of 60 (completions in window 93 -> 95 and 25 -> 27), no flag
-# later or earlier out of its window on either; on bench_raman_outside's settings (steps of 1-20
-# C, 512-4096 pixels, fainter, brighter) one more film in window as drawn and every 5 C, no flag
-# out of its window that was in it.
-# Against the fastest growth instead of the second, early completions at 69-88 % crystalline
-# (one spectrum off the curve makes one fast slope); without the span limit, early completions
-# on dense ramps (1-3 C).
-STRONG_SATURATION = 0.15
-STRONG_SIGNIFICANCE = 2.0
-STRONG_MAX_SPAN = 2
 # The onset statistic is already in units of each spectrum's own noise; its scatter over the
 # calibration spectra (4 degrees of freedom with the default 5) corrects it where the fit misses
 # the film, but it is a noisy estimate: a chance 1.3-1.6 cost a third of the late onsets on
@@ -545,16 +515,7 @@ class RamanTransitionDetector:
         self._jumps = IntensityJumps()
         self.scale_warning: str | None = None
         self.axis_warning: str | None = None
-        self._completion: list[dict[str, bool]] = []  # per spectrum: each signal saturated
-        self._growth: list[tuple[float, float]] = []  # completion signal since the evidence began
-        self._growth_total: list[tuple[float, float]] = []  # the same for every crystalline band
-        self._growth_at: list[int] = []  # the spectrum (index) of each value of _growth
-        self._regime_start = 0  # of the present temperature regime in _growth
-        self._holding: bool | None = None
-        # (area, error) of the common modes per spectrum (NaN: a calibration spectrum)
-        self._completion_signal: list[tuple[float, float]] = []
-        # (area, error) of every isolated crystalline cluster per spectrum, the same fit
-        self._completion_total: list[tuple[float, float]] = []
+        self._completion = CompletionTracker(self.saturation, self.slope_span_C)
         self._crystallized_area = math.nan
         self._crystallized_start: Template | None = None
         self._crystallized_spectra: list[np.ndarray] = []
@@ -853,8 +814,7 @@ class RamanTransitionDetector:
             self._calibration.append((y, noise, temperature))
             if index == self.calibration_spectra - 1:
                 self._calibrate(x)
-            self._completion_signal.append((math.nan, math.nan))
-            self._completion_total.append((math.nan, math.nan))
+            self._completion.record()
             return TransitionFeatures(temperature), []
 
         spectrum = WeightedSpectrum(x, y, noise)
@@ -887,8 +847,10 @@ class RamanTransitionDetector:
             two_widths.signal["crystalline_total"],
             two_widths.signal_error["crystalline_total"],
         )
-        self._completion_signal.append((common, common_error) if tested else (math.nan, math.nan))
-        self._completion_total.append(total if tested else (math.nan, math.nan))
+        if tested:
+            self._completion.record((common, common_error), total)
+        else:
+            self._completion.record()
         below = self._cooled_by(temperature)
         # Tested while the film is near its hottest (see _cooled_by): a new phase's bands within
         # NEW_PHASE_COOLING_C of it, the growth's end within COOLING_MARGIN_C; and not at all a
@@ -898,10 +860,7 @@ class RamanTransitionDetector:
         if not new_phases:
             z_crystal = math.nan  # not tested, and skipped by onset_margin like a calibration
             if not tested and below <= COOLING_MARGIN_C and self._growing():
-                # A jumped spectrum keeps its place in the growth: a slope across it is NaN,
-                # not one over more spectra than its span.
-                self._add_growth((math.nan, math.nan), temperature, (math.nan, math.nan))
-                self._completion.append({})
+                self._completion.skip(temperature, self.temperatures, index)
         elif "crystallization_onset" not in self._raised:
             if z_crystal < ACCEPT_Z:
                 amorphous.keep(_Kept(index, temperature, y), self.calibration_spectra)
@@ -913,14 +872,7 @@ class RamanTransitionDetector:
                 )
                 amorphous.frozen = template
                 # The growth seen while the evidence built up is part of the transition.
-                start = cusum.start if cusum.start is not None else index
-                self._growth_at = [
-                    k
-                    for k in range(start, index + 1)
-                    if math.isfinite(self._completion_signal[k][0])
-                ]
-                self._growth = [self._completion_signal[k] for k in self._growth_at]
-                self._growth_total = [self._completion_total[k] for k in self._growth_at]
+                self._completion.begin(cusum.start if cusum.start is not None else index, index)
         elif "crystallized" not in self._raised and growing:
             raised += self._check_completion(index, temperature, fit, (common, common_error), total)
             if raised and not self._learn_after:
@@ -1096,35 +1048,6 @@ class RamanTransitionDetector:
     def _growing(self) -> bool:
         return "crystallization_onset" in self._raised and "crystallized" not in self._raised
 
-    def _add_growth(
-        self,
-        common: tuple[float, float],
-        temperature: float,
-        total: tuple[float, float] = (math.nan, math.nan),
-    ) -> None:
-        """One more spectrum of the completion signal, and the temperature regime it is in.
-
-        In a hold (the temperature moving by at most ``HOLD_STEP_C`` per spectrum) a completion
-        needs the film seen growing at constant temperature: a slope of ``HOLD_GROWTH`` standard
-        errors since the hold began. When a ramp stops where the film only crystallizes that far
-        (a growth limited by temperature), the growth stops with the heating, and read against
-        the ramp's fastest that was a completion (12 of 12 raman_ramps films held at 45-63 %
-        crystalline were called crystallized in the hold); a film that goes on crystallizing in
-        the hold (an isothermal anneal) still completes against the whole growth's fastest.
-        (Measuring the fall against the hold's own fastest growth instead made the simulator's
-        720 C anneal, 90 % crystalline when its dwell began, complete 51 spectra late.)
-        The regime changes at the first spectrum that says so (waiting for 3 in a row let stalls
-        be called in a hold's first spectra).
-        """
-        previous = self.temperatures[-1] if self.temperatures else temperature
-        holding = abs(temperature - previous) <= HOLD_STEP_C
-        if self._holding is not None and holding != self._holding:
-            self._regime_start = len(self._growth)
-        self._holding = holding
-        self._growth.append(common)
-        self._growth_total.append(total)
-        self._growth_at.append(self._index)
-
     def _check_completion(
         self,
         index,
@@ -1133,173 +1056,28 @@ class RamanTransitionDetector:
         common: tuple[float, float],
         total: tuple[float, float],
     ):
-        """Completion evidence: the growth of the area of the modes every crystalline phase has,
-        or of every crystalline band's, has saturated (see the module doc), on two consecutive
-        spectra or, where a spectrum comes every few degrees, on one that is unmistakable (see
-        _unmistakable).
-
-        Two signals, either enough: their bands differ (for LLZO the second adds the cubic 468
-        cm-1 band to the common modes), so a conversion still running moves them differently
-        and a faint film's growth stands out of the noise in one sooner. Measured on
-        ``foreign_ramps``: a faint film whose common modes never rose 10 units of noise (1031)
-        completes in its window, two others (1018, 1032) a spectrum sooner, in it.
-        """
-        self._add_growth(common, temperature, total)
-        signals = {
-            "the area of the modes every crystalline phase has": self._growth,
-            "the area of every crystalline band": self._growth_total,
-        }
-        now = {name: self._saturated(growth) for name, growth in signals.items()}
-        before = self._completion[-1] if self._completion else {}
-        self._completion.append(now)
-        # Each signal confirms itself: one's noise on one spectrum and the other's on the next
-        # are no completion.
-        confirmed = [name for name, is_on in now.items() if is_on and before.get(name)]
-        twice = bool(confirmed)
-        # One spectrum is enough only where the common modes' growth has saturated and
-        # collapsed (_unmistakable reads them alone).
-        common_name = next(iter(signals))
-        once = now[common_name] and not twice and self._unmistakable(temperature)
-        # Its own spectrum ends the growth: the crystallized state is learned from the next
-        # two, those a confirmation on two spectra would have used (learned from the film a
+        """Completion evidence (see :mod:`~insitu.analysis.completion`): the flag, if the
+        growth has stopped on this spectrum."""
+        found = self._completion.check(common, total, temperature, self.temperatures, index)
+        # One spectrum's completion ends the growth: the crystallized state is learned from the
+        # next two, those a confirmation on two spectra would have used (learned from the film a
         # spectrum less complete, decomposition came 4-6 spectra early on a simulated film and
         # a faint raman_ramps one: the rest of the growth read as new bands).
-        self._learn_after = once
-        if twice or once:
-            name = confirmed[0] if twice else common_name
-            slopes, _ = self._slopes(signals[name])
-            fastest = float(np.nanmax(slopes))
-            seen = (
-                "on two consecutive spectra"
-                if twice
-                else f"on one spectrum, below {STRONG_SATURATION:g} of the fastest and at the "
-                "top of the growth"
+        self._learn_after = found is not None and found.one_spectrum
+        if found is None:
+            return []
+        return [
+            self._raise(
+                "crystallized",
+                index,
+                temperature,
+                3.0,
+                fit,
+                why=found.evidence(self.saturation),
+                value=found.slope / found.fastest,
+                level=self.saturation,
             )
-            why = (
-                f"the crystalline band signal has stopped growing ({name}): growth "
-                f"{slopes[-1]:.3g} per spectrum, at most {self.saturation:g} of the fastest "
-                f"({fastest:.3g}), {seen}"
-            )
-            return [
-                self._raise(
-                    "crystallized",
-                    index,
-                    temperature,
-                    3.0,
-                    fit,
-                    why=why,
-                    value=float(slopes[-1] / fastest),
-                    level=self.saturation,
-                )
-            ]
-        return []
-
-    def _slope_span(self) -> int:
-        """Spectra in one slope of the completion signal: about ``slope_span_C``, at least 1."""
-        recent = np.asarray(self.temperatures[-10:], dtype=float)
-        step = float(np.median(np.abs(np.diff(recent)))) if recent.size > 1 else 0.0
-        return max(1, round(self.slope_span_C / step)) if step > 0.5 else 1
-
-    def _slopes(self, growth: list | None = None) -> tuple[np.ndarray, float]:
-        """Growth per spectrum of a completion signal (``growth``, the common modes' by default)
-        since the onset's evidence began, over about ``slope_span_C`` (at least one spectrum),
-        and the standard error of one slope."""
-        growth = self._growth if growth is None else growth
-        values = np.asarray([value for value, _ in growth], dtype=float)
-        errors = np.asarray([error for _, error in growth], dtype=float)
-        span = self._slope_span()
-        if values.size <= span:
-            return np.zeros(0), math.nan
-        sigma = float(np.nanmedian(errors)) if np.isfinite(errors).any() else math.nan
-        error = math.sqrt(2.0) * sigma / span
-        return (values[span:] - values[:-span]) / span, error
-
-    def _unmistakable(self, temperature: float) -> bool:
-        """A completion one spectrum shows beyond doubt, where a slope spans at most
-        ``STRONG_MAX_SPAN`` spectra (a spectrum every ~4 C or more).
-
-        There the second confirming spectrum costs a whole step, and films whose growth had
-        already collapsed were flagged a spectrum past their window. Beyond the two-spectrum
-        test's conditions (already met), the growth must have fallen to ``STRONG_SATURATION``
-        of the fastest, by ``STRONG_SIGNIFICANCE`` standard errors beyond the fastest's
-        selection bias, and the spectrum must be at the top of the growth (not below the last
-        ``span`` values by more than its own error: a low outlier makes a small slope too). (A
-        measured error, the larger of the fit's and the growth curve's own scatter about a
-        local cubic, was tried besides: no flag changed on the wide probe, two foreign
-        completions a spectrum later.)
-        Where consecutive slopes share most of their spectra one spectrum confirms little, and
-        allowed there, the same rule flagged completions early on dense ramps. And the slope's
-        spectra must all be heating steps: back from a cool-down, the film has not grown since
-        it left (a slope of nothing, at 63 % crystalline), and in a hold the two-spectrum test
-        and its hold rule stand.
-        """
-        span = self._slope_span()
-        if span > STRONG_MAX_SPAN:
-            return False
-        recent = np.asarray([*self.temperatures[-span:], temperature], dtype=float)
-        if recent.size <= span or not np.all(np.diff(recent) > HOLD_STEP_C):
-            return False
-        # ... each of them tested (a spectrum not tested, an intensity jump, inside the slope
-        # leaves one spectrum's word on a growth that may have been fast across it).
-        last = self._growth[-(span + 1) :]
-        if len(self._growth_at) <= span or np.any(np.diff(self._growth_at[-(span + 1) :]) != 1):
-            return False
-        if not all(math.isfinite(value) for value, _ in last):
-            return False
-        slopes, error = self._slopes()
-        finite = np.isfinite(slopes)
-        # The second fastest: one spectrum off the curve (a flat frame read as the film) makes
-        # one slope of its own, and against it the next spectra's growth had "collapsed" at
-        # 88 % crystalline.
-        fastest = float(np.sort(slopes[finite])[-2])
-        margin = STRONG_SIGNIFICANCE + math.sqrt(2.0 * math.log(np.count_nonzero(finite)))
-        if slopes[-1] > STRONG_SATURATION * fastest:
-            return False
-        if math.isfinite(error) and fastest - slopes[-1] < margin * error:
-            return False
-        before = [value for value, _ in last[:-1]]
-        return last[-1][0] >= max(before) - last[-1][1]
-
-    def _saturated(self, growth: list | None = None) -> bool:
-        """Whether a completion signal's growth (the common modes' by default) has saturated."""
-        growth = self._growth if growth is None else growth
-        # NaN slopes are those across a spectrum that was not tested (an intensity jump).
-        slopes, error = self._slopes(growth)
-        finite = np.isfinite(slopes)
-        if np.count_nonzero(finite) < 2 or not finite[-1]:
-            return False
-        fastest = float(np.nanmax(slopes))
-        # The fall from the fastest growth must stand out of the slopes' noise: on a noisy
-        # film one high spectrum made a "fastest" growth that the next slopes fell short of.
-        # (the fastest of n noisy slopes is itself high by about sqrt(2 ln n) standard errors).
-        margin = SLOPE_SIGNIFICANCE + math.sqrt(2.0 * math.log(np.count_nonzero(finite)))
-        significant = not math.isfinite(error) or fastest - slopes[-1] >= margin * error
-        # ... and the growth itself must: a film whose crystalline signal rose by a few units of
-        # noise has no slope whose fall means anything (on foreign_ramps' faint 600 C films,
-        # completion at 34 % crystalline). With this, the fall needs 1 standard error beyond the
-        # bias, not 3 (which left 23 of 42 completions there late or missed: 19 in window, 27).
-        values = np.asarray([value for value, _ in growth], dtype=float)
-        early = values[: max(1, values.size // 2)]
-        early = early[np.isfinite(early)]
-        if early.size == 0:
-            return False
-        errors = np.asarray([e for _, e in growth], dtype=float)
-        if not np.isfinite(errors).any():
-            return False  # a signal with no band on the axis (an area of 0, no error)
-        sigma = float(np.nanmedian(errors))
-        risen = values[-1] - float(np.min(early))
-        significant = significant and not risen < COMPLETION_RISE * sigma
-        if self._holding:
-            # In a hold the film must have been seen growing at constant temperature (see
-            # _add_growth): a growth that stopped with the heating is a stall, not a completion.
-            held = slopes[self._regime_start :]
-            significant = significant and bool(np.any(held > HOLD_GROWTH * error))
-        return (
-            fastest > 0
-            and slopes[-1] <= self.saturation * fastest
-            and int(np.nanargmax(slopes)) < slopes.size - 1
-            and significant
-        )
+        ]
 
     def _raise(
         self,
