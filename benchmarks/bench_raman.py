@@ -22,7 +22,9 @@
    this project's others (its own line shapes, amorphous spectrum, fluorescence, kinetics), with
    each late or missed onset and decomposition put beside the evidence its phase's bands had
    given by the deadline (``foreign_evidence``: a matched filter of the true bands, which only
-   the generator knows): below ~4 noise units no detector could have been on time.
+   the generator knows): below ~4 noise units no detector could have been on time; then the
+   50 ramps of ``insitu.testing.third_ramps``, a third generator written apart from all of
+   these, which reads the paper's band positions as room-temperature ones.
 4. Callback overhead (target: < 1 % of a simulated ramp's wall time): the same RunEngine ramp
    over a test spectrometer whose exposure (30 s) runs on ``insitu.clock`` at a speed-up, with and
    without ``RamanTransitionCallback`` subscribed, alternated in one run. The ramp's wall time is
@@ -73,6 +75,7 @@ from insitu.testing.raman_ramps import (
     judge,
 )
 from insitu.testing.sim_ramps import render_sim_ramp, sim_evidence
+from insitu.testing.third_ramps import THIRD_SEEDS, third_ramp
 
 AXIS = raman_model.default_axis()
 TARGET_MEDIAN_S = 0.003
@@ -252,6 +255,16 @@ def bench_robustness(ramps: int, seed: int) -> bool:
     )
     all_ok &= print_table(verdicts)
     print_onset_bound(print_evidence(foreign, verdicts))
+    third = [
+        judge(ramp, flags_raised(ramp, RamanTransitionDetector()))
+        for ramp in (third_ramp(*job) for job in tqdm(THIRD_SEEDS, desc="third ramps", leave=False))
+    ]
+    print(
+        f"   {len(third)} ramps of insitu.testing.third_ramps, a third generator written apart "
+        "(its own line shapes,\n   a Si substrate band, glow, edge filter; the paper's "
+        "positions read as room-temperature ones), defaults:"
+    )
+    all_ok &= print_table(third)
     return all_ok
 
 

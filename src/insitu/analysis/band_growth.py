@@ -28,6 +28,7 @@ much of that state remains.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Sequence
@@ -38,12 +39,15 @@ from scipy.interpolate import BSpline
 from scipy.ndimage import convolve1d
 from scipy.signal import savgol_coeffs
 
+from insitu.analysis.medians import median
+
 __all__ = [
     "BandCluster",
     "GrowthFit",
     "Template",
     "band_clusters",
     "fit_growth",
+    "crystalline_z_scan",
     "unit_area_lines",
     "weighted_least_squares",
     "WeightedSpectrum",
@@ -61,6 +65,7 @@ TEMPLATE_SMOOTHING_CM1 = 5.0
 LINE_WIDTHS_CM1 = {"crystalline": (8.0, 24.0), "decomposed": (25.0, 60.0)}
 _LN2 = math.log(2.0)
 POSITION_GRID_CM1 = 0.25
+SCAN_GRID_CM1 = 1.0
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,9 @@ class BandCluster:
     isolated : bool
         Far from the bands the crystalline class must be told from (a mixed crystalline and
         decomposed cluster may be, and then counts in the ``crystalline_total`` signal).
+    softening_per_C : float
+        How fast (cm-1 per C) the bands move down from ``position`` as the temperature rises
+        above ``temperature_C``.
     """
 
     position: float
@@ -90,10 +98,15 @@ class BandCluster:
     phases: tuple[str, ...]
     diagnostic: bool
     isolated: bool = False
+    softening_per_C: float = SOFTENING_PER_C
 
     def expected_position(self, temperature: float) -> float:
         """Where the cluster sits at ``temperature`` (C), softened from the literature's."""
-        return self.position - SOFTENING_PER_C * (temperature - self.temperature_C)
+        return self.position - self.softening_per_C * (temperature - self.temperature_C)
+
+    def softened_from(self, temperature_C: float, per_C: float) -> BandCluster:
+        """The same bands read as at ``temperature_C``, softening ``per_C`` (cm-1 per C)."""
+        return dataclasses.replace(self, temperature_C=temperature_C, softening_per_C=per_C)
 
 
 def band_clusters(
@@ -147,7 +160,7 @@ def band_clusters(
 
 
 def _pixels(x: np.ndarray, width_cm1: float) -> int:
-    step = float(np.median(np.diff(x)))
+    step = float(median(np.diff(x)))
     return max(int(round(width_cm1 / step)), 1)
 
 
@@ -180,7 +193,7 @@ class Template:
         """Mean of despiked spectra on one axis, Savitzky-Golay smoothed over ~5 cm-1."""
         mean = np.mean(np.asarray(spectra, dtype=float), axis=0)
         window = max(_pixels(x, TEMPLATE_SMOOTHING_CM1) | 1, 5)
-        step = float(np.median(np.diff(x)))
+        step = float(median(np.diff(x)))
         # Savitzky-Golay by convolution with "mirror" edges: ~50x faster than scipy's default
         # polynomial fit of the edges, and the first few pixels (the laser-edge tail) carry no
         # band anyway; the coefficients are cached (scipy recomputes them on every call).
@@ -227,9 +240,12 @@ def _band_columns(
     clusters: Sequence[BandCluster],
     temperature: float,
     line_widths: dict,
+    grid: float = POSITION_GRID_CM1,
+    derivatives: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Columns per cluster (one line shape per width, then the derivative of the middle width
-    in position) and, per column, the index of the cluster whose area it carries (-1: none).
+    in position, unless not ``derivatives``) and, per column, the index of the cluster whose
+    area it carries (-1: none); centres on a ``grid`` (cm-1).
 
     Returned as rows (one per column, pixels along the row): the least squares stacks them.
     A cluster less than its widest line from either end of the axis gets no column (its area
@@ -252,16 +268,15 @@ def _band_columns(
             if len(own) % 2
             else 0.5 * (sorted(own)[len(own) // 2 - 1] + sorted(own)[len(own) // 2])
         )
-        for width in (*own, middle):
+        for width in (*own, middle) if derivatives else own:
             centres.append(centre)
             widths.append(width)
-        derivative += [False] * len(own) + [True]
-        owners += [k] * len(own) + [-1]
+        derivative += [False] * len(own) + [True] * derivatives
+        owners += [k] * len(own) + [-1] * derivatives
     # Positions move by ~0.015 cm-1 per C: on a 0.25 cm-1 grid the columns of one ramp repeat
     # (the derivative column takes the rest), and computing them is most of a fit's time.
     key = tuple(
-        (round(c / POSITION_GRID_CM1) * POSITION_GRID_CM1, w, d)
-        for c, w, d in zip(centres, widths, derivative, strict=True)
+        (round(c / grid) * grid, w, d) for c, w, d in zip(centres, widths, derivative, strict=True)
     )
     if not key:
         return np.zeros((0, x.size)), np.zeros(0, dtype=int)
@@ -470,6 +485,100 @@ class WeightedSpectrum:
         return _solve_normal(gram, rhs, [fixed, a], self.b, np.concatenate([fixed_scale, scale]))
 
 
+def crystalline_z_scan(
+    spectrum: WeightedSpectrum,
+    template: Template,
+    cluster_sets: Sequence[Sequence[BandCluster]],
+    temperature: float,
+    line_widths: dict,
+) -> list[float]:
+    """The crystalline z of :func:`fit_growth` for each of several cluster sets, in one batch.
+
+    Equal to ``fit_growth(..., grid=SCAN_GRID_CM1, derivatives=False).z("crystalline")`` (no
+    pattern) for each set: sets that differ in where their bands are (the transition
+    detector's position models), solved together as one stack of normal equations, one line
+    shape per width and no derivative column, centres on a 1 cm-1 grid (the sets' columns then
+    repeat over several spectra of a ramp). The detector does this for every spectrum until the
+    onset: a full fit per set cost as much as the rest of its path.
+    """
+    x, _, _ = spectrum.data
+    options = {"grid": SCAN_GRID_CM1, "derivatives": False}
+    columns = [
+        _band_columns(x, clusters, temperature, line_widths, **options) for clusters in cluster_sets
+    ]
+    if len({rows.shape for rows, _ in columns}) != 1 or columns[0][0].shape[0] == 0:
+        # Sets whose columns differ in number (a band near an axis end in one set only).
+        return [
+            fit_growth(
+                *spectrum.data, template, c, temperature, line_widths, spectrum=spectrum, **options
+            ).z("crystalline")
+            for c in cluster_sets
+        ]
+    fixed, fixed_scale, fixed_gram, fixed_rhs = spectrum.fixed(template)
+    a = np.stack([rows for rows, _ in columns]) * spectrum.weights
+    scale = np.sqrt(np.einsum("mij,mij->mi", a, a))
+    scale[scale == 0] = 1.0
+    a /= scale[:, :, None]
+    m, k, f = a.shape[0], a.shape[1], fixed.shape[0]
+    gram = np.empty((m, f + k, f + k))
+    gram[:, :f, :f] = fixed_gram
+    cross = a @ fixed.T
+    gram[:, f:, :f] = cross
+    gram[:, :f, f:] = cross.transpose(0, 2, 1)
+    for j in range(m):  # one product per set: faster than a batched product of a transpose
+        gram[j, f:, f:] = a[j] @ a[j].T
+    rhs = np.concatenate([np.broadcast_to(fixed_rhs, (m, f)), a @ spectrum.b], axis=1)
+    try:
+        inverse = np.linalg.inv(gram)
+    except np.linalg.LinAlgError:
+        inverse = np.linalg.pinv(gram)
+    coef = np.einsum("mij,mj->mi", inverse, rhs)
+    residual = spectrum.b - coef[:, :f] @ fixed - np.einsum("mi,min->mn", coef[:, f:], a)
+    dof = max(spectrum.b.size - (f + k), 1)
+    chi2 = np.einsum("mn,mn->m", residual, residual) / dof
+    # Per set: the diagnostic crystalline columns (the sets differ in positions, not in
+    # which columns they have), their summed area and its variance; fit_growth's covariance
+    # carries max(chi2, 1) and divides it out again: the local misfit scales the error instead.
+    indicators = (
+        np.stack(
+            [
+                np.where(owners >= 0, _crystalline_diagnostic(clusters)[owners], False)
+                for clusters, (_, owners) in zip(cluster_sets, columns, strict=True)
+            ]
+        ).astype(float)
+        / scale
+    )
+    signals = np.einsum("mi,mi->m", indicators, coef[:, f:])
+    variances = np.einsum("mi,mij,mj->m", indicators, inverse[:, f:, f:], indicators)
+    squares = np.concatenate([np.zeros((m, 1)), np.cumsum(residual * residual, axis=1)], axis=1)
+    zs = []
+    for j, clusters in enumerate(cluster_sets):
+        if not indicators[j].any():
+            zs.append(math.nan)
+            continue
+        reaches = [
+            (c.expected_position(temperature), 2.0 * max(_widths_of(c, line_widths)))
+            for c in clusters
+            if c.diagnostic and c.phase_class == "crystalline"
+        ]
+        local = _mean_square_near(x, squares[j], reaches)
+        if local is None:
+            local = max(float(chi2[j]), 1.0)
+        error = math.sqrt(max(float(variances[j]) * max(local, 1.0), 0.0))
+        zs.append(float(signals[j]) / error if error > 0 else math.nan)
+    return zs
+
+
+def _crystalline_diagnostic(clusters: Sequence[BandCluster]) -> np.ndarray:
+    return np.array([c.diagnostic and c.phase_class == "crystalline" for c in clusters])
+
+
+def _widths_of(cluster: BandCluster, line_widths: dict) -> tuple[float, ...]:
+    return line_widths.get(
+        cluster, line_widths.get(cluster.phase_class, line_widths["crystalline"])
+    )
+
+
 def _mean_square_near(x: np.ndarray, squares: np.ndarray, reaches) -> float | None:
     """Mean of the squared residual over the pixels within ``reach`` of any ``centre`` of
     ``reaches`` (None if there are none); ``squares`` is the residual's squares' cumulative sum
@@ -521,6 +630,9 @@ def fit_growth(
     pattern: dict[str, np.ndarray] | None = None,
     sums: dict[str, Sequence[bool]] | None = None,
     spectrum: WeightedSpectrum | None = None,
+    *,
+    grid: float = POSITION_GRID_CM1,
+    derivatives: bool = True,
 ) -> GrowthFit:
     """Fit one despiked spectrum as template + smooth background + band clusters (module doc).
 
@@ -550,13 +662,18 @@ def fit_growth(
     spectrum : WeightedSpectrum, optional
         The same ``x``, ``y`` and ``noise`` already weighted, to share the template and background
         part of the normal equations between fits of one spectrum (made here when not given).
+    grid : float
+        Band centres are placed on this grid (cm-1); the derivative columns take the rest.
+    derivatives : bool
+        Give each cluster the derivative of its middle line shape in position (a shift of a few
+        cm-1); without, one column per line width.
 
     Returns
     -------
     GrowthFit
     """
     widths = LINE_WIDTHS_CM1 if line_widths is None else line_widths
-    bands, owners = _band_columns(x, clusters, temperature, widths)
+    bands, owners = _band_columns(x, clusters, temperature, widths, grid, derivatives)
     if spectrum is None:
         spectrum = WeightedSpectrum(x, y, noise)
     coef, covariance, chi2, residual = spectrum.solve(template, bands)
