@@ -8,6 +8,7 @@ from insitu.analysis.band_growth import (
     Template,
     WeightedSpectrum,
     _band_columns,
+    _line_row,
     _mean_square_near,
     background_rows,
     fit_growth,
@@ -109,3 +110,26 @@ def test_the_local_misfit_covers_each_pixel_of_overlapping_reaches_once():
         mask |= np.abs(x - centre) <= reach
     assert np.isclose(_mean_square_near(x, squares, reaches), np.mean(residual[mask] ** 2))
     assert _mean_square_near(x, squares, [(300.0, 5.0)]) is None
+
+
+def test_a_line_row_is_the_whole_pseudo_voigt_to_the_bit():
+    # The Gaussian half is computed only within 10 half-widths of the centre: the row must be
+    # the same as computed over the whole axis.
+    x = np.linspace(100.0, 1500.0, 1600)
+    for centre, width, derivative in [
+        (651.3, 14.0, False),
+        (651.3, 14.0, True),
+        (101.0, 24.0, False),
+        (900.0, 45.0, True),
+    ]:
+        half, ln2 = 0.5 * width, np.log(2.0)
+        u = (x - centre) / half
+        u2 = u * u
+        lorentz = 1.0 / (1.0 + u2)
+        gauss = np.exp(-ln2 * u2)
+        area = half * (0.5 * np.pi + 0.5 * np.sqrt(np.pi / ln2))
+        if derivative:
+            whole = u * (lorentz * lorentz + ln2 * gauss) / (half * area)
+        else:
+            whole = (0.5 * lorentz + 0.5 * gauss) / area
+        assert np.array_equal(_line_row(x.tobytes(), centre, width, derivative), whole)

@@ -134,6 +134,12 @@ class CompletionTracker:
         self._recorded[COMMON_MODES].append(common)
         self._recorded[EVERY_BAND].append(every)
 
+    def rerecord(self, index: int, common: Area, every: Area) -> None:
+        """Replace both areas recorded for spectrum ``index`` (measured again, at other band
+        positions)."""
+        self._recorded[COMMON_MODES][index] = common
+        self._recorded[EVERY_BAND][index] = every
+
     def begin(self, start: int, index: int) -> None:
         """The onset at spectrum ``index``: its evidence began at ``start``, and the growth since
         then is part of the transition."""

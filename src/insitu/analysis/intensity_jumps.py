@@ -26,8 +26,6 @@ from collections import deque
 
 import numpy as np
 
-from insitu.analysis.medians import median
-
 __all__ = ["JUMP_RATIO", "NEW_LEVEL_SPECTRA", "WHOLE_RATIO", "IntensityJumps"]
 
 JUMP_RATIO = 1.5
@@ -67,7 +65,7 @@ class IntensityJumps:
         bright = reference > BRIGHT_IN_NOISE * noise
         if np.count_nonzero(bright) < MIN_BRIGHT:
             return math.nan  # too faint to tell: accepted
-        return float(median(y[bright] / reference[bright]))
+        return float(np.median(y[bright] / reference[bright]))
 
     def _jumped(self, ratio: float) -> bool:
         return math.isfinite(ratio) and not 1.0 / self.ratio <= ratio <= self.ratio
@@ -96,7 +94,7 @@ class IntensityJumps:
         if len(self._accepted) < REFERENCE_SPECTRA:
             self._accepted.append(y)
             return self.scale, None
-        reference = median(np.asarray(self._accepted), axis=0)
+        reference = np.median(np.asarray(self._accepted), axis=0)
         ratio = self._ratio(y, reference, noise * self.scale)
         if not (self._jumped(ratio) and self._whole_jumped(y, reference, ratio)):
             self._accepted.append(y)
@@ -106,7 +104,7 @@ class IntensityJumps:
         if len(self._jumps) < self.new_level:
             return self.scale, ratio
         recent = self._jumps[-self.new_level :]
-        level = median(np.asarray(recent), axis=0)
+        level = np.median(np.asarray(recent), axis=0)
         if any(self._jumped(self._ratio(s, level, noise * self.scale)) for s in recent):
             return self.scale, ratio
         factor = self._ratio(level, reference, noise * self.scale)

@@ -54,8 +54,6 @@ from pybaselines import Baseline
 from scipy.ndimage import median_filter
 from scipy.signal import savgol_filter
 
-from insitu.analysis.medians import median
-
 __all__ = [
     "BASELINE_METHODS",
     "DEFAULT_BASELINE_METHOD",
@@ -162,7 +160,7 @@ def noise_sigma(counts: ArrayLike) -> float:
     y = np.asarray(counts, dtype=float)
     if y.size < 3:
         return 0.0
-    return float(median(_second_differences(y)) * _D2_TO_SIGMA)
+    return float(np.median(_second_differences(y)) * _D2_TO_SIGMA)
 
 
 def local_noise(counts: ArrayLike) -> np.ndarray:
@@ -171,7 +169,7 @@ def local_noise(counts: ArrayLike) -> np.ndarray:
     d2 = _second_differences(y)
     n_blocks = max(d2.size // _NOISE_BLOCK, 1)
     blocks = d2[: n_blocks * _NOISE_BLOCK].reshape(n_blocks, -1)
-    block_sigma = median(blocks, axis=1) * _D2_TO_SIGMA
+    block_sigma = np.median(blocks, axis=1) * _D2_TO_SIGMA
     centres = (np.arange(n_blocks) + 0.5) * blocks.shape[1] + 1.0
     local = np.interp(np.arange(y.size), centres, block_sigma)
     floor = max(noise_sigma(y) * 0.25, 1e-12 * (np.max(np.abs(y)) + 1.0))
