@@ -158,8 +158,14 @@ def band_clusters(
 
 
 def _pixels(x: np.ndarray, width_cm1: float) -> int:
-    step = float(np.median(np.diff(x)))
-    return max(int(round(width_cm1 / step)), 1)
+    return max(int(round(width_cm1 / _axis_step(x.tobytes()))), 1)
+
+
+@functools.lru_cache(maxsize=16)
+def _axis_step(x_bytes: bytes) -> float:
+    """The axis' median step (cm-1): one axis serves a whole ramp, and the median of its
+    steps, taken three times per learned state, was a tenth of the state's time."""
+    return float(np.median(np.diff(np.frombuffer(x_bytes, dtype=float))))
 
 
 @functools.lru_cache(maxsize=16)
@@ -191,7 +197,7 @@ class Template:
         """Mean of despiked spectra on one axis, Savitzky-Golay smoothed over ~5 cm-1."""
         mean = np.mean(np.asarray(spectra, dtype=float), axis=0)
         window = max(_pixels(x, TEMPLATE_SMOOTHING_CM1) | 1, 5)
-        step = float(np.median(np.diff(x)))
+        step = _axis_step(x.tobytes())
         # Savitzky-Golay by convolution with "mirror" edges: ~50x faster than scipy's default
         # polynomial fit of the edges, and the first few pixels (the laser-edge tail) carry no
         # band anyway; the coefficients are cached (scipy recomputes them on every call).
@@ -255,9 +261,7 @@ def _band_columns(
     centres, widths, derivative, owners = [], [], [], []
     lo, hi = float(x[0]), float(x[-1])
     for k, cluster in enumerate(clusters):
-        own = line_widths.get(
-            cluster, line_widths.get(cluster.phase_class, line_widths["crystalline"])
-        )
+        own = _widths_of(cluster, line_widths)
         centre = cluster.expected_position(temperature)
         if not lo + max(own) <= centre <= hi - max(own):
             continue
@@ -579,6 +583,10 @@ def _crystalline_diagnostic(clusters: Sequence[BandCluster]) -> np.ndarray:
 
 
 def _widths_of(cluster: BandCluster, line_widths: dict) -> tuple[float, ...]:
+    # A cluster's own entry wins; most tables have only classes, and hashing a cluster (all its
+    # fields) for each lookup was a tenth of a fit's time.
+    if all(type(key) is str for key in line_widths):
+        return line_widths.get(cluster.phase_class, line_widths["crystalline"])
     return line_widths.get(
         cluster, line_widths.get(cluster.phase_class, line_widths["crystalline"])
     )
@@ -713,8 +721,7 @@ def fit_growth(
         reaches = [
             (
                 cluster.expected_position(temperature),
-                2.0
-                * max(widths.get(cluster, widths.get(cluster.phase_class, widths["crystalline"]))),
+                2.0 * max(_widths_of(cluster, widths)),
             )
             for cluster, wanted in zip(clusters, chosen, strict=True)
             if wanted
