@@ -158,7 +158,7 @@ def band_clusters(
 
 
 def _pixels(x: np.ndarray, width_cm1: float) -> int:
-    return max(int(round(width_cm1 / _axis_step(x.tobytes()))), 1)
+    return max(int(round(width_cm1 / _axis_step(np.asarray(x, dtype=float).tobytes()))), 1)
 
 
 @functools.lru_cache(maxsize=16)
@@ -197,7 +197,7 @@ class Template:
         """Mean of despiked spectra on one axis, Savitzky-Golay smoothed over ~5 cm-1."""
         mean = np.mean(np.asarray(spectra, dtype=float), axis=0)
         window = max(_pixels(x, TEMPLATE_SMOOTHING_CM1) | 1, 5)
-        step = _axis_step(x.tobytes())
+        step = _axis_step(np.asarray(x, dtype=float).tobytes())
         # Savitzky-Golay by convolution with "mirror" edges: ~50x faster than scipy's default
         # polynomial fit of the edges, and the first few pixels (the laser-edge tail) carry no
         # band anyway; the coefficients are cached (scipy recomputes them on every call).
