@@ -78,3 +78,19 @@ def test_one_spectrum_completes_only_where_the_common_modes_saturated(monkeypatc
     assert _one_spectrum_after(monkeypatch, EVERY_BAND) is None
     found = _one_spectrum_after(monkeypatch, COMMON_MODES)
     assert found is not None and found.signal == COMMON_MODES and found.one_spectrum
+
+
+def test_a_growth_measured_again_replaces_the_records_and_unmeasured_ones_leave_it():
+    # At an onset found at another band reading the detector measures the evidence's spectra
+    # again there (rerecord); a spectrum it no longer has is left out (NaN), not kept at the
+    # first reading.
+    tracker = CompletionTracker(saturation=0.4, slope_span_C=10.0)
+    tracker.record()  # a calibration spectrum
+    for value in (1.0, 2.0, 3.0, 4.0):
+        tracker.record((value, 0.1), (value, 0.1))
+    tracker.rerecord(2, (20.0, 0.1), (30.0, 0.1))
+    tracker.rerecord(3, (np.nan, np.nan), (np.nan, np.nan))
+    tracker.begin(1, 4)
+    assert tracker.at == [1, 2, 4]
+    assert [v for v, _ in tracker.growth[COMMON_MODES]] == [1.0, 20.0, 4.0]
+    assert [v for v, _ in tracker.growth[EVERY_BAND]] == [1.0, 30.0, 4.0]
