@@ -227,6 +227,14 @@ def print_table(verdicts: list[dict]) -> bool:
     return all_ok
 
 
+def default_verdicts(render, jobs, desc: str) -> list[dict]:
+    """Verdicts of the detector with its defaults on each ramp ``render(*job)`` draws."""
+    return [
+        judge(ramp, flags_raised(ramp, RamanTransitionDetector()))
+        for ramp in (render(*job) for job in tqdm(jobs, desc=desc, leave=False))
+    ]
+
+
 def bench_robustness(ramps: int, seed: int) -> bool:
     jobs = [(seed + i, 850.0) for i in range(ramps)]
     jobs += [(seed + 100_000 + i, 600.0) for i in range(max(ramps // 2, 1))]
@@ -244,10 +252,7 @@ def bench_robustness(ramps: int, seed: int) -> bool:
     print_table([calibrated for _, calibrated in results])
     foreign = [(1000 + i, 850.0) for i in range(max(ramps * 2 // 5, 1))]
     foreign += [(1500 + i, 600.0) for i in range(max(ramps // 5, 1))]
-    verdicts = [
-        judge(ramp, flags_raised(ramp, RamanTransitionDetector()))
-        for ramp in (foreign_ramp(*job) for job in tqdm(foreign, desc="foreign ramps", leave=False))
-    ]
+    verdicts = default_verdicts(foreign_ramp, foreign, "foreign ramps")
     print(
         f"   {len(foreign)} ramps (seeds 1000-, 1500- to 600 C) of insitu.testing.foreign_ramps, "
         "a generator written\n   without reading this project's others, the detector with its "
@@ -255,10 +260,7 @@ def bench_robustness(ramps: int, seed: int) -> bool:
     )
     all_ok &= print_table(verdicts)
     print_onset_bound(print_evidence(foreign, verdicts))
-    third = [
-        judge(ramp, flags_raised(ramp, RamanTransitionDetector()))
-        for ramp in (third_ramp(*job) for job in tqdm(THIRD_SEEDS, desc="third ramps", leave=False))
-    ]
+    third = default_verdicts(third_ramp, THIRD_SEEDS, "third ramps")
     print(
         f"   {len(third)} ramps of insitu.testing.third_ramps, a third generator written apart "
         "(its own line shapes,\n   a Si substrate band, glow, edge filter; the paper's "
