@@ -2,6 +2,7 @@
 sharing one weighted spectrum solve the same least squares as the whole design at once."""
 
 import numpy as np
+import pytest
 
 from insitu.analysis.band_growth import (
     BandCluster,
@@ -12,6 +13,7 @@ from insitu.analysis.band_growth import (
     _mean_square_near,
     background_rows,
     fit_growth,
+    fit_growth_nested,
     learn_widths,
     weighted_least_squares,
 )
@@ -98,6 +100,31 @@ def test_fits_sharing_one_weighted_spectrum_match_the_whole_design_solved_at_onc
     other = Template.from_spectra(x, [y], 25.0)
     fit_growth(x, y, noise, other, clusters, 25.0, spectrum=spectrum)
     assert len(spectrum._fixed) == 2
+
+
+def test_a_nested_fit_equals_the_fit_of_its_clusters_alone():
+    x, y, noise, template = _two_band_spectrum()
+    broad = BandCluster(450.0, 25.0, "decomposed", ("pyrochlore",), diagnostic=True)
+    clusters = [_cluster(240.0), _cluster(600.0), broad]
+    sums = {"first": [True, False]}
+    spectrum = WeightedSpectrum(x, y, noise)
+    whole, nested = fit_growth_nested(spectrum, template, clusters, 2, 25.0, leading_sums=sums)
+    alone = [
+        fit_growth(x, y, noise, template, clusters, 25.0),
+        fit_growth(x, y, noise, template, clusters[:2], 25.0, sums=sums),
+    ]
+    for fit, direct in zip((whole, nested), alone, strict=True):
+        assert np.allclose(fit.areas, direct.areas, rtol=1e-9)
+        for name, value in direct.signal.items():
+            assert np.isclose(fit.signal[name], value, rtol=1e-9)
+            error = fit.signal_error[name]
+            assert np.isclose(error, direct.signal_error[name], rtol=1e-9, equal_nan=True)
+        assert np.isclose(fit.reduced_chi2, direct.reduced_chi2, rtol=1e-9)
+        assert np.allclose(fit.background, direct.background, rtol=1e-9)
+    # the broad band is in the whole fit only, and it moved the shared clusters' areas
+    assert nested.areas.size == 2 and not np.allclose(whole.areas[:2], nested.areas)
+    with pytest.raises(ValueError, match="leading 4 is outside 0 to 3"):
+        fit_growth_nested(spectrum, template, clusters, 4, 25.0)
 
 
 def test_the_local_misfit_covers_each_pixel_of_overlapping_reaches_once():

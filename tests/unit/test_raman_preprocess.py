@@ -10,6 +10,7 @@ from insitu.analysis.raman_preprocess import (
     check_spectrum,
     estimate_baseline,
     local_noise,
+    median_of_rows,
     noise_sigma,
     preprocess,
     remove_spikes,
@@ -79,6 +80,34 @@ def test_noise_estimates_match_white_noise_and_ignore_band_slopes():
     local = local_noise(noisy)
     assert local.shape == noisy.shape
     assert np.median(local) == pytest.approx(sigma, rel=0.15)
+
+
+@pytest.mark.parametrize("shape", [(1598,), (1599,), (40, 40), (7, 9), (1,), (3, 1)])
+def test_the_median_of_rows_is_numpys_to_the_bit(shape):
+    values = np.random.default_rng(sum(shape)).normal(size=shape) ** 2
+    assert np.array_equal(median_of_rows(values), np.median(values, axis=-1))
+
+
+def test_the_despiking_gives_the_local_noise_of_the_spectrum_it_was_given():
+    rng = np.random.default_rng(2)
+    clean = film_spectrum(700.0, seed=2)
+    for counts in (clean, add_spikes(clean, rng, 4)[0]):
+        removal = remove_spikes(counts)
+        assert np.array_equal(removal.noise, local_noise(counts))
+    # with nothing replaced, that is the despiked spectrum's noise too
+    assert not remove_spikes(clean).mask.any()
+
+
+def test_a_spike_on_the_third_pixel_is_found_against_an_oddly_reflected_edge():
+    # The edges are continued by odd reflection (np.pad's "reflect", "odd", written out): a
+    # sloped edge stays a slope, and a spike 3 pixels in is seen against it.
+    x = np.arange(200.0)
+    y = 1000.0 + 20.0 * x + np.random.default_rng(4).normal(0.0, 3.0, x.size)
+    y[2] += 400.0
+    y[-3] += 400.0
+    removal = remove_spikes(y)
+    assert removal.mask[2] and removal.mask[-3]
+    assert removal.n_spikes == 2
 
 
 # --- spikes --------------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ __all__ = [
     "Template",
     "band_clusters",
     "fit_growth",
+    "fit_growth_nested",
     "crystalline_z_scan",
     "unit_area_lines",
     "weighted_least_squares",
@@ -478,9 +479,9 @@ class WeightedSpectrum:
             kept = self._fixed[id(template)] = (template, a, scale, a @ a.T, a @ self.b)
         return kept[1:]
 
-    def solve(self, template: Template, bands: np.ndarray):
-        """Least squares of the template, background and ``bands`` rows: coefficients and
-        covariance in that order (template 3, background, bands), reduced chi-square, residual."""
+    def normal_equations(self, template: Template, bands: np.ndarray) -> tuple:
+        """Normal equations of the template, background and ``bands`` rows, in that order: Gram
+        matrix, right-hand side, weighted normalized rows (fixed block, band block), scales."""
         fixed, fixed_scale, fixed_gram, fixed_rhs = self.fixed(template)
         a, scale = _normalized(bands, self.weights)
         f, k = fixed.shape[0], a.shape[0]
@@ -491,7 +492,22 @@ class WeightedSpectrum:
         gram[:f, f:] = cross.T
         gram[f:, f:] = a @ a.T
         rhs = np.concatenate([fixed_rhs, a @ self.b])
-        return _solve_normal(gram, rhs, [fixed, a], self.b, np.concatenate([fixed_scale, scale]))
+        return gram, rhs, (fixed, a), np.concatenate([fixed_scale, scale])
+
+    def solve(self, template: Template, bands: np.ndarray, leading: int | None = None):
+        """Least squares of the template, background and ``bands`` rows: coefficients and
+        covariance in that order (template 3, background, bands), reduced chi-square, residual.
+        With ``leading``, of the first ``leading`` band rows only."""
+        return self.solve_equations(self.normal_equations(template, bands), leading)
+
+    def solve_equations(self, equations: tuple, leading: int | None = None):
+        """:meth:`solve` of :meth:`normal_equations` already built, or of their first
+        ``leading`` band rows (a nested model: its equations are the leading block of these)."""
+        gram, rhs, (fixed, a), scale = equations
+        if leading is not None:
+            n = fixed.shape[0] + leading
+            gram, rhs, a, scale = gram[:n, :n], rhs[:n], a[:leading], scale[:n]
+        return _solve_normal(gram, rhs, [fixed, a], self.b, scale)
 
 
 def crystalline_z_scan(
@@ -689,9 +705,85 @@ def fit_growth(
     bands, owners = _band_columns(x, clusters, temperature, widths, grid, derivatives)
     if spectrum is None:
         spectrum = WeightedSpectrum(x, y, noise)
-    coef, covariance, chi2, residual = spectrum.solve(template, bands)
+    solved = spectrum.solve(template, bands)
+    return _growth_fit(x, clusters, temperature, widths, owners, solved, pattern, sums)
+
+
+def fit_growth_nested(
+    spectrum: WeightedSpectrum,
+    template: Template,
+    clusters: Sequence[BandCluster],
+    leading: int,
+    temperature: float,
+    line_widths: dict | None = None,
+    *,
+    sums: dict[str, Sequence[bool]] | None = None,
+    leading_sums: dict[str, Sequence[bool]] | None = None,
+) -> tuple[GrowthFit, GrowthFit]:
+    """:func:`fit_growth` of ``clusters`` and of their first ``leading`` clusters, from one set
+    of normal equations.
+
+    A cluster's columns follow the clusters before it, so the model of the leading clusters is
+    the leading block of the whole model's normal equations: the rows, their weights and their
+    products, most of a fit's time, are computed once. Equal to two :func:`fit_growth` calls
+    (the Gram block's last bits aside; test).
+
+    Parameters
+    ----------
+    spectrum : WeightedSpectrum
+        The weighted spectrum.
+    template : Template
+        The learned state, on the same axis.
+    clusters : sequence of BandCluster
+        Watched band clusters, those of the nested fit first.
+    leading : int
+        How many of ``clusters`` the nested fit has.
+    temperature : float
+        Measurement temperature (C).
+    line_widths : dict, optional
+        As for :func:`fit_growth`.
+    sums, leading_sums : dict, optional
+        :func:`fit_growth`'s ``sums`` for the whole fit and for the nested one (flags over its
+        ``leading`` clusters).
+
+    Returns
+    -------
+    tuple of GrowthFit
+        The whole fit's and the nested fit's.
+    """
+    if not 0 <= leading <= len(clusters):
+        raise ValueError(
+            f"fit_growth_nested: leading {leading} is outside 0 to {len(clusters)} clusters"
+        )
+    widths = LINE_WIDTHS_CM1 if line_widths is None else line_widths
+    x = spectrum.x
+    bands, owners = _band_columns(x, clusters, temperature, widths)
+    # Each cluster's columns start with its own line shapes (owner k): the nested fit's columns
+    # end where the first column of a cluster past ``leading`` begins.
+    past = np.flatnonzero(owners >= leading)
+    columns = int(past[0]) if past.size else owners.size
+    equations = spectrum.normal_equations(template, bands)
+    whole = _growth_fit(
+        x, clusters, temperature, widths, owners, spectrum.solve_equations(equations), None, sums
+    )
+    nested = _growth_fit(
+        x,
+        clusters[:leading],
+        temperature,
+        widths,
+        owners[:columns],
+        spectrum.solve_equations(equations, columns),
+        None,
+        leading_sums,
+    )
+    return whole, nested
+
+
+def _growth_fit(x, clusters, temperature, widths, owners, solved, pattern, sums) -> GrowthFit:
+    """The :class:`GrowthFit` of a solved fit (``solved``: :meth:`WeightedSpectrum.solve`'s)."""
+    coef, covariance, chi2, residual = solved
     s2 = max(chi2, 1.0)
-    first_band = coef.size - bands.shape[0]
+    first_band = coef.size - owners.size
     band_coef = coef[first_band:]
     band_cov = covariance[first_band:, first_band:]
     n_clusters = len(clusters)

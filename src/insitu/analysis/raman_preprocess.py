@@ -63,6 +63,7 @@ __all__ = [
     "check_spectrum",
     "estimate_baseline",
     "local_noise",
+    "median_of_rows",
     "noise_sigma",
     "preprocess",
     "remove_spikes",
@@ -151,6 +152,21 @@ def _second_differences(counts: np.ndarray) -> np.ndarray:
 _D2_TO_SIGMA = 1.0 / (0.6745 * np.sqrt(6.0))
 
 
+def median_of_rows(values: np.ndarray) -> np.ndarray | float:
+    """The median along the last axis, equal to ``np.median`` (no NaN handling).
+
+    ``np.median`` spends most of its time on a small array outside the partition that finds the
+    median (dispatch, NaN checks, a mean of the middle pair); the detector takes ten medians of
+    every spectrum, and this takes a third of the time.
+    """
+    n = values.shape[-1]
+    middle = n // 2
+    if n % 2:
+        return np.partition(values, middle, axis=-1)[..., middle]
+    parted = np.partition(values, (middle - 1, middle), axis=-1)
+    return 0.5 * (parted[..., middle - 1] + parted[..., middle])
+
+
 def noise_sigma(counts: ArrayLike) -> float:
     """Robust white-noise standard deviation from the median absolute second difference.
 
@@ -160,7 +176,7 @@ def noise_sigma(counts: ArrayLike) -> float:
     y = np.asarray(counts, dtype=float)
     if y.size < 3:
         return 0.0
-    return float(np.median(_second_differences(y)) * _D2_TO_SIGMA)
+    return float(median_of_rows(_second_differences(y)) * _D2_TO_SIGMA)
 
 
 def local_noise(counts: ArrayLike) -> np.ndarray:
@@ -169,7 +185,7 @@ def local_noise(counts: ArrayLike) -> np.ndarray:
     d2 = _second_differences(y)
     n_blocks = max(d2.size // _NOISE_BLOCK, 1)
     blocks = d2[: n_blocks * _NOISE_BLOCK].reshape(n_blocks, -1)
-    block_sigma = np.median(blocks, axis=1) * _D2_TO_SIGMA
+    block_sigma = median_of_rows(blocks) * _D2_TO_SIGMA
     centres = (np.arange(n_blocks) + 0.5) * blocks.shape[1] + 1.0
     local = np.interp(np.arange(y.size), centres, block_sigma)
     floor = max(noise_sigma(y) * 0.25, 1e-12 * (np.max(np.abs(y)) + 1.0))
@@ -193,10 +209,12 @@ def saturated_pixels(counts: ArrayLike) -> np.ndarray | None:
 
 @dataclass(frozen=True)
 class SpikeRemoval:
-    """A despiked spectrum and the mask of replaced pixels."""
+    """A despiked spectrum, the mask of replaced pixels and the given spectrum's local noise
+    (:func:`local_noise`; the despiked spectrum's too when no pixel was replaced)."""
 
     counts: np.ndarray
     mask: np.ndarray
+    noise: np.ndarray | None = None
 
     @property
     def n_spikes(self) -> int:
@@ -243,14 +261,16 @@ def remove_spikes(
     k = _SPIKE_FAR_OFFSET
     # Odd reflection continues a sloped edge (the Rayleigh tail) instead of folding it into a
     # fake peak; the price is that a spike on the first or last two pixels may be kept.
-    padded = np.pad(y, k, mode="reflect", reflect_type="odd")
+    # (np.pad's odd reflection, written out: np.pad took a tenth of the whole despiking)
+    padded = np.concatenate([2.0 * y[0] - y[k:0:-1], y, 2.0 * y[-1] - y[-2 : -k - 2 : -1]])
     running_median = median_filter(padded, size=_SPIKE_NEAR_WINDOW, mode="nearest")[k:-k]
     near_excess = y - running_median
     far_excess = y - 0.5 * (padded[: -2 * k] + padded[2 * k :])
     score = near_excess - band_allowance * np.maximum(far_excess, 0.0)
-    candidates = score > threshold * local_noise(y)
+    noise = local_noise(y)
+    candidates = score > threshold * noise
     if not candidates.any():
-        return SpikeRemoval(y.copy(), np.zeros(y.size, dtype=bool))
+        return SpikeRemoval(y.copy(), np.zeros(y.size, dtype=bool), noise)
     # A spike is at most 3 pixels wide and any of them may be the one found: take 2 pixels on
     # each side, and bridge each masked run by a straight line between its clean neighbours.
     mask = candidates.copy()
@@ -264,7 +284,7 @@ def remove_spikes(
         cleaned[bad] = np.interp(bad, clean, y[clean])
     else:
         cleaned[mask] = running_median[mask]
-    return SpikeRemoval(cleaned, mask)
+    return SpikeRemoval(cleaned, mask, noise)
 
 
 @functools.lru_cache(maxsize=8)

@@ -87,6 +87,7 @@ import collections
 import dataclasses
 import logging
 import math
+import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -104,6 +105,7 @@ from insitu.analysis.band_growth import (
     band_clusters,
     crystalline_z_scan,
     fit_growth,
+    fit_growth_nested,
     learn_widths,
 )
 from insitu.analysis.completion import CompletionTracker
@@ -111,6 +113,7 @@ from insitu.analysis.intensity_jumps import IntensityJumps
 from insitu.analysis.raman_preprocess import (
     check_spectrum,
     local_noise,
+    median_of_rows,
     noise_sigma,
     remove_spikes,
     saturated_pixels,
@@ -520,6 +523,9 @@ class RamanTransitionDetector:
         # too: with the 275 cm-1 columns in it, 14 of 42 completions on foreign_ramps came in
         # their window against 19.
         before = tuple(c for c in start if c.phase_class != "decomposed")
+        # The onset's clusters first: the fit against the start nests the two-width fit of them
+        # (fit_growth_nested, one set of normal equations for both).
+        start = before + tuple(c for c in start if c.phase_class == "decomposed")
         # Against the crystallized state, the decomposed bands must be told from crystalline ones.
         after = band_clusters(
             watched, {"decomposed": crystalline}, guard_cm1={"decomposed": DECOMPOSED_GUARD_CM1}
@@ -680,7 +686,7 @@ class RamanTransitionDetector:
         temperature = self._checked_temperature(temperature)
         x, y = check_spectrum(wavenumber, counts)
         removal = remove_spikes(y)
-        noise = local_noise(removal.counts)
+        noise = removal.noise if not removal.mask.any() else local_noise(removal.counts)
         if not np.all(noise > 0):
             noise = np.maximum(noise, 1e-12 + float(np.max(np.abs(removal.counts))) * 1e-9)
         clipped = saturated_pixels(y)
@@ -713,9 +719,9 @@ class RamanTransitionDetector:
         # The hottest the film has been: of the running median of three readings, so one bogus
         # reading (a thermocouple glitch at 1372 C) does not hold every later test as cooling.
         recent = [*self.temperatures[-2:], temperature]
-        self._hottest = max(self._hottest, float(np.median(recent)))
+        self._hottest = max(self._hottest, float(statistics.median(recent)))
         features, raised = self._update_growth(x, despiked, noise, temperature, index, tested)
-        features = _with_spikes(features, removal.n_spikes, float(np.median(noise)))
+        features = _with_spikes(features, removal.n_spikes, float(median_of_rows(noise)))
         self._index += 1
         self.history.append(features)
         self.temperatures.append(temperature)
@@ -895,8 +901,16 @@ class RamanTransitionDetector:
         )
         raised: list[TransitionFlag] = []
         # The two-width fit: the completion signal, and the crystalline statistic a film at rest
-        # is called from (rest_call's level was set on it).
-        common, common_error, two_widths = self._common_area(spectrum, template, temperature)
+        # is called from (rest_call's level was set on it); nested in the fit against the start.
+        start_fit, two_widths = fit_growth_nested(
+            spectrum,
+            template,
+            self._clusters_start,
+            len(self._amorphous.clusters),
+            temperature,
+            leading_sums={"common": self._completion_clusters},
+        )
+        common, common_error = two_widths.signal["common"], two_widths.signal_error["common"]
         total = (
             two_widths.signal["crystalline_total"],
             two_widths.signal_error["crystalline_total"],
@@ -957,7 +971,10 @@ class RamanTransitionDetector:
             decomposed_signal=after.signal["decomposed"] if after else math.nan,
             decomposed_signal_err=after.signal_error["decomposed"] if after else math.nan,
             decomposed_z=decomposed[2] if decomposed else math.nan,
-            decomposed_start_z=self._decomposed_start_z(spectrum, template, temperature),
+            # The decomposed bands against the film's learned start, scaled like the crystalline
+            # z: rest_call compares a film at rest with its first spectra on it (a film
+            # decomposed in its dwell is not amorphous).
+            decomposed_start_z=float(start_fit.z("decomposed") / self._band_scatter),
             crystalline_start_z=float(two_widths.z("crystalline") / self._band_scatter),
             template_amplitude=fit.template_amplitude,
             reduced_chi2=fit.reduced_chi2,
@@ -1046,15 +1063,6 @@ class RamanTransitionDetector:
         self._amorphous.clusters = model.amorphous
         self._crystallized.clusters = model.crystallized
         self._clusters_start = model.start
-
-    def _decomposed_start_z(self, spectrum: WeightedSpectrum, template: Template, temperature):
-        """The decomposed bands against the film's learned start (noise units, scaled like the
-        crystalline z): :func:`~insitu.analysis.rest_call.rest_call` compares a film at rest with
-        its first spectra on it (a film decomposed in its dwell is not amorphous)."""
-        fit = fit_growth(
-            *spectrum.data, template, self._clusters_start, temperature, spectrum=spectrum
-        )
-        return float(fit.z("decomposed") / self._band_scatter)
 
     def _common_area(self, spectrum: WeightedSpectrum, template: Template, temperature):
         """Area of the modes every crystalline phase has (the completion signal), its standard
@@ -1307,6 +1315,8 @@ def _position_models(amorphous, start, crystallized, *, literature_only) -> list
             for clusters in (amorphous, start, crystallized)
         )
         models.append(_PositionModel(*(tuple(m) for m in moved)))
+        # fit_growth_nested fits the onset's clusters as the first of the start's
+        assert models[-1].start[: len(models[-1].amorphous)] == models[-1].amorphous
     return models
 
 
