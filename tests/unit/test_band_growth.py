@@ -135,8 +135,9 @@ def test_the_local_misfit_covers_each_pixel_of_overlapping_reaches_once():
     mask = np.zeros(x.size, dtype=bool)
     for centre, reach in reaches:
         mask |= np.abs(x - centre) <= reach
-    assert np.isclose(_mean_square_near(x, squares, reaches), np.mean(residual[mask] ** 2))
-    assert _mean_square_near(x, squares, [(300.0, 5.0)]) is None
+    centres, reach = np.array(reaches).T
+    assert np.isclose(_mean_square_near(x, squares, centres, reach), np.mean(residual[mask] ** 2))
+    assert _mean_square_near(x, squares, np.array([300.0]), np.array([5.0])) is None
 
 
 def test_a_line_row_is_the_whole_pseudo_voigt_to_the_bit():

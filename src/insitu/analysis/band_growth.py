@@ -240,6 +240,58 @@ def unit_area_lines(x: np.ndarray, centres: np.ndarray, fwhm: float) -> np.ndarr
     return shape, d_shape
 
 
+class _Layout:
+    """What fits need of a set of clusters and a table of line widths, whatever the spectrum:
+    each cluster's widths, its widest and middle width, its reach for the local misfit (twice
+    its widest line), its position model, and which clusters each class's signal sums."""
+
+    def __init__(self, clusters: Sequence[BandCluster], line_widths: dict):
+        self.widths = [_widths_of(c, line_widths) for c in clusters]
+        self.widest = [max(own) for own in self.widths]
+        self.middle = [_middle(own) for own in self.widths]
+        self.reach = 2.0 * np.array(self.widest, dtype=float)
+        self.position = np.array([c.position for c in clusters], dtype=float)
+        self.temperature_C = np.array([c.temperature_C for c in clusters], dtype=float)
+        self.softening = np.array([c.softening_per_C for c in clusters], dtype=float)
+        self.classes = {
+            phase_class: np.array(
+                [c.diagnostic and c.phase_class == phase_class for c in clusters], dtype=bool
+            )
+            for phase_class in ("crystalline", "decomposed")
+        }
+        self.classes["crystalline_total"] = np.array([c.isolated for c in clusters], dtype=bool)
+
+    def centres(self, temperature: float) -> np.ndarray:
+        """Each cluster's :meth:`BandCluster.expected_position` (the same arithmetic)."""
+        return self.position - self.softening * (temperature - self.temperature_C)
+
+
+def _middle(widths: tuple[float, ...]) -> float:
+    ordered = sorted(widths)
+    half = len(ordered) // 2
+    return ordered[half] if len(ordered) % 2 else 0.5 * (ordered[half - 1] + ordered[half])
+
+
+_LAYOUTS: dict[tuple, tuple[Sequence[BandCluster], _Layout]] = {}
+
+
+def _layout(clusters: Sequence[BandCluster], line_widths: dict) -> _Layout:
+    """The :class:`_Layout` of ``clusters`` and ``line_widths``, kept for a tuple of clusters
+    and a table keyed by class only (both immutable in what the key holds): the detector fits
+    the same few sets four times per spectrum, and reading every cluster's fields again was a
+    tenth of a fit's time."""
+    if not (type(clusters) is tuple and all(type(key) is str for key in line_widths)):
+        return _Layout(clusters, line_widths)
+    key = (id(clusters), tuple(line_widths.items()))
+    kept = _LAYOUTS.get(key)
+    if kept is None or kept[0] is not clusters:
+        if len(_LAYOUTS) >= 256:
+            _LAYOUTS.clear()
+        # the entry holds the tuple itself: its id cannot be reused while it is kept
+        kept = _LAYOUTS[key] = (clusters, _Layout(clusters, line_widths))
+    return kept[1]
+
+
 def _band_columns(
     x: np.ndarray,
     clusters: Sequence[BandCluster],
@@ -261,16 +313,13 @@ def _band_columns(
     """
     centres, widths, derivative, owners = [], [], [], []
     lo, hi = float(x[0]), float(x[-1])
-    for k, cluster in enumerate(clusters):
-        own = _widths_of(cluster, line_widths)
-        centre = cluster.expected_position(temperature)
-        if not lo + max(own) <= centre <= hi - max(own):
+    layout = _layout(clusters, line_widths)
+    at = layout.centres(temperature).tolist()
+    for k, (centre, own, widest, middle) in enumerate(
+        zip(at, layout.widths, layout.widest, layout.middle, strict=True)
+    ):
+        if not lo + widest <= centre <= hi - widest:
             continue
-        middle = (
-            sorted(own)[len(own) // 2]
-            if len(own) % 2
-            else 0.5 * (sorted(own)[len(own) // 2 - 1] + sorted(own)[len(own) // 2])
-        )
         for width in (*own, middle) if derivatives else own:
             centres.append(centre)
             widths.append(width)
@@ -406,23 +455,34 @@ def learn_widths(
     return found
 
 
-def _normalized(rows: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows weighted and scaled to unit norm (the normal equations stay well conditioned)."""
+def _normal_block(
+    rows: np.ndarray, weights: np.ndarray, b: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rows weighted (not scaled), their norms (1 where 0), and the Gram matrix and product
+    with ``b`` of the rows scaled to unit norm (the normal equations stay well conditioned).
+
+    The small products are scaled instead of the rows: two passes over the rows fewer, and
+    the same normalized equations to rounding.
+    """
     a = rows * weights[None, :]
-    scale = np.sqrt(np.einsum("ij,ij->i", a, a))
+    gram = a @ a.T
+    scale = np.sqrt(np.diagonal(gram))
     scale[scale == 0] = 1.0
-    a /= scale[:, None]
-    return a, scale
+    inverse = 1.0 / scale
+    gram *= inverse[:, None]
+    gram *= inverse[None, :]
+    return a, scale, gram, (a @ b) * inverse
 
 
 def _solve_normal(gram, rhs, blocks, b, scale):
     """Coefficients, covariance, reduced chi-square and weighted residual of normal equations
-    whose weighted, normalized rows are ``blocks`` stacked in order."""
+    in rows scaled by ``scale`` to unit norm, whose weighted rows (not scaled) are ``blocks``
+    stacked in order."""
     try:
         inverse = np.linalg.inv(gram)
     except np.linalg.LinAlgError:
         inverse = np.linalg.pinv(gram)
-    coef = inverse @ rhs
+    coef = (inverse @ rhs) / scale
     residual = b.copy()
     start = 0
     for block in blocks:
@@ -431,7 +491,7 @@ def _solve_normal(gram, rhs, blocks, b, scale):
     dof = max(b.size - gram.shape[0], 1)
     chi2 = float(residual @ residual) / dof
     covariance = inverse * max(chi2, 1.0) / np.outer(scale, scale)
-    return coef / scale, covariance, chi2, residual
+    return coef, covariance, chi2, residual
 
 
 def weighted_least_squares(design: np.ndarray, y: np.ndarray, weights: np.ndarray, residuals=None):
@@ -442,9 +502,9 @@ def weighted_least_squares(design: np.ndarray, y: np.ndarray, weights: np.ndarra
     ``design`` is given transposed (one row per column of the model, C-contiguous): weighting
     and scaling rows is cheaper than columns of a Fortran-ordered copy.
     """
-    a, scale = _normalized(design, weights)
     b = y * weights
-    coef, covariance, chi2, residual = _solve_normal(a @ a.T, a @ b, [a], b, scale)
+    a, scale, gram, rhs = _normal_block(design, weights, b)
+    coef, covariance, chi2, residual = _solve_normal(gram, rhs, [a], b, scale)
     if residuals is not None:
         residuals.append(residual)
     return coef, covariance, chi2
@@ -468,30 +528,32 @@ class WeightedSpectrum:
         self._fixed: dict[int, tuple] = {}
 
     def fixed(self, template: Template) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Normalized weighted rows of the template (shape, d1, d2) and the background, their
-        scales, Gram block and product with the weighted data (kept per template)."""
+        """Weighted rows of the template (shape, d1, d2) and the background, their norms,
+        and the Gram block and product with the weighted data of the rows scaled to unit norm
+        (kept per template)."""
         kept = self._fixed.get(id(template))
         if kept is None or kept[0] is not template:
             rows = np.vstack(
                 [template.shape, template.d1, template.d2, background_rows(self.x.tobytes())]
             )
-            a, scale = _normalized(rows, self.weights)
-            kept = self._fixed[id(template)] = (template, a, scale, a @ a.T, a @ self.b)
+            block = _normal_block(rows, self.weights, self.b)
+            kept = self._fixed[id(template)] = (template, *block)
         return kept[1:]
 
     def normal_equations(self, template: Template, bands: np.ndarray) -> tuple:
         """Normal equations of the template, background and ``bands`` rows, in that order: Gram
-        matrix, right-hand side, weighted normalized rows (fixed block, band block), scales."""
+        matrix and right-hand side of the rows scaled to unit norm, weighted rows (fixed block,
+        band block) and their norms."""
         fixed, fixed_scale, fixed_gram, fixed_rhs = self.fixed(template)
-        a, scale = _normalized(bands, self.weights)
+        a, scale, band_gram, band_rhs = _normal_block(bands, self.weights, self.b)
         f, k = fixed.shape[0], a.shape[0]
         gram = np.empty((f + k, f + k))
         gram[:f, :f] = fixed_gram
-        cross = a @ fixed.T
+        cross = (a @ fixed.T) / np.outer(scale, fixed_scale)
         gram[f:, :f] = cross
         gram[:f, f:] = cross.T
-        gram[f:, f:] = a @ a.T
-        rhs = np.concatenate([fixed_rhs, a @ self.b])
+        gram[f:, f:] = band_gram
+        rhs = np.concatenate([fixed_rhs, band_rhs])
         return gram, rhs, (fixed, a), np.concatenate([fixed_scale, scale])
 
     def solve(self, template: Template, bands: np.ndarray, leading: int | None = None):
@@ -540,35 +602,42 @@ def crystalline_z_scan(
             for c in cluster_sets
         ]
     fixed, fixed_scale, fixed_gram, fixed_rhs = spectrum.fixed(template)
-    a = np.stack([rows for rows, _ in columns]) * spectrum.weights
-    scale = np.sqrt(np.einsum("mij,mij->mi", a, a))
-    scale[scale == 0] = 1.0
-    a /= scale[:, :, None]
+    blocks = [
+        _normal_block(rows, spectrum.weights, spectrum.b) for rows, _ in columns
+    ]  # per set: faster than one batched product of a transpose
+    a = np.stack([block[0] for block in blocks])
+    scale = np.stack([block[1] for block in blocks])
     m, k, f = a.shape[0], a.shape[1], fixed.shape[0]
     gram = np.empty((m, f + k, f + k))
     gram[:, :f, :f] = fixed_gram
-    cross = a @ fixed.T
+    cross = (a @ fixed.T) / (scale[:, :, None] * fixed_scale[None, None, :])
     gram[:, f:, :f] = cross
     gram[:, :f, f:] = cross.transpose(0, 2, 1)
-    for j in range(m):  # one product per set: faster than a batched product of a transpose
-        gram[j, f:, f:] = a[j] @ a[j].T
-    rhs = np.concatenate([np.broadcast_to(fixed_rhs, (m, f)), a @ spectrum.b], axis=1)
+    gram[:, f:, f:] = np.stack([block[2] for block in blocks])
+    rhs = np.concatenate(
+        [np.broadcast_to(fixed_rhs, (m, f)), np.stack([block[3] for block in blocks])], axis=1
+    )
     try:
         inverse = np.linalg.inv(gram)
     except np.linalg.LinAlgError:
         inverse = np.linalg.pinv(gram)
     coef = np.einsum("mij,mj->mi", inverse, rhs)
-    residual = spectrum.b - coef[:, :f] @ fixed - np.einsum("mi,min->mn", coef[:, f:], a)
+    residual = (
+        spectrum.b
+        - (coef[:, :f] / fixed_scale) @ fixed
+        - np.einsum("mi,min->mn", coef[:, f:] / scale, a)
+    )
     dof = max(spectrum.b.size - (f + k), 1)
     chi2 = np.einsum("mn,mn->m", residual, residual) / dof
     # Per set: the diagnostic crystalline columns (the sets differ in positions, not in
     # which columns they have), their summed area and its variance; fit_growth's covariance
     # carries max(chi2, 1) and divides it out again: the local misfit scales the error instead.
+    layouts = [_layout(clusters, line_widths) for clusters in cluster_sets]
     indicators = (
         np.stack(
             [
-                np.where(owners >= 0, _crystalline_diagnostic(clusters)[owners], False)
-                for clusters, (_, owners) in zip(cluster_sets, columns, strict=True)
+                np.where(owners >= 0, layout.classes["crystalline"][owners], False)
+                for layout, (_, owners) in zip(layouts, columns, strict=True)
             ]
         ).astype(float)
         / scale
@@ -577,25 +646,19 @@ def crystalline_z_scan(
     variances = np.einsum("mi,mij,mj->m", indicators, inverse[:, f:, f:], indicators)
     squares = np.concatenate([np.zeros((m, 1)), np.cumsum(residual * residual, axis=1)], axis=1)
     zs = []
-    for j, clusters in enumerate(cluster_sets):
+    for j, layout in enumerate(layouts):
         if not indicators[j].any():
             zs.append(math.nan)
             continue
-        reaches = [
-            (c.expected_position(temperature), 2.0 * max(_widths_of(c, line_widths)))
-            for c in clusters
-            if c.diagnostic and c.phase_class == "crystalline"
-        ]
-        local = _mean_square_near(x, squares[j], reaches)
+        chosen = layout.classes["crystalline"]
+        local = _mean_square_near(
+            x, squares[j], layout.centres(temperature)[chosen], layout.reach[chosen]
+        )
         if local is None:
             local = max(float(chi2[j]), 1.0)
         error = math.sqrt(max(float(variances[j]) * max(local, 1.0), 0.0))
         zs.append(float(signals[j]) / error if error > 0 else math.nan)
     return zs
-
-
-def _crystalline_diagnostic(clusters: Sequence[BandCluster]) -> np.ndarray:
-    return np.array([c.diagnostic and c.phase_class == "crystalline" for c in clusters])
 
 
 def _widths_of(cluster: BandCluster, line_widths: dict) -> tuple[float, ...]:
@@ -608,17 +671,18 @@ def _widths_of(cluster: BandCluster, line_widths: dict) -> tuple[float, ...]:
     )
 
 
-def _mean_square_near(x: np.ndarray, squares: np.ndarray, reaches) -> float | None:
-    """Mean of the squared residual over the pixels within ``reach`` of any ``centre`` of
-    ``reaches`` (None if there are none); ``squares`` is the residual's squares' cumulative sum
-    with a leading 0. Intervals on the sorted axis instead of a mask per band: this ran for every
+def _mean_square_near(
+    x: np.ndarray, squares: np.ndarray, centres: np.ndarray, reaches: np.ndarray
+) -> float | None:
+    """Mean of the squared residual over the pixels within ``reaches`` of any of ``centres``
+    (None if there are none); ``squares`` is the residual's squares' cumulative sum with a
+    leading 0. Intervals on the sorted axis instead of a mask per band: this ran for every
     class of every fit."""
-    spans = sorted(
-        (int(np.searchsorted(x, c - r, "left")), int(np.searchsorted(x, c + r, "right")))
-        for c, r in reaches
-    )
+    starts = np.searchsorted(x, centres - reaches, "left")
+    ends = np.searchsorted(x, centres + reaches, "right")
+    order = np.lexsort((ends, starts))
     total, count, end = 0.0, 0, 0
-    for lo, hi in spans:
+    for lo, hi in zip(starts[order].tolist(), ends[order].tolist(), strict=True):
         lo = max(lo, end)
         if hi > lo:
             total += squares[hi] - squares[lo]
@@ -791,14 +855,11 @@ def _growth_fit(x, clusters, temperature, widths, owners, solved, pattern, sums)
     areas = np.bincount(owners[mine], weights=band_coef[mine], minlength=n_clusters)
     squares = np.concatenate([[0.0], np.cumsum(residual * residual)])
     signal, error = {}, {}
-    selections = {
-        phase_class: [c.diagnostic and c.phase_class == phase_class for c in clusters]
-        for phase_class in ("crystalline", "decomposed")
-    }
-    selections["crystalline_total"] = [c.isolated for c in clusters]
-    selections.update(sums or {})
+    layout = _layout(clusters, widths)
+    centres = layout.centres(temperature)
+    selections = {**layout.classes, **(sums or {})}
     for phase_class, selection in selections.items():
-        chosen = np.array(selection, dtype=bool)
+        chosen = np.asarray(selection, dtype=bool)
         indicator = chosen[owners] if owners.size else np.zeros(0, dtype=bool)
         indicator = np.where(mine, indicator, False).astype(float)
         weights_of = None if pattern is None else pattern.get(phase_class)
@@ -810,15 +871,7 @@ def _growth_fit(x, clusters, temperature, widths, owners, solved, pattern, sums)
             continue
         # The misfit that matters is the one around these bands (a strong band elsewhere that
         # the template follows imperfectly must not hide a weak one here).
-        reaches = [
-            (
-                cluster.expected_position(temperature),
-                2.0 * max(_widths_of(cluster, widths)),
-            )
-            for cluster, wanted in zip(clusters, chosen, strict=True)
-            if wanted
-        ]
-        local = _mean_square_near(x, squares, reaches)
+        local = _mean_square_near(x, squares, centres[chosen], layout.reach[chosen])
         if local is None:
             local = s2
         variance = float(indicator @ band_cov @ indicator) / s2 * max(local, 1.0)
