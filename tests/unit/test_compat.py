@@ -400,6 +400,46 @@ def test_the_run_engine_commands_and_status_groups_held_time_wraps_are_there():
     assert seen and len(seen[0]) == 1 and seen[0][0].done
 
 
+def _this_function() -> str:
+    return inspect.stack()[1].function
+
+
+def test_plan_stubs_keep_their_caller_unformatted_and_warn_as_bluesky_does_if_never_iterated():
+    import bluesky.plan_stubs as bps
+    from bluesky.utils import Plan
+
+    # What the lighter check relies on: the wrapper's two slots, and every way of iterating a
+    # plan clearing its recorded stack (then nothing is formatted or warned).
+    assert Plan.__slots__ == ("_iter", "_stack")
+    for method in (Plan.__iter__, Plan.__next__, Plan.send, Plan.throw, Plan.close):
+        assert "self._stack = None" in inspect.getsource(method), method
+    run_engine_compat.light_plan_stacks()
+    run_engine_compat.light_plan_stacks()  # idempotent
+
+    def forgotten():
+        bps.sleep(1.0)  # never iterated
+
+    def runtime_warnings(action) -> list[str]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            action()
+            gc.collect()
+        return [str(w.message) for w in caught if w.category is RuntimeWarning]
+
+    (message,) = runtime_warnings(forgotten)
+    assert f'File "{__file__}"' in message
+    assert "in forgotten\n    bps.sleep(1.0)  # never iterated\n" in message
+    assert message.endswith(
+        "RuntimeWarning: plan `sleep` was never iterated, did you mean to use `yield from`?"
+    )
+    assert runtime_warnings(lambda: list(bps.sleep(1.0))) == []
+    wrapped = bps.sleep(1.0)
+    assert isinstance(wrapped, Plan)  # still bluesky's wrapper, with its methods
+    calls, name = wrapped._stack  # where it was called, not yet formatted
+    assert name == "sleep" and calls[-1][:3] == (__file__, calls[-1][1], _this_function())
+    wrapped.close()
+
+
 def test_the_queueserver_handlers_insitu_refuses_are_where_it_expects():
     from bluesky_queueserver.manager.manager import RunEngineManager
 

@@ -10,7 +10,7 @@ import re
 import numpy as np
 import pytest
 
-from insitu.analysis.intensity_jumps import IntensityJumps
+from insitu.analysis.intensity_jumps import IntensityJumps, _pixelwise_median
 from insitu.analysis.transitions import RamanTransitionDetector
 from insitu.testing.raman_ramps import draw_ramp, flags_raised, judge
 
@@ -120,3 +120,10 @@ def test_an_exposure_halved_for_good_mid_crystallization_keeps_the_flags(clean_r
             detector.update(ramp.wavenumber, row, temperature)
     assert re.search(r"changed for good, to 0\.(4[6-9]|5)", caplog.text), caplog.text
     assert {flag.kind: flag.index for flag in detector.flags} == clean
+
+
+@pytest.mark.parametrize("n", [2, 3, 4])
+def test_the_pixelwise_median_is_numpys(n):
+    spectra = list(np.random.default_rng(n).normal(size=(n, 200)))
+    spectra[0][:5] = spectra[1][:5]  # ties
+    assert np.array_equal(_pixelwise_median(spectra), np.median(np.asarray(spectra), axis=0))

@@ -94,7 +94,7 @@ class IntensityJumps:
         if len(self._accepted) < REFERENCE_SPECTRA:
             self._accepted.append(y)
             return self.scale, None
-        reference = np.median(np.asarray(self._accepted), axis=0)
+        reference = _pixelwise_median(self._accepted)
         ratio = self._ratio(y, reference, noise * self.scale)
         if not (self._jumped(ratio) and self._whole_jumped(y, reference, ratio)):
             self._accepted.append(y)
@@ -104,7 +104,7 @@ class IntensityJumps:
         if len(self._jumps) < self.new_level:
             return self.scale, ratio
         recent = self._jumps[-self.new_level :]
-        level = np.median(np.asarray(recent), axis=0)
+        level = _pixelwise_median(recent)
         if any(self._jumped(self._ratio(s, level, noise * self.scale)) for s in recent):
             return self.scale, ratio
         factor = self._ratio(level, reference, noise * self.scale)
@@ -113,3 +113,13 @@ class IntensityJumps:
         self._accepted.extend(s / factor for s in recent[-REFERENCE_SPECTRA:])
         self._jumps = []
         return self.scale, None
+
+
+def _pixelwise_median(spectra) -> np.ndarray:
+    """Each pixel's median over ``spectra`` (``np.median(..., axis=0)``); of three, as the
+    middle of each pixel's three values (the same numbers, a fifth of np.median's time on every
+    spectrum of a ramp)."""
+    if len(spectra) == 3:
+        a, b, c = spectra
+        return np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
+    return np.median(np.asarray(spectra), axis=0)

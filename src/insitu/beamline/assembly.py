@@ -26,6 +26,7 @@ from insitu.beamline.recovery import close_interrupted_runs
 from insitu.beamline.run_spool import RunSpool, spool_directory
 from insitu.beamline.safe_exit import SafeExit
 from insitu.beamline.safety import RunAborter, Watchdog
+from insitu.compat.bluesky_run_engine import light_plan_stacks
 
 __all__ = ["Beamline", "analysis_chain", "load"]
 
@@ -353,6 +354,7 @@ def _assemble(cfg: BeamlineConfig, runs, *, analysis: bool | None, table: bool) 
         runs, max_delay=cfg.catalog.max_write_delay_s, spool_directory=spool
     )
 
+    light_plan_stacks()  # 70 % of the RunEngine thread's time went to formatting stacks
     engine = RunEngine({}, context_managers=[_MainThreadSigintHandler])
     engine.md = PersistentMetadata(cfg.metadata_dir)
     engine.md.setdefault("beamline", cfg.name)
