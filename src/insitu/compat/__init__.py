@@ -12,6 +12,8 @@ pin in pyproject.toml and ``WRITTEN_FOR`` in its module here, and run that test.
 * :mod:`insitu.compat.queueserver_api`: ``REManagerAPI``'s 0MQ request client and monitors.
 * :mod:`insitu.compat.bluesky_queueserver`: the 0MQ context and sockets of queueserver's
   client and receivers (reached through ``REManagerAPI``).
+* :mod:`insitu.compat.bluesky_run_engine`: the RunEngine's command registry and awaited
+  statuses (held time), and ``bluesky.utils.Plan``'s never-iterated check made lighter.
 * :mod:`insitu.compat.tiled_clients`: a structure-client registry that ``.v2`` (databroker's
   ``Broker``) copies for real instead of switching every run of the process to the v2 layout.
 """
