@@ -127,6 +127,14 @@ def test_a_nested_fit_equals_the_fit_of_its_clusters_alone():
         fit_growth_nested(spectrum, template, clusters, 4, 25.0)
 
 
+def test_a_widths_table_of_lists_fits_as_one_of_tuples():
+    x, y, noise, template = _two_band_spectrum()
+    clusters = (_cluster(240.0), _cluster(600.0))
+    listed = fit_growth(x, y, noise, template, clusters, 25.0, {"crystalline": [8.0, 24.0]})
+    tupled = fit_growth(x, y, noise, template, clusters, 25.0, {"crystalline": (8.0, 24.0)})
+    assert np.array_equal(listed.areas, tupled.areas)
+
+
 def test_the_local_misfit_covers_each_pixel_of_overlapping_reaches_once():
     x = np.linspace(0.0, 99.0, 100)
     residual = np.arange(100.0) % 7 - 3.0

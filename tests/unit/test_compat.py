@@ -14,6 +14,8 @@ import importlib.metadata
 import importlib.util
 import inspect
 import re
+import subprocess
+import sys
 import threading
 import tomllib
 import warnings
@@ -404,9 +406,15 @@ def _this_function() -> str:
     return inspect.stack()[1].function
 
 
-def test_plan_stubs_keep_their_caller_unformatted_and_warn_as_bluesky_does_if_never_iterated():
+def test_plan_stubs_keep_their_caller_unformatted_and_warn_as_bluesky_does_if_never_iterated(
+    monkeypatch,
+):
     import bluesky.plan_stubs as bps
     from bluesky.utils import Plan
+
+    # bluesky's own methods back after the test (a beamline assembled later patches again)
+    monkeypatch.setattr(Plan, "__init__", Plan.__init__)
+    monkeypatch.setattr(Plan, "__del__", Plan.__del__)
 
     # What the lighter check relies on: the wrapper's two slots, and every way of iterating a
     # plan clearing its recorded stack (then nothing is formatted or warned).
@@ -433,6 +441,23 @@ def test_plan_stubs_keep_their_caller_unformatted_and_warn_as_bluesky_does_if_ne
         "RuntimeWarning: plan `sleep` was never iterated, did you mean to use `yield from`?"
     )
     assert runtime_warnings(lambda: list(bps.sleep(1.0))) == []
+    # a plan made at a script's top level (no caller's caller) records no frame, and warns
+    script = (
+        "import warnings, gc\n"
+        "from insitu.compat.bluesky_run_engine import light_plan_stacks\n"
+        "light_plan_stacks()\n"
+        "from bluesky.utils import Plan\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    plan = Plan(iter, ())\n"
+        "    assert plan._stack == ([], 'iter'), plan._stack\n"
+        "    del plan\n"
+        "    gc.collect()\n"
+        "print(len(caught), str(caught[0].message).strip())\n"
+    )
+    shallow = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert shallow.returncode == 0, shallow.stderr
+    assert shallow.stdout.startswith("1 RuntimeWarning: plan `iter` was never iterated")
     wrapped = bps.sleep(1.0)
     assert isinstance(wrapped, Plan)  # still bluesky's wrapper, with its methods
     calls, name = wrapped._stack  # where it was called, not yet formatted

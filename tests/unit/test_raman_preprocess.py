@@ -86,6 +86,17 @@ def test_noise_estimates_match_white_noise_and_ignore_band_slopes():
 def test_the_median_of_rows_is_numpys_to_the_bit(shape):
     values = np.random.default_rng(sum(shape)).normal(size=shape) ** 2
     assert np.array_equal(median_of_rows(values), np.median(values, axis=-1))
+    values.flat[1 % values.size] = np.nan  # a NaN makes its row's median NaN, as numpy's
+    assert np.array_equal(median_of_rows(values), np.median(values, axis=-1), equal_nan=True)
+
+
+def test_noise_of_a_spectrum_with_a_nan_or_too_few_points_is_nan():
+    counts = np.random.default_rng(0).normal(100.0, 5.0, 200)
+    counts[50] = np.nan
+    assert np.isnan(noise_sigma(counts))
+    assert np.isnan(local_noise(counts)).all()
+    with pytest.warns(RuntimeWarning):  # numpy's "mean of empty slice"
+        assert np.isnan(local_noise(np.array([1.0, 2.0]))).all()
 
 
 def test_the_despiking_gives_the_local_noise_of_the_spectrum_it_was_given():

@@ -246,6 +246,9 @@ class _Layout:
     its widest line), its position model, and which clusters each class's signal sums."""
 
     def __init__(self, clusters: Sequence[BandCluster], line_widths: dict):
+        self.clusters = tuple(clusters)
+        self.line_widths = line_widths
+        self._leading: dict[int, _Layout] = {}
         self.widths = [_widths_of(c, line_widths) for c in clusters]
         self.widest = [max(own) for own in self.widths]
         self.middle = [_middle(own) for own in self.widths]
@@ -265,6 +268,14 @@ class _Layout:
         """Each cluster's :meth:`BandCluster.expected_position` (the same arithmetic)."""
         return self.position - self.softening * (temperature - self.temperature_C)
 
+    def leading(self, n: int) -> _Layout:
+        """The layout of the first ``n`` clusters (kept: a nested fit asks every spectrum)."""
+        if n == len(self.clusters):
+            return self
+        if n not in self._leading:
+            self._leading[n] = _Layout(self.clusters[:n], self.line_widths)
+        return self._leading[n]
+
 
 def _middle(widths: tuple[float, ...]) -> float:
     ordered = sorted(widths)
@@ -282,8 +293,11 @@ def _layout(clusters: Sequence[BandCluster], line_widths: dict) -> _Layout:
     tenth of a fit's time."""
     if not (type(clusters) is tuple and all(type(key) is str for key in line_widths)):
         return _Layout(clusters, line_widths)
-    key = (id(clusters), tuple(line_widths.items()))
-    kept = _LAYOUTS.get(key)
+    try:
+        key = (id(clusters), tuple((name, tuple(w)) for name, w in line_widths.items()))
+        kept = _LAYOUTS.get(key)
+    except TypeError:  # widths that are not a sequence of numbers: _Layout says what is wrong
+        return _Layout(clusters, line_widths)
     if kept is None or kept[0] is not clusters:
         if len(_LAYOUTS) >= 256:
             _LAYOUTS.clear()
@@ -770,7 +784,8 @@ def fit_growth(
     if spectrum is None:
         spectrum = WeightedSpectrum(x, y, noise)
     solved = spectrum.solve(template, bands)
-    return _growth_fit(x, clusters, temperature, widths, owners, solved, pattern, sums)
+    layout = _layout(clusters, widths)
+    return _growth_fit(x, layout, temperature, owners, solved, pattern, sums)
 
 
 def fit_growth_nested(
@@ -827,14 +842,14 @@ def fit_growth_nested(
     past = np.flatnonzero(owners >= leading)
     columns = int(past[0]) if past.size else owners.size
     equations = spectrum.normal_equations(template, bands)
+    layout = _layout(clusters, widths)
     whole = _growth_fit(
-        x, clusters, temperature, widths, owners, spectrum.solve_equations(equations), None, sums
+        x, layout, temperature, owners, spectrum.solve_equations(equations), None, sums
     )
     nested = _growth_fit(
         x,
-        clusters[:leading],
+        layout.leading(leading),
         temperature,
-        widths,
         owners[:columns],
         spectrum.solve_equations(equations, columns),
         None,
@@ -843,19 +858,18 @@ def fit_growth_nested(
     return whole, nested
 
 
-def _growth_fit(x, clusters, temperature, widths, owners, solved, pattern, sums) -> GrowthFit:
+def _growth_fit(x, layout: _Layout, temperature, owners, solved, pattern, sums) -> GrowthFit:
     """The :class:`GrowthFit` of a solved fit (``solved``: :meth:`WeightedSpectrum.solve`'s)."""
     coef, covariance, chi2, residual = solved
     s2 = max(chi2, 1.0)
     first_band = coef.size - owners.size
     band_coef = coef[first_band:]
     band_cov = covariance[first_band:, first_band:]
-    n_clusters = len(clusters)
+    n_clusters = len(layout.clusters)
     mine = owners >= 0
     areas = np.bincount(owners[mine], weights=band_coef[mine], minlength=n_clusters)
     squares = np.concatenate([[0.0], np.cumsum(residual * residual)])
     signal, error = {}, {}
-    layout = _layout(clusters, widths)
     centres = layout.centres(temperature)
     selections = {**layout.classes, **(sums or {})}
     for phase_class, selection in selections.items():

@@ -160,11 +160,16 @@ def median_of_rows(values: np.ndarray) -> np.ndarray | float:
     every spectrum, and this takes a third of the time.
     """
     n = values.shape[-1]
+    if n == 0:
+        return np.median(values, axis=-1)  # NaN, with numpy's warning
     middle = n // 2
     if n % 2:
-        return np.partition(values, middle, axis=-1)[..., middle]
-    parted = np.partition(values, (middle - 1, middle), axis=-1)
-    return 0.5 * (parted[..., middle - 1] + parted[..., middle])
+        median = np.partition(values, middle, axis=-1)[..., middle]
+    else:
+        parted = np.partition(values, (middle - 1, middle), axis=-1)
+        median = 0.5 * (parted[..., middle - 1] + parted[..., middle])
+    # NaN wherever a row has one, as np.median (partition sorts NaN last instead)
+    return np.where(np.isnan(values).any(axis=-1), np.nan, median)[()]
 
 
 def noise_sigma(counts: ArrayLike) -> float:

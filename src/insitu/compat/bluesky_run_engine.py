@@ -41,7 +41,7 @@ def _record_call(self, f, *args, **kwargs) -> None:
     self._iter = f(*args, **kwargs)
     # Where the plan was called from, unformatted: this __init__ and bluesky's wrapper skipped,
     # as bluesky's own format_stack()[:-2] skips them.
-    frame, calls = sys._getframe(2), []
+    frame, calls = sys._getframe(1).f_back, []
     while frame is not None:
         calls.append((frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name, None))
         frame = frame.f_back
