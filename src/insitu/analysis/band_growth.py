@@ -570,11 +570,10 @@ class WeightedSpectrum:
         rhs = np.concatenate([fixed_rhs, band_rhs])
         return gram, rhs, (fixed, a), np.concatenate([fixed_scale, scale])
 
-    def solve(self, template: Template, bands: np.ndarray, leading: int | None = None):
+    def solve(self, template: Template, bands: np.ndarray):
         """Least squares of the template, background and ``bands`` rows: coefficients and
-        covariance in that order (template 3, background, bands), reduced chi-square, residual.
-        With ``leading``, of the first ``leading`` band rows only."""
-        return self.solve_equations(self.normal_equations(template, bands), leading)
+        covariance in that order (template 3, background, bands), reduced chi-square, residual."""
+        return self.solve_equations(self.normal_equations(template, bands))
 
     def solve_equations(self, equations: tuple, leading: int | None = None):
         """:meth:`solve` of :meth:`normal_equations` already built, or of their first

@@ -153,7 +153,7 @@ _D2_TO_SIGMA = 1.0 / (0.6745 * np.sqrt(6.0))
 
 
 def median_of_rows(values: np.ndarray) -> np.ndarray | float:
-    """The median along the last axis, equal to ``np.median`` (no NaN handling).
+    """The median along the last axis, equal to ``np.median`` (NaN for a row with a NaN).
 
     ``np.median`` spends most of its time on a small array outside the partition that finds the
     median (dispatch, NaN checks, a mean of the middle pair); the detector takes ten medians of
