@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from insitu.services.queue_server import DEFAULT_ZMQ_CONTROL, manager_api
+from insitu.services.queue_server import DEFAULT_ZMQ_CONTROL, environment_ready, manager_api
 
 __all__ = [
     "ManagerNotAnsweringError",
@@ -223,10 +223,6 @@ def _request(action: str, *, wait_for=None):
     return command
 
 
-def _environment_open(status) -> bool:
-    return status["worker_environment_exists"] and status["manager_state"] == "idle"
-
-
 def _environment_closed(status) -> bool:
     return not status["worker_environment_exists"] and status["manager_state"] == "idle"
 
@@ -305,7 +301,7 @@ def add_queue_parsers(actions: argparse._SubParsersAction) -> None:
     action(
         "open",
         "open the RE environment (the worker builds the beamline from the profile)",
-        _request("environment_open", wait_for=_environment_open),
+        _request("environment_open", wait_for=environment_ready),
         wait="wait until the environment is open",
     )
     action(

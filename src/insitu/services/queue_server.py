@@ -42,6 +42,7 @@ __all__ = [
     "DEFAULT_ZMQ_INFO",
     "add_serve_parser",
     "default_startup_dir",
+    "environment_ready",
     "manager_api",
     "manager_command",
     "serve_queue",
@@ -139,16 +140,25 @@ def _wait_for_manager(manager: subprocess.Popen, zmq_control: str) -> None:
                     ) from None
 
 
+def environment_ready(status: dict) -> bool:
+    """Whether an RE Manager ``status`` says its environment is open and takes plans.
+
+    Between the environment opening and the manager's next poll of the worker, ``re_state``
+    is None and ``queue_start`` fails with "Run Engine is not found in the RE Worker
+    environment": the environment counts as open only once the manager has that state.
+    """
+    return (
+        status["worker_environment_exists"]
+        and status["manager_state"] == "idle"
+        and status["re_state"] is not None
+    )
+
+
 def _open_environment(zmq_control: str) -> None:
     with manager_api(zmq_control) as api:
         if not api.status()["worker_environment_exists"]:
             api.environment_open()
-            api.wait_for_condition(
-                lambda status: (
-                    status["worker_environment_exists"] and status["manager_state"] == "idle"
-                ),
-                timeout=300,
-            )
+        api.wait_for_condition(environment_ready, timeout=300)
 
 
 def _flush_catalog(api) -> None:
