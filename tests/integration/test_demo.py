@@ -71,7 +71,7 @@ def test_demo_prints_the_table_and_writes_the_report_then_report_rewrites_it(tmp
 
 def _the_demo_catalog_holds_the_papers_numbers(location: Path, stdout: str) -> None:
     """The demo runs the paper's whole protocol on held time (its ramp at 2000x, its campaign at
-    10000x): its catalog holds the paper's numbers (read back from the catalog alone), a spectrum
+    4000x): its catalog holds the paper's numbers (read back from the catalog alone), a spectrum
     every 5 C of the in-situ ramp (no stretch of the ramp lost to a stall while the RunEngine
     waited for a spectrum) and the ramp's three flags in the paper's windows."""
     from insitu.analysis.campaign import summarize
