@@ -61,11 +61,32 @@ def run_demo(
        fresh virtual film per sample (about 50 hours of lab time; ~2 min here on held time).
     3. The campaign report (HTML) and the results table beside the paper's.
 
+    Parameters
+    ----------
+    config : path or BeamlineConfig, optional
+        The beamline (the simulated one by default).
+    catalog : str, optional
+        A catalog location instead of the configuration's.
+    speedup, campaign_speedup : float
+        Experiment seconds per wall second for the ramp and for the campaign (1 to 10000).
+    report_path : path
+        Where the HTML report goes.
+
     Returns
     -------
     dict
         ``ramp_uid``, ``campaign_id``, ``report`` (path) and ``summary``.
+
+    Raises
+    ------
+    ValueError
+        A speed-up outside 1 to 10000, before anything is loaded.
     """
+    for name, value in (("speedup", speedup), ("campaign_speedup", campaign_speedup)):
+        if not 1.0 <= float(value) <= 10000.0:  # simulation.speedup's range (beamline config)
+            raise ValueError(
+                f"run_demo {name} {value!r} is outside 1 to 10000 (experiment s per wall s)"
+            )
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # Held time: what the virtual films live through does not depend on this machine's load.
     with load(config, catalog=catalog, table=False, speedup=speedup, virtual_time=True) as beamline:
