@@ -219,3 +219,13 @@ def catalog_server(postgres_url, tmp_path_factory) -> Iterator[CatalogServer]:
             yield server
         finally:
             server.stop()
+
+
+@pytest.fixture
+def shared_catalog(catalog_server):
+    """The module's catalog server, opened as a client with its key (closed after the test)."""
+    from insitu.beamline.catalog import close_catalog, open_catalog
+
+    runs = open_catalog(catalog_server.uri, api_key=catalog_server.api_key)
+    yield runs
+    close_catalog(runs)

@@ -16,7 +16,6 @@ import time
 
 import pytest
 
-from insitu.beamline.catalog import close_catalog, open_catalog
 from insitu.services.queue_plans import QUEUE_PLANS
 from insitu.services.queue_service import QueueService
 
@@ -126,13 +125,6 @@ def api(station):
     with station.api() as client:
         client.queue_clear()  # a failed test leaves nothing behind for the next
         yield client
-
-
-@pytest.fixture
-def shared_catalog(catalog_server):
-    runs = open_catalog(catalog_server.uri, api_key=catalog_server.api_key)
-    yield runs
-    close_catalog(runs)
 
 
 def test_every_insitu_plan_is_allowed_with_its_parameters(api):
