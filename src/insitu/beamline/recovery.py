@@ -113,12 +113,14 @@ def close_interrupted_runs(
     host = this_host() if host is None else str(host)
     open_runs = runs.search(Key("host") == host).search(KeyPresent("stop.uid", exists=False))
     closed = []
+    # The listing's own metadata, not a lookup per uid in the open runs: a run another living
+    # process (a second station on this host) closes in between is no longer among them, and
+    # the lookup raised KeyError (a restarting queue station failed to load for it).
     candidates = sorted(
-        ((runs_start["time"], uid) for uid, runs_start in _starts(open_runs)),
+        ((run.metadata["start"]["time"], uid, run) for uid, run in open_runs.items()),
         key=lambda item: item[0],
     )
-    for started, uid in candidates:
-        run = open_runs[uid]
+    for started, uid, run in candidates:
         start = run.metadata["start"]
         pid = start.get("pid")
         if not isinstance(pid, int) or isinstance(pid, bool):
@@ -146,8 +148,3 @@ def close_interrupted_runs(
         logger.warning("run %s: %s", uid, stop["reason"])
         closed.append(uid)
     return closed
-
-
-def _starts(runs):
-    for uid in runs:
-        yield uid, runs[uid].metadata["start"]
