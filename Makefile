@@ -30,10 +30,10 @@ lint: $(STAMP)
 # files per worker: a module's beamline fixture stays one). The system tier in two parts: tests
 # whose results do not bend with load (held experiment time, subprocesses that are waited for)
 # on two workers beside each other, then those marked `alone` (wall-clock latency, kills on a
-# wall-clock schedule, services), which mostly wait on processes they start: three at a time,
+# wall-clock schedule, services), which mostly wait on processes they start: two at a time,
 # never beside the CPU-bound campaigns of the first part (one at a time they took 525 s, two
-# 324 s using 112 % of the two cores, three 267 s at 127 %, no test of theirs slower by more than
-# a few seconds).
+# 324 s). Three at a time took 267 s but failed the writer's 1 s durability bound in one of
+# three clean-clone runs (events 124-131 missing after a SIGKILL): two it stays.
 # One BLAS thread per process: the test workers already fill both cores, and OpenBLAS threads
 # spinning for a core another worker holds made the fast tier 20 % slower (196 s against 163 s).
 test test-fast: export OPENBLAS_NUM_THREADS = 1
@@ -43,7 +43,7 @@ test: lint
 	scripts/services.sh start
 	$(BIN)/pytest -m "unit or device" $(FAST_TIER_WORKERS)
 	. ./.services/env && $(BIN)/pytest -m "system and not alone" -n 2 --dist loadfile
-	. ./.services/env && $(BIN)/pytest -m "system and alone" -n 3 --dist loadfile
+	. ./.services/env && $(BIN)/pytest -m "system and alone" -n 2 --dist loadfile
 
 FAST_TIER_WORKERS := -n 4 --dist loadfile
 
