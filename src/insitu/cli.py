@@ -78,11 +78,12 @@ def _cmd_report(args) -> int:
         print(f"report: {path.resolve()}")
         return 0
     try:
-        path = write_report(runs, args.campaign_id, args.output)
+        summary = summarize(runs, args.campaign_id)  # once: it reads every run of the campaign
+        path = write_report(runs, args.campaign_id, args.output, summary=summary)
     except KeyError as error:
         print(f"insitu report: {error.args[0]}", file=sys.stderr)
         return 2
-    print(summarize(runs, args.campaign_id))
+    print(summary)
     print(f"report: {path.resolve()}")
     return 0
 

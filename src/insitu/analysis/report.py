@@ -41,7 +41,10 @@ _DEVIATION_NOTED_PCT = 15.0
 
 def _png(figure: Figure) -> str:
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    # Every report figure is laid out by constrained layout, which keeps its labels inside the
+    # canvas; bbox_inches="tight" drew each figure twice to measure it (a third of the report's
+    # time, measured on the demo's campaign).
+    figure.savefig(buffer, format="png", dpi=90)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
