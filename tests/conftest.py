@@ -6,14 +6,21 @@ tests/faults: wire emulators, one beamline per module) or ``system`` (tests/serv
 test marked ``slow``: subprocesses, SIGKILL, the demo, the end-to-end campaign, services).
 ``make test-fast`` runs ``-m "unit or device"``; ``make test`` runs all three.
 
-A test of the fast tiers whose call takes more than ``FAST_TIER_LIMIT_S`` (unless marked
-``allow_slow``) is a design problem, not something to wait for. ``make test-fast`` passes
+A test of the fast tiers whose call takes more than ``FAST_TIER_LIMIT_S`` of its own time (unless
+marked ``allow_slow``) is a design problem, not something to wait for. Its own time: the tier
+runs more workers than the machine has cores (they mostly wait on sockets), and a test's wall
+time then stretches by up to that ratio while the others compute, so the duration is divided by
+it (``_oversubscription``): with 4 workers on 2 cores, tests of 2.7-4.3 s alone took 5.1-6.6 s
+and failed the strict budget at random, a different few on every run (a test that only sleeps
+is not stretched and gets the same leeway: run it on one worker to see its own time).
+``make test-fast`` passes
 ``--strict-budget``, which fails it; ``make test`` (CI, a shared and slower machine whose load
 is not the test's doing) lists it at the end of the run instead of failing a correct test.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -66,6 +73,13 @@ def pytest_addoption(parser):
 _over_budget: list[str] = []
 
 
+def _oversubscription() -> float:
+    """Test processes per core in this run (at least 1): how much the others can stretch a
+    test's wall time."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    return max(1.0, workers / (os.cpu_count() or 1))
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
@@ -75,10 +89,12 @@ def pytest_runtest_makereport(item, call):
     tier = dict(item.user_properties).get("tier")
     if tier not in ("unit", "device") or item.get_closest_marker("allow_slow") is not None:
         return
-    if report.duration > FAST_TIER_LIMIT_S:
+    stretch = _oversubscription()
+    if report.duration / stretch > FAST_TIER_LIMIT_S:
+        shared = f" ({stretch:g} test processes per core)" if stretch > 1.0 else ""
         message = (
-            f"{item.nodeid} is in the {tier} tier and took {report.duration:.1f} s, over "
-            f"its {FAST_TIER_LIMIT_S:.0f} s budget: make it faster, or move it to the "
+            f"{item.nodeid} is in the {tier} tier and took {report.duration:.1f} s{shared}, "
+            f"over its {FAST_TIER_LIMIT_S:.0f} s budget: make it faster, or move it to the "
             "system tier (mark it slow) or mark it allow_slow(reason) saying why"
         )
         if item.config.getoption("--strict-budget"):
