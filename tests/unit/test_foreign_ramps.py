@@ -37,6 +37,19 @@ def test_the_evidence_of_a_phase_is_nothing_before_it_and_grows_with_it():
     assert 40 < evidence["crystallization_onset"][113] < 60
 
 
+def test_an_unknown_smooth_background_takes_more_of_the_broad_bands_evidence():
+    known = foreign_evidence(1010)
+    smooth = foreign_evidence(1010, background_knots_cm1=150.0)
+    for kind in known:
+        assert np.all(smooth[kind] <= known[kind] + 1e-9)
+        assert np.all(smooth[kind][known[kind] == 0] == 0)
+    # The last spectrum: the pyrochlore's bands (55-77 cm-1 wide on this film) keep 40 % of
+    # their evidence beside splines every 150 cm-1, the garnet's narrow ones 86 %.
+    assert smooth["decomposition"][-1] / known["decomposition"][-1] == pytest.approx(0.40, abs=0.03)
+    share = smooth["crystallization_onset"][-1] / known["crystallization_onset"][-1]
+    assert share == pytest.approx(0.86, abs=0.03)
+
+
 @pytest.mark.parametrize("seed", range(1500, 1510))
 def test_the_default_detector_raises_no_false_flag_on_its_600C_ramps(seed):
     # Ten 600 C ramps, through amorphous humps that relax, two bleaching fluorescences and the
