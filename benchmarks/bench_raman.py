@@ -22,7 +22,8 @@
    this project's others (its own line shapes, amorphous spectrum, fluorescence, kinetics), with
    each late or missed onset and decomposition put beside the evidence its phase's bands had
    given by the deadline (``foreign_evidence``: a matched filter of the true bands, which only
-   the generator knows): below ~4 noise units no detector could have been on time; then the
+   the generator knows, with the background known and with a smooth one fitted beside the
+   bands): below ~4 noise units no detector could have been on time; then the
    50 ramps of ``insitu.testing.third_ramps``, a third generator written apart from all of
    these, which reads the paper's band positions as room-temperature ones.
 4. Callback overhead (target: < 1 % of a simulated ramp's wall time): the same RunEngine ramp
