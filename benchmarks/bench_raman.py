@@ -276,6 +276,11 @@ def bench_robustness(ramps: int, seed: int) -> bool:
 IDEAL_LEVEL = 4.0
 
 
+# The smooth background a detector that knows no fluorescence shape must fit: cubic B-splines
+# this far apart (the transition detector's own spacing, BACKGROUND_KNOT_SPACING_CM1).
+BACKGROUND_KNOTS_CM1 = 150.0
+
+
 def print_evidence(jobs: list[tuple[int, float]], verdicts: list[dict]) -> list[float]:
     """How much a late or missed flag's new phase had shown by its deadline: the matched filter
     of the true bands (foreign_evidence), every spectrum up to the deadline combined, and the
@@ -296,7 +301,7 @@ def print_evidence(jobs: list[tuple[int, float]], verdicts: list[dict]) -> list[
                 float(np.sqrt(np.sum(evidence[kind][: deadline + 1] ** 2)))
                 for evidence in (known, smooth)
             ]
-            found[kind].append((combined[0], combined[1]))
+            found[kind].append(tuple(combined))
     print(
         "   late or missed flags, by the evidence their phase's bands gave up to the deadline "
         "(a matched\n   filter of the true bands, all spectra combined; "
@@ -314,11 +319,6 @@ def print_evidence(jobs: list[tuple[int, float]], verdicts: list[dict]) -> list[
                 f"{middle} at {IDEAL_LEVEL:g}-10, {len(values) - below - middle} above 10"
             )
     return [known for known, _ in found["crystallization_onset"]]
-
-
-# The smooth background a detector that knows no fluorescence shape must fit: cubic B-splines
-# this far apart (the transition detector's own spacing, BACKGROUND_KNOT_SPACING_CM1).
-BACKGROUND_KNOTS_CM1 = 150.0
 
 
 # The simulated beamline's films of tests/unit/test_raman_variation.py (seed, spread).

@@ -13,9 +13,9 @@ time then stretches by up to that ratio while the others compute, so the duratio
 it (``_oversubscription``): with 4 workers on 2 cores, tests of 2.7-4.3 s alone took 5.1-6.6 s
 and failed the strict budget at random, a different few on every run (a test that only sleeps
 is not stretched and gets the same leeway: run it on one worker to see its own time).
-``make test-fast`` passes
-``--strict-budget``, which fails it; ``make test`` (CI, a shared and slower machine whose load
-is not the test's doing) lists it at the end of the run instead of failing a correct test.
+``make test-fast`` passes ``--strict-budget``, which fails it; ``make test`` (CI, a shared and
+slower machine whose load is not the test's doing) lists it at the end of the run instead of
+failing a correct test.
 """
 
 from __future__ import annotations

@@ -314,6 +314,8 @@ def foreign_evidence(
 def _beyond_background(weighted, variance, axis, knots_cm1: float) -> np.ndarray:
     """Each row of noise-weighted bands less its weighted least-squares fit by cubic B-splines
     with knots ``knots_cm1`` apart over ``axis``."""
+    # Its own splines, not the detector's background_rows: this generator reads nothing of the
+    # analysis, so the bound does not move when the detector's background does.
     intervals = max(1, int(np.ceil((axis[-1] - axis[0]) / knots_cm1)))
     inner = np.linspace(axis[0], axis[-1], intervals + 1)
     knots = np.concatenate([[axis[0]] * 3, inner, [axis[-1]] * 3])
