@@ -26,12 +26,14 @@ STALL_S = 2.0
 TAKEOVER_BOUND_S = STALL_S + 10.0
 
 CHILD = r"""
-import json, sys, threading
+import json, signal, sys, threading
 import insitu.beamline
 
 bl = insitu.beamline.load(json.loads(sys.argv[1]), table=False, analysis=False)
 bl.stage.rate.put(10.0)
 bl.stage.set(250.0)          # ramping: the heater is on
+if sys.argv[2:] == ["blind"]:  # as if a SIGHUP landed just before the wait: no handler runs
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
 print(bl.stage_guard.pid, flush=True)
 threading.Event().wait()     # until a signal ends (or stops) this process
 """
@@ -130,6 +132,45 @@ def test_a_process_killed_stopped_or_hung_up_while_heating_leaves_the_heater_off
         assert "insitu stage guard: stage at" in log and "safe state (stop)" in log, log
     if how == "SIGSTOP":
         assert "no heartbeat" in log
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_a_hangup_the_main_thread_is_blind_to_still_stops_the_heater(linkam, tmp_path):
+    """CPython runs a signal's handler on the main thread only: one blocked in a wait without a
+    timeout when the signal lands never runs it (CI, 2026-12-07). The signal relay does."""
+    config = {
+        "catalog": {"location": str(tmp_path / "data")},
+        "metadata_dir": str(tmp_path / "md"),
+        "stage": {"address": linkam.address},
+    }
+    stderr_path = tmp_path / "child.err"
+    with open(stderr_path, "w") as stderr:
+        child = subprocess.Popen(
+            [sys.executable, "-c", CHILD, json.dumps(config), "blind"],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+    try:
+        guard_pid = int(child.stdout.readline() or 0)
+        assert guard_pid, stderr_path.read_text()
+        wait_for(lambda: linkam.status_byte() == LinkamStatus.HEATING, 30, "heating")
+        time.sleep(1.0)  # the child's main thread, with nothing left to run, is in its wait
+        mark = len(linkam.received_commands)
+        child.send_signal(signal.SIGHUP)
+        wait_for(lambda: heater_off(linkam), 5.0, "the heater off")
+        wait_for(lambda: not process_alive(guard_pid), 10, "the guard to stand down")
+        assert child.poll() is None  # its main thread still blocks the resent SIGHUP
+    finally:
+        child.kill()
+        child.wait()
+        child.stdout.close()
+    log = stderr_path.read_text()
+    sent = list(linkam.received_commands)[mark:]
+    assert sent.count(b"E") == 1, sent
+    assert "SIGHUP not handled by the main thread" in log, log
+    assert "safe exit (SIGHUP)" in log and "stage guard" not in log, log
 
 
 @pytest.mark.allow_slow("waits out a 0.5 s stall timeout and a guard process starting")

@@ -18,6 +18,9 @@ plan still running cannot restart heating; abort the RunEngine's current run, if
 the reason in its stop document; stop the impedance analyzer (a running sweep is cut and the
 potentiostat switched off).
 
+A signal the main thread cannot act on at once (it landed just as the main thread entered a wait
+without a timeout) is acted on by a relay thread (:mod:`insitu.beamline.signal_relay`).
+
 Nothing can run in the process on SIGKILL, SIGSTOP, a hang or a hard crash: for a real stage
 the out-of-process guard (:mod:`insitu.beamline.stage_guard`) takes over then.
 """
@@ -31,6 +34,8 @@ import signal
 import threading
 import weakref
 from typing import TYPE_CHECKING, Any, Literal
+
+from insitu.beamline.signal_relay import SignalRelay
 
 if TYPE_CHECKING:
     from insitu.beamline.assembly import Beamline
@@ -100,6 +105,7 @@ class SafeExit:
         self._lock = threading.Lock()
         self._installed = False
         self._previous: dict[int, Any] = {}
+        self._relay: SignalRelay | None = None
 
     # -- installation -------------------------------------------------------------------------
 
@@ -118,6 +124,7 @@ class SafeExit:
             for signum in HANDLED_SIGNALS:
                 self._previous[signum] = signal.getsignal(signum)
                 signal.signal(signum, self._on_signal)
+            self._relay = SignalRelay(HANDLED_SIGNALS, self._on_missed_signal).start()
         else:
             logger.warning(
                 "safe exit: beamline loaded outside the main thread; no SIGTERM/SIGHUP handler "
@@ -132,6 +139,9 @@ class SafeExit:
         _LIVE.discard(self)
         self._installed = False
         if self._previous and threading.current_thread() is threading.main_thread():
+            if self._relay is not None:
+                self._relay.stop()
+                self._relay = None
             for signum, previous in self._previous.items():
                 if signal.getsignal(signum) == self._on_signal:
                     signal.signal(signum, previous)
@@ -144,6 +154,8 @@ class SafeExit:
         self.run("interpreter exit")
 
     def _on_signal(self, signum: int, frame: Any) -> None:
+        if self._relay is not None:
+            self._relay.acknowledge(signum)
         previous = self._previous.get(signum, signal.SIG_DFL)
         if previous == signal.SIG_IGN:
             return  # ignored before us (nohup): the process goes on, the hardware too
@@ -155,6 +167,12 @@ class SafeExit:
         # SIG_DFL (or a handler set from C): end the process by the signal, as without us.
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
+
+    def _on_missed_signal(self, signum: int) -> None:
+        """The relay's call (on its thread) for a signal the main thread did not act on."""
+        if self._previous.get(signum, signal.SIG_DFL) == signal.SIG_IGN or not self._installed:
+            return
+        self.run(signal.Signals(signum).name)
 
     # -- the safe exit ------------------------------------------------------------------------
 
