@@ -209,6 +209,11 @@ def test_the_default_catalog_is_flushed_before_it_is_read(lab):
     lab.RE(lab.campaign(anneal_temperatures=[300.0], resume=True))  # a queued plan's call
     assert flushes and lab.opened_runs() == []
     assert resume_module.catalog_for_resume(None) is lab.catalog
+    flushes.clear()  # passed explicitly, the same catalog is flushed all the same
+    assert resume_module.catalog_for_resume(lab.catalog) is lab.catalog and flushes
+    flushes.clear()
+    other = object()  # another catalog: not this writer's to flush
+    assert resume_module.catalog_for_resume(other) is other and not flushes
 
 
 def test_standalone_step_eis_resumes_by_campaign_id(lab):

@@ -50,6 +50,16 @@ def test_simulated_beamline_sets_and_restores_the_clock(tmp_path, real_time_cloc
     assert real_time_clock.speedup() == 1.0
 
 
+def test_plans_resume_from_the_beamlines_catalog_flushed_first(tmp_path, real_time_clock):
+    from insitu.plans import resume
+
+    with insitu.beamline.load(_config(tmp_path), table=False) as beamline:
+        assert resume.catalog_for_resume(None) is beamline.catalog
+        assert resume._before_read == beamline.flush  # its writer's flush, before every read
+    with pytest.raises(ValueError, match="no catalog to resume from"):
+        resume.catalog_for_resume(None)  # forgotten when the beamline closed
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

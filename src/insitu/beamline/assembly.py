@@ -27,6 +27,7 @@ from insitu.beamline.run_spool import RunSpool, spool_directory
 from insitu.beamline.safe_exit import SafeExit
 from insitu.beamline.safety import RunAborter, Watchdog
 from insitu.compat.bluesky_run_engine import light_plan_stacks
+from insitu.plans.resume import forget_catalog, use_catalog
 
 __all__ = ["Beamline", "analysis_chain", "load"]
 
@@ -409,4 +410,8 @@ def _build_devices(cfg: BeamlineConfig, beamline: Beamline) -> Beamline:
     except BaseException:
         beamline.close()
         raise
+    # Plans resuming a campaign read this catalog by default, after the writer has written all
+    # it holds (a campaign resumed in the session that cut it off must see its last runs whole).
+    use_catalog(beamline.catalog, before_read=beamline.flush)
+    beamline.on_close(lambda: forget_catalog(beamline.catalog))
     return beamline

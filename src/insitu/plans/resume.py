@@ -34,6 +34,7 @@ __all__ = [
     "campaign_progress",
     "catalog_for_resume",
     "eis_points_of",
+    "forget_catalog",
     "succeeded",
     "use_catalog",
 ]
@@ -47,20 +48,31 @@ _before_read: Callable[[], Any] | None = None
 
 
 def use_catalog(catalog, *, before_read: Callable[[], Any] | None = None) -> None:
-    """Set the catalog that plans read when resuming and no ``catalog`` argument is given.
+    """Set the catalog that plans read when resuming and no ``catalog`` argument is given
+    (``insitu.beamline.load`` sets its own, with its writer's flush).
 
     Parameters
     ----------
     catalog : tiled runs container or None
         ``beamline.catalog``; None forgets the default.
     before_read : callable, optional
-        Called before each read, e.g. ``beamline.flush`` so that runs of this session that are
-        still in the catalog writer's queue are on disk before the plan looks for them.
+        Called before each read of this catalog (given as ``catalog`` or not), e.g.
+        ``beamline.flush`` so that runs of this session that are still in the catalog writer's
+        queue are on disk before the plan looks for them.
     """
     global _default_catalog, _before_read
     with _lock:
         _default_catalog = catalog
         _before_read = before_read if catalog is not None else None
+
+
+def forget_catalog(catalog) -> None:
+    """Forget the default catalog if it is ``catalog`` (a beamline closing its own)."""
+    global _default_catalog, _before_read
+    with _lock:
+        if _default_catalog is catalog:
+            _default_catalog = None
+            _before_read = None
 
 
 def catalog_for_resume(catalog=None, *, what: str = "resume"):
@@ -73,7 +85,11 @@ def catalog_for_resume(catalog=None, *, what: str = "resume"):
     """
     with _lock:
         chosen = catalog if catalog is not None else _default_catalog
-        before_read = _before_read if catalog is None else None
+        # The beamline's own catalog, passed explicitly or not, is flushed first: a campaign
+        # resumed in the session that cut it off would otherwise read its last runs while the
+        # writer still holds some of their events (an EIS run read with points missing gave
+        # another conductivity than the one the cut-off campaign had measured).
+        before_read = _before_read if chosen is _default_catalog else None
     if chosen is None:
         raise ValueError(
             f"{what}: no catalog to resume from: pass catalog=... or call "
