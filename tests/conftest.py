@@ -56,9 +56,10 @@ def pytest_collection_modifyitems(config, items):
         item.user_properties.append(("tier", tier))
         if item.get_closest_marker(tier) is None:
             item.add_marker(tier)
-    # pytest-xdist hands out files in collection order: the few minutes-long tests first, so a
-    # worker does not pick one up when the other has nothing left (a stable sort: the rest keep
-    # their order).
+    # The few minutes-long tests first (a stable sort: the rest keep their order). Under
+    # `--dist loadfile` pytest-xdist then reorders whole files by their number of tests
+    # (`--loadscope-reorder`, its default), so this decides only among files of as many tests:
+    # measured 2026-12-07, the system tier's two workers still end within 13 s of each other.
     items.sort(key=lambda item: item.get_closest_marker("long") is None)
 
 

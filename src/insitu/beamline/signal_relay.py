@@ -134,4 +134,7 @@ class SignalRelay:
             logger.exception("signal relay: acting on %s failed", name)
         if self._main_ident is not None:
             self._resent.add(signum)
-            signal.pthread_kill(self._main_ident, signum)
+            try:
+                signal.pthread_kill(self._main_ident, signum)
+            except OSError:  # the main thread is gone: the interpreter is ending anyway
+                logger.warning("signal relay: could not send %s to the main thread", name)
