@@ -38,6 +38,10 @@ lint: $(STAMP)
 # spinning for a core another worker holds made the fast tier 20 % slower (196 s against 163 s).
 test test-fast: export OPENBLAS_NUM_THREADS = 1
 test test-fast: export OMP_NUM_THREADS = 1
+# Bytecode caches on even where the environment turns them off (PYTHONDONTWRITEBYTECODE=1 on this
+# machine): otherwise every pytest worker rewrites the asserts of all test modules again and every
+# child process compiles insitu again (collection 12.8 s -> 7.1 s per process; caches gitignored).
+test test-fast: export PYTHONDONTWRITEBYTECODE =
 
 test: lint
 	scripts/services.sh start
