@@ -20,6 +20,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -28,6 +29,7 @@ import pytest
 from bluesky import RunEngine
 
 from insitu import clock
+from insitu.beamline import safe_exit as safe_exit_module
 from insitu.beamline.safe_exit import HANDLED_SIGNALS, SafeExit
 from insitu.devices.linkam import LinkamInterlockError, LinkamStage, LinkamStatus
 from insitu.sim.linkam_t95 import LinkamT95Emulator
@@ -275,3 +277,57 @@ def test_hold_safe_state_sends_hold(fake_beamline):
     wait_for(lambda: bl.emulator.status_byte() == LinkamStatus.HOLDING_CURRENT, 10, "holding")
     with pytest.raises(ValueError, match="neither 'hold' nor 'stop'"):
         SafeExit(bl, "cool")
+
+
+class SlowStage:
+    """Stands in for the stage: its safe state takes ``seconds`` to reach."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.entered = threading.Event()
+        self.calls: list[str] = []
+
+    def enter_safe_state(self, state: str, why: str) -> None:
+        self.entered.set()
+        time.sleep(self.seconds)
+        self.calls.append(state)
+
+
+def test_a_late_second_trigger_returns_once_the_first_has_made_the_hardware_safe():
+    """The signal relay making the hardware safe on its thread when the main thread's handler
+    runs late: the handler must not end the process before the potentiostat is off."""
+    stage, analyzer = SlowStage(0.5), RecordingAnalyzer()
+    beamline = SimpleNamespace(
+        devices={"stage": stage, "eis": analyzer}, RE=SimpleNamespace(state="idle")
+    )
+    safe_exit = SafeExit(beamline, "stop")
+    first = threading.Thread(target=safe_exit.run, args=("SIGTERM (relay)",))
+    first.start()
+    assert stage.entered.wait(5)
+    safe_exit.run("SIGTERM")  # the main thread's handler, late
+    assert stage.calls == ["stop"] and analyzer.calls == ["stop", "switch_off"]
+    assert safe_exit.reason == "SIGTERM (relay)"
+    first.join(5)
+    safe_exit.run("beamline closed")  # once done, at once, and nothing sent again
+    assert stage.calls == ["stop"]
+
+
+def test_one_relay_acts_for_every_installed_safe_exit():
+    """Two beamlines in one process: a signal the main thread missed makes both safe."""
+    previous = {signum: signal.getsignal(signum) for signum in HANDLED_SIGNALS}
+    exits = []
+    try:
+        for _ in range(2):
+            beamline = SimpleNamespace(
+                devices={"eis": RecordingAnalyzer()}, RE=SimpleNamespace(state="idle")
+            )
+            exits.append(SafeExit(beamline, "stop"))
+            exits[-1].install()
+        assert safe_exit_module._act_on_missed_signal(signal.SIGTERM)
+        assert all(e.done and e.reason == "SIGTERM" for e in exits)
+        assert all(e.beamline.devices["eis"].calls == ["stop", "switch_off"] for e in exits)
+    finally:
+        for e in reversed(exits):
+            e.uninstall()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -46,6 +46,8 @@ logger = logging.getLogger(__name__)
 
 #: Wall seconds the RunEngine gets to close the current run before the exit goes on without it.
 _ABORT_JOIN_S = 10.0
+#: Wall seconds a second trigger (a signal handler running late) waits for the first to finish.
+_FINISH_WAIT_S = 30.0
 
 
 #: Signals that end a session and get the safe exit first.
@@ -58,6 +60,34 @@ _LIVE: weakref.WeakSet[SafeExit] = weakref.WeakSet()
 def _run_live_safe_exits() -> None:
     for safe_exit in list(_LIVE):
         safe_exit.run("interpreter exit")  # the reason its atexit hook gives
+
+
+#: The process's one signal relay (see :mod:`insitu.beamline.signal_relay`), shared by every
+#: installed safe exit: the wakeup fd it watches is one per process.
+_RELAY: SignalRelay | None = None
+
+
+def _act_on_missed_signal(signum: int) -> bool:
+    """The relay's call: every installed safe exit acts on a signal the main thread missed."""
+    acted = False
+    for safe_exit in list(_LIVE):
+        acted = safe_exit.on_missed_signal(signum) or acted
+    return acted
+
+
+def _start_relay() -> None:
+    """On the main thread: the shared relay, if it is not running yet (or could not start)."""
+    global _RELAY
+    if _RELAY is None or not _RELAY.active:
+        _RELAY = SignalRelay(HANDLED_SIGNALS, _act_on_missed_signal).start()
+
+
+def _stop_relay_if_unused() -> None:
+    """On the main thread: stop the shared relay once no safe exit is installed."""
+    global _RELAY
+    if _RELAY is not None and not _LIVE:
+        _RELAY.stop()
+        _RELAY = None
 
 
 def _register_early_exit_hook(hook) -> None:
@@ -105,7 +135,8 @@ class SafeExit:
         self._lock = threading.Lock()
         self._installed = False
         self._previous: dict[int, Any] = {}
-        self._relay: SignalRelay | None = None
+        self._runner: int | None = None  # the thread running the safe exit
+        self._finished = threading.Event()
 
     # -- installation -------------------------------------------------------------------------
 
@@ -124,7 +155,7 @@ class SafeExit:
             for signum in HANDLED_SIGNALS:
                 self._previous[signum] = signal.getsignal(signum)
                 signal.signal(signum, self._on_signal)
-            self._relay = SignalRelay(HANDLED_SIGNALS, self._on_missed_signal).start()
+            _start_relay()
         else:
             logger.warning(
                 "safe exit: beamline loaded outside the main thread; no SIGTERM/SIGHUP handler "
@@ -139,9 +170,7 @@ class SafeExit:
         _LIVE.discard(self)
         self._installed = False
         if self._previous and threading.current_thread() is threading.main_thread():
-            if self._relay is not None:
-                self._relay.stop()
-                self._relay = None
+            _stop_relay_if_unused()
             for signum, previous in self._previous.items():
                 if signal.getsignal(signum) == self._on_signal:
                     signal.signal(signum, previous)
@@ -154,8 +183,8 @@ class SafeExit:
         self.run("interpreter exit")
 
     def _on_signal(self, signum: int, frame: Any) -> None:
-        if self._relay is not None:
-            self._relay.acknowledge(signum)
+        if _RELAY is not None:
+            _RELAY.acknowledge(signum)
         previous = self._previous.get(signum, signal.SIG_DFL)
         if previous == signal.SIG_IGN:
             return  # ignored before us (nohup): the process goes on, the hardware too
@@ -168,21 +197,45 @@ class SafeExit:
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
 
-    def _on_missed_signal(self, signum: int) -> None:
-        """The relay's call (on its thread) for a signal the main thread did not act on."""
+    def on_missed_signal(self, signum: int) -> bool:
+        """Act, on the relay's thread, on a signal the main thread's handler did not run for.
+
+        Returns whether it acted: not for a signal that was ignored before this safe exit was
+        installed (``nohup``), nor once it is uninstalled.
+        """
         if self._previous.get(signum, signal.SIG_DFL) == signal.SIG_IGN or not self._installed:
-            return
-        self.run(signal.Signals(signum).name)
+            return False
+        name = signal.Signals(signum).name
+        logger.warning("safe exit: %s not handled by the main thread; acting on it here", name)
+        self.run(name)
+        return True
 
     # -- the safe exit ------------------------------------------------------------------------
 
     def run(self, reason: str) -> None:
-        """Make the hardware safe, once; later calls return at once. Never raises."""
+        """Make the hardware safe, once. Never raises.
+
+        A later call returns once the first has finished (a signal handler that runs late must
+        not end the process while the signal relay is still making the hardware safe), at once
+        from the thread running it.
+        """
         with self._lock:
-            if self.done:
-                return
-            self.done = True
-            self.reason = reason
+            first = not self.done
+            if first:
+                self.done = True
+                self.reason = reason
+                self._runner = threading.get_ident()
+            waiting = not first and self._runner != threading.get_ident()
+        if not first:
+            if waiting and not self._finished.wait(_FINISH_WAIT_S):
+                logger.error("safe exit: still running after %s s; going on", _FINISH_WAIT_S)
+            return
+        try:
+            self._make_safe(reason)
+        finally:
+            self._finished.set()
+
+    def _make_safe(self, reason: str) -> None:
         logger.warning("safe exit (%s): making the stage and the potentiostat safe", reason)
         why = f"safe exit: {reason}"
         devices = self.beamline.devices

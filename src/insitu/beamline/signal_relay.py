@@ -15,14 +15,22 @@ of its own, waits on it: a handled signal that the Python handler has not acknow
 :data:`GRACE_S` is acted on here (``on_missed``: the safe exit), then sent again to the main
 thread alone (``pthread_kill``), whose wait it interrupts, so the handler runs and the process
 ends by the signal as it would have.
+
+Best effort where another owner takes the wakeup fd later: asyncio's ``remove_signal_handler``
+sets it to -1 (prompt_toolkit does so around every IPython prompt), which leaves the relay
+without bytes. There the main thread runs an event loop that the signal wakes, so the handler
+runs anyway. A process forked after the relay started does not inherit it (its fd is given up
+in the child: the parent's relay must not act on the child's signals).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
 import threading
+import weakref
 from collections.abc import Callable, Iterable
 
 __all__ = ["GRACE_S", "SignalRelay"]
@@ -40,9 +48,10 @@ class SignalRelay:
     ----------
     signals : iterable of int
         The signals relayed (others written to the wakeup fd, such as SIGINT, are ignored).
-    on_missed : callable(int)
+    on_missed : callable(int) -> bool
         Called on the relay's thread with a signal number the handler did not acknowledge in
-        time, before the signal is sent again to the main thread.
+        time; returns whether it acted on it (an ignored signal is not acted on). Only then is
+        the signal sent again to the main thread, unless its handler ran meanwhile.
 
     Notes
     -----
@@ -50,7 +59,7 @@ class SignalRelay:
     there); the handler calls :meth:`acknowledge` first thing.
     """
 
-    def __init__(self, signals: Iterable[int], on_missed: Callable[[int], None]) -> None:
+    def __init__(self, signals: Iterable[int], on_missed: Callable[[int], bool]) -> None:
         self.signals = frozenset(int(s) for s in signals)
         self.on_missed = on_missed
         self.active = False
@@ -63,7 +72,11 @@ class SignalRelay:
 
     def start(self) -> SignalRelay:
         """Take the wakeup fd if it is free and start the watching thread; else stay inactive."""
-        reader, writer = socket.socketpair()
+        try:
+            reader, writer = socket.socketpair()
+        except OSError as error:  # out of file descriptors: the main thread's handler remains
+            logger.warning("signal relay: no socket pair (%s); relay inactive", error)
+            return self
         writer.setblocking(False)  # the C handler must never block on a full pipe
         previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
         if previous != -1:  # someone's event loop owns it (and wakes the main thread itself)
@@ -76,6 +89,7 @@ class SignalRelay:
         self._thread = threading.Thread(target=self._watch, name="signal-relay", daemon=True)
         self._thread.start()
         self.active = True
+        _STARTED.add(self)
         return self
 
     def acknowledge(self, signum: int) -> None:
@@ -96,6 +110,21 @@ class SignalRelay:
         self._reader.shutdown(socket.SHUT_RDWR)  # wakes the thread's recv with b""
         if self._thread is not None:
             self._thread.join(timeout=5.0)
+        self._reader.close()
+        self._writer.close()
+        _STARTED.discard(self)
+
+    def give_up_after_fork(self) -> None:
+        """In a forked child: give up the wakeup fd and the inherited sockets (no thread here)."""
+        if not self.active:
+            return
+        self.active = False
+        assert self._writer is not None and self._reader is not None
+        try:
+            if signal.set_wakeup_fd(-1) not in (-1, self._writer.fileno()):
+                logger.debug("signal relay: a forked child's wakeup fd was not the relay's")
+        except ValueError:  # not the child's main thread: nothing to give up there
+            pass
         self._reader.close()
         self._writer.close()
 
@@ -123,18 +152,29 @@ class SignalRelay:
             return
         if handled:
             return
-        logger.warning(
-            "signal relay: %s not handled by the main thread within %s s; acting on it here",
-            name,
-            GRACE_S,
-        )
         try:
-            self.on_missed(signum)
+            acted = self.on_missed(signum)
         except Exception:  # the resend below must still happen
             logger.exception("signal relay: acting on %s failed", name)
+            acted = True
+        if not acted or acknowledged.is_set():  # ignored, or the handler ran meanwhile
+            return
         if self._main_ident is not None:
             self._resent.add(signum)
             try:
                 signal.pthread_kill(self._main_ident, signum)
             except OSError:  # the main thread is gone: the interpreter is ending anyway
                 logger.warning("signal relay: could not send %s to the main thread", name)
+
+
+#: Relays started in this process (a forked child gives theirs up).
+_STARTED: weakref.WeakSet[SignalRelay] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for relay in list(_STARTED):
+        relay.give_up_after_fork()
+    _STARTED.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
