@@ -77,23 +77,19 @@ def heater_off(emulator) -> bool:
     return emulator.status_byte() == LinkamStatus.STOPPED
 
 
-@pytest.mark.alone
-@pytest.mark.slow
-@pytest.mark.timeout(180)
-@pytest.mark.parametrize("how", ["SIGKILL", "SIGSTOP", "SIGHUP"])
-def test_a_process_killed_stopped_or_hung_up_while_heating_leaves_the_heater_off(
-    linkam, tmp_path, how
-):
+def heating_child(linkam, tmp_path, *args: str, safety: dict | None = None):
+    """The CHILD beamline process (``args`` after its config), its stage heating: the process,
+    the file its stderr goes to and its stage guard's pid."""
     config = {
         "catalog": {"location": str(tmp_path / "data")},
         "metadata_dir": str(tmp_path / "md"),
         "stage": {"address": linkam.address},
-        "safety": {"stall_timeout_s": STALL_S},
+        **({"safety": safety} if safety else {}),
     }
     stderr_path = tmp_path / "child.err"
     with open(stderr_path, "w") as stderr:
         child = subprocess.Popen(
-            [sys.executable, "-c", CHILD, json.dumps(config)],
+            [sys.executable, "-c", CHILD, json.dumps(config), *args],
             stdout=subprocess.PIPE,
             stderr=stderr,
             text=True,
@@ -102,6 +98,25 @@ def test_a_process_killed_stopped_or_hung_up_while_heating_leaves_the_heater_off
         guard_pid = int(child.stdout.readline() or 0)
         assert guard_pid, stderr_path.read_text()
         wait_for(lambda: linkam.status_byte() == LinkamStatus.HEATING, 30, "heating")
+    except BaseException:
+        child.kill()
+        child.wait()
+        child.stdout.close()
+        raise
+    return child, stderr_path, guard_pid
+
+
+@pytest.mark.alone
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGSTOP", "SIGHUP"])
+def test_a_process_killed_stopped_or_hung_up_while_heating_leaves_the_heater_off(
+    linkam, tmp_path, how
+):
+    child, stderr_path, guard_pid = heating_child(
+        linkam, tmp_path, safety={"stall_timeout_s": STALL_S}
+    )
+    try:
         mark = len(linkam.received_commands)
         child.send_signal(getattr(signal, how))
         try:
@@ -139,23 +154,8 @@ def test_a_process_killed_stopped_or_hung_up_while_heating_leaves_the_heater_off
 def test_a_hangup_the_main_thread_is_blind_to_still_stops_the_heater(linkam, tmp_path):
     """CPython runs a signal's handler on the main thread only: one blocked in a wait without a
     timeout when the signal lands never runs it (CI, 2026-12-07). The signal relay does."""
-    config = {
-        "catalog": {"location": str(tmp_path / "data")},
-        "metadata_dir": str(tmp_path / "md"),
-        "stage": {"address": linkam.address},
-    }
-    stderr_path = tmp_path / "child.err"
-    with open(stderr_path, "w") as stderr:
-        child = subprocess.Popen(
-            [sys.executable, "-c", CHILD, json.dumps(config), "blind"],
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            text=True,
-        )
+    child, stderr_path, guard_pid = heating_child(linkam, tmp_path, "blind")
     try:
-        guard_pid = int(child.stdout.readline() or 0)
-        assert guard_pid, stderr_path.read_text()
-        wait_for(lambda: linkam.status_byte() == LinkamStatus.HEATING, 30, "heating")
         time.sleep(1.0)  # the child's main thread, with nothing left to run, is in its wait
         mark = len(linkam.received_commands)
         child.send_signal(signal.SIGHUP)

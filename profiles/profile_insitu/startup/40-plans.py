@@ -13,7 +13,6 @@ from bluesky.plans import count  # noqa: F401  (queueable: count(["stage", "rama
 from bluesky_queueserver import is_re_worker_active
 
 from insitu.plans import stubs as ips  # noqa: F401  (ips.sleep: experiment-time wait)
-from insitu.plans import use_catalog
 from insitu.services.queue_plans import QUEUE_PLANS, sample_change_plan
 
 globals().update(QUEUE_PLANS)  # every plan of insitu.plans.__all__, by its name
@@ -24,7 +23,7 @@ if is_re_worker_active():
 else:
     from bluesky.plan_stubs import mv  # noqa: F401  (a person at the session moves freely)
 
-use_catalog(bl.catalog, before_read=bl.flush)  # noqa: F821  (campaigns resume from the catalog)
+# Campaigns resume from bl.catalog, flushed first: load() registered it (insitu.plans.resume).
 raman_flags = bl.raman_flags  # noqa: F821  (live transition flags: ramp_until(monitor=raman_flags))
 # How a campaign changes samples here (a queued anneal_and_measure's default): the simulated
 # beamline loads a fresh virtual film; a real one pauses for a person (RE.resume(), or
