@@ -56,8 +56,11 @@ by the inverse of their fitted covariance: a band the fit cannot pin down (389 c
   crystallizing when either area has stopped growing (:mod:`~insitu.analysis.completion`): its
   growth over about ``slope_span_C`` has fallen to ``saturation`` (0.4) of the fastest, on two
   consecutive spectra or, where a spectrum comes every few degrees, on one that leaves no doubt,
-  the fall and the rise before it standing out of the noise. After a one-spectrum completion the
-  crystallized state is learned from the two spectra after it.
+  the fall and the rise before it standing out of the noise; or, on a heating ramp, when both
+  areas' growth curves, fitted with the non-isothermal nucleation-and-growth form
+  (:mod:`~insitu.analysis.growth_curve`), put the film at 95 % of its final signal, and two
+  standard errors lower still at 90 %. After a one-spectrum completion the crystallized state is
+  learned from the two spectra after it.
 
 A film whose crystalline bands are there from the first spectra (crystalline from the start)
 raises no onset: the learned state already holds them, so nothing grows.
@@ -108,7 +111,7 @@ from insitu.analysis.band_growth import (
     fit_growth_nested,
     learn_widths,
 )
-from insitu.analysis.completion import CompletionTracker
+from insitu.analysis.completion import FITTED_FRACTION, CompletionTracker
 from insitu.analysis.intensity_jumps import IntensityJumps
 from insitu.analysis.raman_preprocess import (
     check_spectrum,
@@ -1238,8 +1241,8 @@ class RamanTransitionDetector:
                 3.0,
                 fit,
                 why=found.evidence(self.saturation),
-                value=found.slope / found.fastest,
-                level=self.saturation,
+                value=found.fraction if found.fitted else found.slope / found.fastest,
+                level=FITTED_FRACTION if found.fitted else self.saturation,
             )
         ]
 
