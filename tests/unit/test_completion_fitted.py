@@ -51,7 +51,8 @@ def test_a_dense_ramp_completes_from_its_fit_in_the_window_where_the_slopes_come
 
 
 def fitted_calls(common, every, temperatures):
-    """``CompletionTracker.fitted`` at each spectrum of these growths (None or the fraction)."""
+    """``CompletionTracker.fitted`` at each spectrum of these growths (None or the fraction),
+    up to the first that is not None."""
     tracker = CompletionTracker(saturation=0.4, slope_span_C=10.0)
     tracker.record((common[0], ERROR), (every[0], ERROR))
     tracker.begin(0, 0)
@@ -60,11 +61,15 @@ def fitted_calls(common, every, temperatures):
         earlier = list(temperatures[:k])
         tracker.add((common[k], ERROR), (every[k], ERROR), temperatures[k], earlier, k)
         calls.append(tracker.fitted(temperatures[k], earlier))
+        if calls[-1] is not None:
+            break
     return calls
 
 
 def test_no_fitted_completion_in_a_hold_or_while_one_signal_still_grows():
     temperatures, truth, signal = dense_growth()
+    end = int(np.flatnonzero(truth > 0.995)[0])  # past the window: enough to see
+    temperatures, truth, signal = temperatures[:end], truth[:end], signal[:end]
     on_ramp = fitted_calls(signal, 1.2 * signal, temperatures)
     first = next(k for k, call in enumerate(on_ramp) if call is not None)
     assert truth[first] >= 0.9
