@@ -108,7 +108,7 @@ def fitted_fraction(
 
     # Unconstrained parameters (log A, a, log b, log -c) so that MINPACK's Levenberg-Marquardt
     # (scipy's method="lm", with the Jacobian below) does the fit: the bounded trust-region
-    # method took ~80 ms per fit on these 5-100 points, this ~1 ms.
+    # method took ~80 ms per fit on these 5-100 points, this ~3 ms.
     def unpacked(p: np.ndarray) -> tuple[float, np.ndarray, float, float]:
         amplitude, b, c = np.exp(np.clip(p[[0, 2, 3]], -50.0, 50.0))
         return amplitude, np.clip(p[1] + b * s - c * s * s, -50.0, _U_MAX), b, c
