@@ -301,7 +301,6 @@ class CompletionTracker:
             return None
         if int(np.nanargmax(slopes)) > slopes.size - 1 - FITTED_PAST_FASTEST:
             return None
-        at = np.asarray(self.at)
         on_ramp = np.asarray(
             [temperatures[k] if k < len(temperatures) else temperature for k in self.at],
             dtype=float,
@@ -313,7 +312,7 @@ class CompletionTracker:
             measured = np.isfinite(values) & np.isfinite(errors) & (errors > 0)
             if np.count_nonzero(measured) < 5 or not measured[-1]:
                 return None
-            if np.any(np.diff(on_ramp[measured]) <= HOLD_STEP_C) or at.size != values.size:
+            if np.any(np.diff(on_ramp[measured]) <= HOLD_STEP_C):
                 return None
             fit = fitted_fraction(on_ramp[measured], values[measured], errors[measured])
             if fit is None or fit.fraction < FITTED_FRACTION:
