@@ -25,7 +25,12 @@ def _run(args, tmp_path):
 @pytest.mark.timeout(600)
 @pytest.mark.long
 def test_demo_prints_the_table_and_writes_the_report_then_report_rewrites_it(tmp_path, sim_config):
-    config = sim_config
+    # One film, not a new one each run: the detector flags the onset of ~6 % of the demo's
+    # random films (13 of 200, bright ones) a spectrum before 1 % crystalline, which positions
+    # alone cannot tell from 1 % (README, known limits; bench_raman.py counts it on 200 films).
+    # The seed is the first one drawn, not chosen for its verdict.
+    config = Path(sim_config)
+    config.write_text(config.read_text() + "  seed: 0\n")
     demo = _run([*INSITU, "--config", config, "demo"], tmp_path)
     assert demo.returncode == 0, demo.stderr[-3000:]
     for text in ("LLZO-500C", "LLZO-750C", "paper_sigma_30C_S_cm", "report:"):
