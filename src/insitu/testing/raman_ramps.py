@@ -423,11 +423,15 @@ class FlagVerdict:
     verdict : str
         ``ok`` (inside the window), ``early`` (before the phase is really there), ``late``
         (more than 2 spectra after the level), ``missed`` (level crossed, no flag), ``false``
-        (flagged, level never crossed: an early flag with no window), ``quiet`` (neither).
+        (flagged before the phase is really there on a ramp that never crosses the level: a
+        flag for a phase that is not there), ``quiet`` (neither). A flag on a ramp that never
+        crosses the level but raised once the phase is really there (a film that decomposes by
+        3 % before the ramp ends) is ``ok``: early flags are welcome when the signal allows.
     index : int or None
         Spectrum that raised the flag.
     window : tuple of int or None
-        (earliest, latest) acceptable index.
+        (earliest, latest) acceptable index; (earliest, None) on a ramp that never crosses the
+        level but where the phase is really there.
     latency : int or None
         Flag index minus the first spectrum above the level.
     """
@@ -435,7 +439,7 @@ class FlagVerdict:
     kind: str
     verdict: str
     index: int | None
-    window: tuple[int, int] | None
+    window: tuple[int, int | None] | None
     latency: int | None
 
 
@@ -446,8 +450,13 @@ def judge(ramp: RenderedRamp, flags: dict[str, int]) -> dict[str, FlagVerdict]:
     for kind in LEVELS:
         window, index = windows.get(kind), flags.get(kind)
         if window is None:
-            verdict = "quiet" if index is None else "false"
-            verdicts[kind] = FlagVerdict(kind, verdict, index, None, None)
+            there = np.flatnonzero(ramp.truth(kind) >= EARLIEST[kind])
+            window = (int(there[0]), None) if there.size else None
+            if index is None:
+                verdict = "quiet"
+            else:
+                verdict = "ok" if there.size and index >= there[0] else "false"
+            verdicts[kind] = FlagVerdict(kind, verdict, index, window, None)
             continue
         level_index = window[1] - 2
         if index is None:
