@@ -46,10 +46,14 @@ test test-fast: export PYTHONDONTWRITEBYTECODE =
 test: lint
 	scripts/services.sh start
 	$(BIN)/pytest -m "unit or device" $(FAST_TIER_WORKERS)
-	. ./.services/env && $(BIN)/pytest -m "system and not alone" -n 2 --dist loadfile
-	. ./.services/env && $(BIN)/pytest -m "system and alone" -n 2 --dist loadfile
+	. ./.services/env && $(BIN)/pytest -m "system and not alone" $(SYSTEM_TIER_WORKERS)
+	. ./.services/env && $(BIN)/pytest -m "system and alone" $(SYSTEM_TIER_WORKERS)
 
 FAST_TIER_WORKERS := -n 4 --dist loadfile
+# Whole files per worker, in the order tests/conftest.py puts them (the minutes-long first):
+# pytest-xdist's default reorders files by their number of tests, which started the one-test
+# demo and queue files last and left one worker running them alone for 2-3 minutes.
+SYSTEM_TIER_WORKERS := -n 2 --dist loadfile --no-loadscope-reorder
 
 # The edit loop: the unit and device tiers only (no services, no subprocess campaigns).
 test-fast: $(STAMP)

@@ -20,6 +20,7 @@ failing a correct test.
 
 from __future__ import annotations
 
+import collections
 import os
 from pathlib import Path
 
@@ -56,11 +57,18 @@ def pytest_collection_modifyitems(config, items):
         item.user_properties.append(("tier", tier))
         if item.get_closest_marker(tier) is None:
             item.add_marker(tier)
-    # The few minutes-long tests first (a stable sort: the rest keep their order). Under
-    # `--dist loadfile` pytest-xdist then reorders whole files by their number of tests
-    # (`--loadscope-reorder`, its default), so this decides only among files of as many tests:
-    # measured 2026-12-07, the system tier's two workers still end within 13 s of each other.
-    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+    # Under `--dist loadfile` the workers take whole files in this order: the files of the
+    # minutes-long tests first, then files by their number of tests (pytest-xdist's own default
+    # order, `--loadscope-reorder`, which the system tiers turn off so that this one holds: it
+    # had put the one-test demo file last, and one worker ran it alone for ~160 s).
+    per_file = collections.Counter(item.nodeid.split("::")[0] for item in items)
+    long_files = {item.nodeid.split("::")[0] for item in items if item.get_closest_marker("long")}
+
+    def order(item):
+        path = item.nodeid.split("::")[0]
+        return (path not in long_files, -per_file[path])
+
+    items.sort(key=order)
 
 
 def pytest_addoption(parser):

@@ -339,6 +339,7 @@ def _all_eis_points(catalog, campaign_id, index):
     return sorted(points)
 
 
+@pytest.mark.long
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_a_crash_after_any_document_resumes_to_the_full_campaign_with_nothing_lost(lab):

@@ -117,6 +117,7 @@ def _same(a, b, *, rel=0.0, abs_=0.0):
     return abs(a - b) <= max(abs_, rel * abs(b))
 
 
+@pytest.mark.long
 @pytest.mark.alone
 @pytest.mark.slow
 @pytest.mark.timeout(1200)

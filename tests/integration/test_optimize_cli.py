@@ -12,6 +12,7 @@ import pytest
 INSITU = [sys.executable, "-m", "insitu.cli"]
 
 
+@pytest.mark.long
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_optimize_maps_a_shifted_film_and_keeps_every_decision(tmp_path):
@@ -128,6 +129,7 @@ class _StopHeld:
         return getattr(self._inner, attribute)
 
 
+@pytest.mark.long
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_a_campaign_cut_off_between_films_resumes_without_measuring_a_film_twice(
@@ -203,6 +205,7 @@ def test_a_campaign_cut_off_between_films_resumes_without_measuring_a_film_twice
                                     resume=True))  # fmt: skip
 
 
+@pytest.mark.long
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_a_film_annealed_but_never_measured_is_measured_on_resume_not_annealed_again(

@@ -37,6 +37,7 @@ def _wait_until_answering(station, timeout=120.0):
         time.sleep(1)
 
 
+@pytest.mark.long
 @pytest.mark.slow
 @pytest.mark.timeout(1500)
 def test_a_queued_two_sample_campaign_survives_manager_restarts(
