@@ -285,15 +285,15 @@ def bench_robustness(ramps: int, seed: int) -> bool:
 # Seeds no setting of the detector was ever chosen on (the suites above were measured while
 # choosing them): how the defaults fare on films drawn afresh from the same three generators.
 HELD_OUT = {
-    "raman_ramps": (
+    "raman_ramps (seeds 5000-5059, 105000-105029)": (
         lambda seed, end_C: draw_ramp(seed, end_C).spectra(),
         [(5000 + i, 850.0) for i in range(60)] + [(105_000 + i, 600.0) for i in range(30)],
     ),
-    "foreign_ramps": (
+    "foreign_ramps (seeds 2000-2059, 2500-2529)": (
         foreign_ramp,
         [(2000 + i, 850.0) for i in range(60)] + [(2500 + i, 600.0) for i in range(30)],
     ),
-    "third_ramps": (
+    "third_ramps (seeds 200-259, 300-314)": (
         third_ramp,
         [(200 + i, 850.0) for i in range(60)] + [(300 + i, 600.0) for i in range(15)],
     ),
@@ -307,22 +307,9 @@ def bench_held_out() -> bool:
     )
     all_ok = True
     for name, (render, jobs) in HELD_OUT.items():
-        seeds = sorted({seed for seed, _ in jobs})
-        runs = [f"{s[0]}-{s[-1]}" for s in _runs(seeds)]
-        print(f"   {len(jobs)} ramps of insitu.testing.{name} (seeds {', '.join(runs)}):")
-        all_ok &= print_table(default_verdicts(render, jobs, name))
+        print(f"   {len(jobs)} ramps of insitu.testing.{name}:")
+        all_ok &= print_table(default_verdicts(render, jobs, name.split()[0]))
     return all_ok
-
-
-def _runs(values: list[int]) -> list[list[int]]:
-    """Consecutive runs of sorted integers."""
-    runs = [[values[0]]]
-    for value in values[1:]:
-        if value == runs[-1][-1] + 1:
-            runs[-1].append(value)
-        else:
-            runs.append([value])
-    return runs
 
 
 # The demo's in-situ ramp (insitu.demo) draws a new film each run (simulation seed null).

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from insitu.testing.browser import page_width, screenshot
 
@@ -30,7 +31,9 @@ def test_demo_prints_the_table_and_writes_the_report_then_report_rewrites_it(tmp
     # alone cannot tell from 1 % (README, known limits; bench_raman.py counts it on 200 films).
     # The seed is the first one drawn, not chosen for its verdict.
     config = Path(sim_config)
-    config.write_text(config.read_text() + "  seed: 0\n")
+    settings = yaml.safe_load(config.read_text())
+    settings["simulation"]["seed"] = 0
+    config.write_text(yaml.safe_dump(settings))
     demo = _run([*INSITU, "--config", config, "demo"], tmp_path)
     assert demo.returncode == 0, demo.stderr[-3000:]
     for text in ("LLZO-500C", "LLZO-750C", "paper_sigma_30C_S_cm", "report:"):
