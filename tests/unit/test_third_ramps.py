@@ -13,6 +13,7 @@ from insitu.testing.third_ramps import (
     THIRD_SEEDS,
     describe_third_film,
     draw_third_film,
+    third_evidence,
     third_ramp,
 )
 
@@ -135,3 +136,40 @@ def test_a_known_film_draws_what_describe_says(ramps):
     transformed = ramp.crystalline + ramp.decomposed
     half_way_C = np.interp(0.5, transformed, ramp.temperatures)
     assert abs(half_way_C - 702) < 10
+
+
+def test_the_evidence_of_a_phase_is_nothing_before_it_and_grows_with_it(ramps):
+    job = HOT_DECOMPOSING[0]
+    ramp, evidence = ramps[job], third_evidence(*job)
+    for kind, truth in (
+        ("crystallization_onset", ramp.crystalline),
+        ("decomposition", ramp.decomposed),
+    ):
+        values = evidence[kind]
+        assert values.shape == truth.shape
+        # The generator leaves out bands below 1e-4 of their phase: nothing there.
+        assert np.all(values[truth <= 1e-4] == 0)
+        first = int(np.flatnonzero(truth > 0.01)[0])
+        assert 0 < values[first] < values[int(np.argmax(truth))]
+
+
+def test_the_evidence_is_read_from_the_ramp_the_generator_renders(ramps):
+    # Same counts with the parts as without: the bound is of this very ramp, not of a redraw.
+    from insitu.testing.third_ramps import _render
+
+    job = HOT_STEADY
+    parts = _render(draw_third_film(*job), parts=True)
+    assert np.array_equal(parts[2], ramps[job].counts)
+    garnet, pyrochlore, expected = parts[5:]
+    assert np.all(garnet >= 0) and not pyrochlore.any()
+    # The garnet bands are part of the expected counts (with the background under them).
+    assert np.all(garnet <= expected + 1e-9)
+
+
+def test_an_unknown_smooth_background_takes_part_of_the_evidence():
+    known = third_evidence(*HOT_STEADY)
+    smooth = third_evidence(*HOT_STEADY, background_knots_cm1=150.0)
+    for kind in known:
+        assert np.all(smooth[kind] <= known[kind] + 1e-9)
+    last = known["crystallization_onset"][-1]
+    assert 0.3 * last < smooth["crystallization_onset"][-1] < last

@@ -27,8 +27,8 @@ one tuned it on:
 from __future__ import annotations
 
 import numpy as np
-from scipy.interpolate import BSpline
 
+from insitu.testing.evidence import matched_filter
 from insitu.testing.raman_ramps import RenderedRamp
 
 __all__ = ["foreign_ramp", "draw_foreign_film", "foreign_evidence"]
@@ -302,27 +302,12 @@ def foreign_evidence(
         ),
         "decomposition": dict(nothing, pyrochlore=fractions["pyrochlore"]),
     }
-    evidence = {}
-    for kind, alone in phases.items():
-        weighted = (_expected(p, temperatures, x, laser, alone) - without) / np.sqrt(variance)
-        if background_knots_cm1 is not None:
-            weighted = _beyond_background(weighted, variance, axis, background_knots_cm1)
-        evidence[kind] = np.sqrt(np.sum(weighted**2, axis=1))
-    return evidence
-
-
-def _beyond_background(weighted, variance, axis, knots_cm1: float) -> np.ndarray:
-    """Each row of noise-weighted bands less its weighted least-squares fit by cubic B-splines
-    with knots ``knots_cm1`` apart over ``axis``."""
-    # Its own splines, not the detector's background_rows: this generator reads nothing of the
-    # analysis, so the bound does not move when the detector's background does.
-    intervals = max(1, int(np.ceil((axis[-1] - axis[0]) / knots_cm1)))
-    inner = np.linspace(axis[0], axis[-1], intervals + 1)
-    knots = np.concatenate([[axis[0]] * 3, inner, [axis[-1]] * 3])
-    splines = BSpline.design_matrix(axis, knots, 3).toarray()
-    residual = np.empty_like(weighted)
-    for i, (row, var) in enumerate(zip(weighted, variance, strict=True)):
-        design = splines / np.sqrt(var)[:, None]
-        coef, *_ = np.linalg.lstsq(design, row, rcond=None)
-        residual[i] = row - design @ coef
-    return residual
+    return {
+        kind: matched_filter(
+            _expected(p, temperatures, x, laser, alone) - without,
+            variance,
+            axis,
+            background_knots_cm1,
+        )
+        for kind, alone in phases.items()
+    }

@@ -53,9 +53,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from insitu.testing.evidence import matched_filter
 from insitu.testing.raman_ramps import RenderedRamp
 
-__all__ = ["THIRD_SEEDS", "describe_third_film", "draw_third_film", "third_ramp"]
+__all__ = [
+    "THIRD_SEEDS",
+    "describe_third_film",
+    "draw_third_film",
+    "third_evidence",
+    "third_ramp",
+]
 
 THIRD_SEEDS: tuple[tuple[int, float], ...] = tuple(
     [(seed, 850.0) for seed in range(1, 41)] + [(seed, 600.0) for seed in range(101, 111)]
@@ -350,8 +357,10 @@ def _add_cosmic_rays(rng, film, spectrum):
         hit += _log_uniform(rng, 200, 20000) * rng.uniform(0.3, 1, len(hit))
 
 
-def _render(film):
-    """Temperatures, axis, counts, crystalline and decomposed fractions of one film's ramp."""
+def _render(film, parts: bool = False):
+    """Temperatures, axis, counts, crystalline and decomposed fractions of one film's ramp;
+    with ``parts``, also the expected counts of the garnet bands, of the pyrochlore bands and of
+    everything (before noise), per spectrum."""
     rng = np.random.default_rng(film["seed"] + _RENDER_SEED_OFFSET)
     set_C = np.arange(film["T0"], film["T_end"] + 1e-6, film["step"])
     temperatures = set_C + rng.normal(0, 0.3, len(set_C))
@@ -407,6 +416,8 @@ def _render(film):
     stokes_wavelength_um = 1.0 / (1.0 / 0.532 - axis * 1e-4)
     blackbody_reference = _planck(1.0 / (1.0 / 0.532 - 0.15), 1123.15)
     counts = np.empty((n_spectra, film["npix"]))
+    garnet_counts, pyrochlore_counts = np.zeros_like(counts), np.zeros_like(counts)
+    expected_counts = np.zeros_like(counts)
     for k in range(n_spectra):
         T_C = temperatures[k]
         calibration_drift = film["cal_drift"] * minutes[k] / max(minutes[-1], 1)
@@ -441,6 +452,7 @@ def _render(film):
                                 dispersion=0.04 * position,
                             )
                         )
+        garnet = signal.copy()
         if decomposed[k] > 1e-4:
             for position, width, height in zip(
                 _PYROCHLORE_BANDS, film["w_pyr"], heights_pyrochlore, strict=True
@@ -451,6 +463,7 @@ def _render(film):
                     * _stokes_bose_factor(position, T_C)
                     * _pseudo_voigt(x, position - 0.6 * softening, width * width_factor, 0.5)
                 )
+        pyrochlore = signal - garnet
         # amorphous humps
         for centre, width, amplitude, behaviour in film["amor"]:
             signal += (
@@ -495,6 +508,10 @@ def _render(film):
             glow = _planck(stokes_wavelength_um, T_C + 273.15)
             signal += film["blackbody"] * strongest * glow / blackbody_reference
         expected = signal * power[k] * response * etalon
+        if parts:
+            instrument = power[k] * response * etalon
+            garnet_counts[k], pyrochlore_counts[k] = garnet * instrument, pyrochlore * instrument
+            expected_counts[k] = expected
         spectrum = (
             rng.poisson(np.clip(expected, 0, None)).astype(float)
             + film["bias"]
@@ -502,6 +519,11 @@ def _render(film):
         )
         _add_cosmic_rays(rng, film, spectrum)
         counts[k] = np.round(spectrum)
+    if parts:
+        return (
+            temperatures, axis, counts, crystalline, decomposed,
+            garnet_counts, pyrochlore_counts, expected_counts,
+        )  # fmt: skip
     return temperatures, axis, counts, crystalline, decomposed
 
 
@@ -529,3 +551,26 @@ def third_ramp(seed: int, end_C: float = 850.0) -> RenderedRamp:
         crystalline=crystalline,
         decomposed=decomposed,
     )
+
+
+def third_evidence(
+    seed: int, end_C: float = 850.0, *, background_knots_cm1: float | None = None
+) -> dict[str, np.ndarray]:
+    """What the bands of each transition's new phase carry, in each spectrum of a ramp.
+
+    As :func:`~insitu.testing.foreign_ramps.foreign_evidence` for the other generator: the
+    matched-filter signal-to-noise ratio of the garnet bands (tetragonal and cubic,
+    ``crystallization_onset``) and of the pyrochlore bands (``decomposition``) alone, with the
+    true variance of the expected counts (shot noise and read noise), one value per spectrum
+    (noise units). It knows every shape, so no detector working from those bands sees more: a
+    bound, not a target. With ``background_knots_cm1``, only what an unknown smooth background
+    fitted beside them (cubic B-splines that far apart) cannot take
+    (:func:`~insitu.testing.evidence.beyond_smooth_background`).
+    """
+    film = draw_third_film(seed, end_C)
+    _, axis, _, _, _, garnet, pyrochlore, expected = _render(film, parts=True)
+    variance = np.clip(expected, 0.0, None) + film["read_noise"] ** 2
+    return {
+        "crystallization_onset": matched_filter(garnet, variance, axis, background_knots_cm1),
+        "decomposition": matched_filter(pyrochlore, variance, axis, background_knots_cm1),
+    }
