@@ -173,3 +173,20 @@ def test_an_unknown_smooth_background_takes_part_of_the_evidence():
         assert np.all(smooth[kind] <= known[kind] + 1e-9)
     last = known["crystallization_onset"][-1]
     assert 0.3 * last < smooth["crystallization_onset"][-1] < last
+
+
+def _combined(evidence: np.ndarray, last: int) -> float:
+    return float(np.sqrt(np.sum(evidence[: last + 1] ** 2)))
+
+
+def test_a_bright_film_shows_more_before_1_percent_than_a_faint_one_by_its_deadline():
+    # The onset window's bound (README, Known limits): film 35 carries more evidence before it
+    # is 1 % crystalline than film 16 by its deadline (2 spectra past 5 %), so no detector that
+    # fires at one evidence level, whatever it is, puts both onsets in their windows.
+    bright, faint = third_ramp(35), third_ramp(16)
+    before = int(np.flatnonzero(bright.crystalline > 0.01)[0]) - 1
+    deadline = int(np.flatnonzero(faint.crystalline > 0.05)[0]) + 2
+    shown_before = _combined(third_evidence(35)["crystallization_onset"], before)
+    shown_by_deadline = _combined(third_evidence(16)["crystallization_onset"], deadline)
+    assert shown_before == pytest.approx(14.5, abs=0.1)
+    assert shown_by_deadline == pytest.approx(7.7, abs=0.1)
