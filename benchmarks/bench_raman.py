@@ -442,9 +442,9 @@ def print_onset_bound(late_onsets: dict[str, list[float]]) -> None:
     print(
         "   a detector on the bands' significance (noise units, no band intensities) flags at "
         "about one evidence:\n   one level above every film's before 1 % and below every late "
-        f"onset's by its deadline {'exists' if exists else 'does not exist'};\n   the "
-        "crystalline fraction (band intensities from a standard: the calibrated mode) is what "
-        "would tell them apart"
+        f"onset's by its deadline {'exists' if exists else 'does not exist'};\n   band "
+        "intensities per unit of crystalline material, measured on standards, are what would "
+        "tell them apart (the detector does not use them so yet)"
     )
 
 
