@@ -73,10 +73,10 @@ def test_anneal_ramps_dwells_and_cools(sim_beamline):
         bl.RE(anneal(bl.stage, temperature=120, cool_to=130))
 
 
-def _anneal_with_raman(bl, **options):
-    """A short anneal to 70 C (cool to 50 C) with 1 s spectra: (its start document, the stage
-    temperature of each spectrum)."""
-    bl.raman.exposure.put(1.0)
+def _anneal_with_raman(bl, exposure=1.0, **options):
+    """A short anneal to 70 C (cool to 50 C) with ``exposure`` s spectra: (its start document,
+    the stage temperature of each spectrum)."""
+    bl.raman.exposure.put(exposure)
     (uid,) = bl.RE(
         anneal(
             bl.stage,
@@ -94,11 +94,13 @@ def _anneal_with_raman(bl, **options):
 
 
 def test_anneal_acquires_through_the_dwell_when_asked(sim_beamline):
-    """Crystals that appear during a dwell are seen live: spectra every dwell_every_s."""
+    """Crystals that appear during a dwell are seen live: spectra every dwell_every_s, on a
+    schedule the exposures (20 s of each minute) do not push later until the last one is lost."""
     bl = sim_beamline
-    start, temperatures = _anneal_with_raman(bl, dwell_s=240, dwell_every_s=60)
+    start, temperatures = _anneal_with_raman(bl, exposure=20.0, dwell_s=240, dwell_every_s=60)
     at_top = [t for t in temperatures if abs(t - 70) <= 2.0]
-    assert len(at_top) >= 1 + 4, temperatures  # the top one, then one per minute of the dwell
+    # The ramp's last (snapped to its stop), the dwell's first, then one per minute of it.
+    assert len(at_top) >= 1 + 1 + 4, temperatures
     assert start["plan_args"]["dwell_every_s"] == 60
     with pytest.raises(ValueError, match="dwell_every_s -1.0 s is not allowed"):
         bl.RE(anneal(bl.stage, temperature=120, detectors=[bl.raman], dwell_every_s=-1))

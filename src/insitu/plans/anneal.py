@@ -155,8 +155,16 @@ def anneal(
             yield from bps.mv(stage.dwell_end, dwell_started + dwell_s + dwell_overrun_s(rate))
         if detectors:
             yield from acquire_with_temperatures(stage, detectors, signals)
-            while dwell_every_s and (left := dwell_s - (clock.now() - dwell_started)) > 0:
-                yield from stubs.sleep(min(dwell_every_s, left))
+            # On a fixed schedule from the dwell's start (every dwell_every_s, and its end), not
+            # dwell_every_s after each acquisition: an acquisition's own time must not push the
+            # spectra later and later until one slot (often the dwell's end) is lost.
+            # A slot an acquisition overran is taken at once, never two back to back.
+            schedule = _dwell_schedule(dwell_s, dwell_every_s)
+            for i, due in enumerate(schedule):
+                elapsed = clock.now() - dwell_started
+                if i + 1 < len(schedule) and elapsed >= schedule[i + 1]:
+                    continue  # the next slot is due too: take that one
+                yield from stubs.sleep(max(0.0, due - elapsed))
                 yield from acquire_with_temperatures(stage, detectors, signals)
         yield from stubs.sleep(max(0.0, dwell_s - (clock.now() - dwell_started)))
         yield from bps.mv(stage, cool_to)
@@ -164,3 +172,14 @@ def anneal(
             yield from acquire_with_temperatures(stage, detectors, signals)
 
     return (yield from parked_on_exit(inner(), stage, cool_to, rate=rate, only_on_failure=True))
+
+
+def _dwell_schedule(dwell_s: float, every_s: float | None) -> list[float]:
+    """The times into the dwell (s) of its acquisitions after the first: every ``every_s``
+    and the dwell's end (none without ``every_s``)."""
+    if not every_s or dwell_s <= 0:
+        return []
+    times = [every_s * k for k in range(1, int(dwell_s // every_s) + 1)]
+    if not times or times[-1] < dwell_s - 1e-9:
+        times.append(dwell_s)
+    return times
