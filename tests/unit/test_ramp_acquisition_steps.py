@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import bluesky.plan_stubs as bps
 import pytest
 from bluesky import RunEngine
@@ -76,3 +79,72 @@ def test_a_ramp_that_ends_within_the_stage_tolerance_of_stop_still_acquires_the_
     ends = [doc["data"]["stage_temperature_end"] for doc in events]
     assert len(ends) == 6, ends  # 40, 50, 60, 70, 80 and 90 C
     assert ends[-1] == pytest.approx(90.0 - TOLERANCE_C)
+
+
+class _SlowDetector(FakeDetector):
+    """Each acquisition takes ``wall_s`` wall seconds; records the experiment time it began."""
+
+    def __init__(self, *args, wall_s: float, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.wall_s = wall_s
+        self.started: list[float] = []
+
+    def trigger(self) -> StatusBase:
+        from insitu import clock
+
+        self.started.append(clock.now())
+        self.triggers += 1
+        if self.triggers > 8:  # the ramp ended after 4: slots caught up on, back to back
+            raise RuntimeError(f"{self.name}: still acquiring at trigger {self.triggers}")
+        status = StatusBase()
+        threading.Timer(self.wall_s, status.set_finished).start()
+        return status
+
+
+class _EndlessRamp(FakeStage):
+    """A ramp that ends once the detector has acquired ``acquisitions`` times."""
+
+    def __init__(self, *args, detector, acquisitions: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.detector, self.acquisitions = detector, acquisitions
+
+    def set(self, value: float) -> StatusBase:
+        self.setpoint.put(float(value))
+        status = StatusBase()
+
+        def finish_when_done():
+            while self.detector.triggers < self.acquisitions:
+                time.sleep(0.01)
+            status.set_finished()
+
+        threading.Thread(target=finish_when_done, daemon=True).start()
+        return status
+
+
+def test_a_timed_ramp_acquisition_that_overruns_its_slot_waits_for_the_next_one(real_time_clock):
+    # 100x: each acquisition takes 50 experiment s, the slots are 20 s apart. One that ends
+    # past its next slot waits for the one after (60 s between starts), never starts again at
+    # once to catch up (50 s: back to back, the spectra bunched; and as the slots fell further
+    # behind, the ramp's end was never looked at: it acquired on for ever).
+    real_time_clock.set_speedup(100.0)
+    detector = _SlowDetector(name="det", wall_s=0.5)
+    stage = _EndlessRamp(name="stage", detector=detector, acquisitions=4)
+    engine = RunEngine({})
+    engine.waiting_hook = None
+
+    def plan():
+        yield from bps.open_run()
+        yield from ramp_acquisition(
+            stage,
+            [detector],
+            stop=500.0,
+            rate=10.0,
+            every_C=None,
+            every_s=20.0,
+            signals=RampSignals("stage"),
+        )
+        yield from bps.close_run()
+
+    engine(plan())
+    gaps = [b - a for a, b in zip(detector.started, detector.started[1:], strict=False)]
+    assert len(gaps) >= 3 and min(gaps) >= 57.0, gaps

@@ -154,7 +154,11 @@ def ramp_acquisition(
                 while direction * (reached - next_temperature) >= 0:
                     next_temperature = snapped(next_temperature + direction * every_C)
             else:
+                # The next slot still ahead: an acquisition that overran one is not followed
+                # by a burst of back-to-back spectra catching up (as in ``anneal``'s dwell).
                 next_time += every_s
+                while next_time <= clock.now():
+                    next_time += every_s
             if should_stop is not None and (yield from should_stop()):
                 return ramp
             continue
