@@ -161,7 +161,12 @@ def test_isothermal_eis_on_the_simulated_beamline_waits_out_a_temperature_excurs
     excursion_errors: list[BaseException] = []
     stage.rate.put(50.0)
     eis.f_min.put(100.0)  # a short sweep: the test is about the suspension, not the spectrum
-    excursion_log: dict[str, float] = {}
+    # Every reading as the stage's poller takes it (experiment time, C): the resume is judged
+    # from the one that brought the stage back, not from when this test's thread saw one.
+    readings: list[tuple[float, float]] = []
+    stage.temperature.subscribe(
+        lambda value, timestamp, **_: readings.append((timestamp, value)), run=False
+    )
 
     def wait_for(condition, what: str) -> None:
         deadline = time.monotonic() + 60
@@ -186,7 +191,6 @@ def test_isothermal_eis_on_the_simulated_beamline_waits_out_a_temperature_excurs
             stage.driver.set_limit(120.0)
             stage.driver.start()
             wait_for(lambda: abs(stage.temperature.get() - 120.0) < 4.0, "came back")
-            excursion_log["back"] = stage.temperature.timestamp
         except BaseException as error:  # noqa: BLE001 - reported by the test below
             # Without this, a failed excursion leaves the RunEngine suspended until the timeout.
             excursion_errors.append(error)
@@ -221,7 +225,13 @@ def test_isothermal_eis_on_the_simulated_beamline_waits_out_a_temperature_excurs
     justifications = [args[2] for _, c, args in recorder.messages if c == "_start_suspender"]
     assert justifications and "outside the band 120 +/- 5 C" in justifications[0]
     resumed_at = max(recorder.times("_resume_from_suspender"))
-    assert resumed_at - excursion_log["back"] >= 0.9 * 60.0
+    back_in_band = [
+        t
+        for (_, before), (t, value) in zip(readings, readings[1:], strict=False)
+        if abs(before - 120.0) > 5.0 >= abs(value - 120.0) and t < resumed_at
+    ]
+    assert back_in_band, readings
+    assert resumed_at - back_in_band[-1] >= 0.9 * 60.0, (resumed_at, back_in_band)
     # Every point kept was measured in the band: the one the excursion cut was measured again.
     assert all(abs(ev["data"]["stage_temperature"] - 120.0) <= 5.0 for ev in events)
 

@@ -138,13 +138,14 @@ def test_overshoot_trips_at_the_hard_limit_within_two_polls(rig):
     assert alarm.limit == "max_temperature_C" and alarm.device == "stage"
     assert alarm.value > HARD_MAX and alarm.threshold == HARD_MAX
     assert f"{alarm.value} C is above max_temperature_C {HARD_MAX} C" in alarm.reason
-    assert_acted_within_two_polls(emulator, HARD_MAX)
+    at_safe = assert_acted_within_two_polls(emulator, HARD_MAX)
     wait_for(lambda: emulator.status_byte() == LinkamStatus.STOPPED, what="heater off")
-    # Without the watchdog it would have gone to STAGE_MAX + 30 C.
+    # Without the watchdog it would have gone to STAGE_MAX + 30 C: cut short where the safe
+    # command found it (how far past HARD_MAX that is depends on the poll gap: load, not logic).
     peak = max(
         emulator.temperature_at(t) for t, _, _ in list(emulator.exchanges)
     )  # a copy: the server appends
-    assert peak < STAGE_MAX + 30.0 - 10.0
+    assert peak <= at_safe + 0.3 and peak < STAGE_MAX + 30.0 - 1.0, (peak, at_safe)
 
 
 def test_a_setpoint_or_rate_above_the_configured_limits_is_refused_before_anything_is_sent(rig):
@@ -483,7 +484,10 @@ def test_an_anneal_paused_in_its_dwell_is_ended_by_the_watchdog(beamline):
         bl.stage.dwell_end.unsubscribe(token)
     assert bl.RE.state == "paused"  # nobody will resume it
     ((at, end),) = declared
-    assert end == pytest.approx(at + 120.0 + dwell_overrun_s(50.0), abs=60.0)
+    # Declared from the dwell's start, the instant the stage settled (not when the plan heard
+    # of it: on a loaded machine that is many experiment seconds at 1000x), never later.
+    started = end - 120.0 - dwell_overrun_s(50.0)
+    assert started == pytest.approx(bl.stage.settled_at, abs=1e-3) and started <= at
     wait_for(lambda: bl.watchdog.tripped, what="the dwell alarm")
     assert bl.watchdog.alarm.limit == "dwell"
     wait_for(lambda: bl.RE.state == "idle", what="the paused anneal to be aborted")

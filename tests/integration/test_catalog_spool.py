@@ -142,7 +142,8 @@ def test_runs_left_in_the_spool_are_written_at_the_next_load(tmp_path, monkeypat
     config = {
         "catalog": {"location": str(tmp_path / "catalog")},
         "metadata_dir": str(tmp_path / "md"),
-        "simulation": {"speedup": 300, "seed": 2},
+        # Held time: the ramp's six spectra whatever the machine's load (at 300x, 0.2 wall s).
+        "simulation": {"speedup": 300, "seed": 2, "virtual_time": True},
     }
     storage = Storage(monkeypatch)
     try:

@@ -88,7 +88,9 @@ def test_count_stores_spectra_and_follows_the_activation_energy(eis, term, stage
     for celsius in (100.0, 300.0):
         stage.celsius = celsius
         documents.clear()
+        began = clock.now()
         run_engine(count([eis]))
+        passed = clock.now() - began
         (descriptor,) = [doc for name, doc in documents if name == "descriptor"]
         (event,) = [doc for name, doc in documents if name == "event"]
         keys = descriptor["data_keys"]
@@ -102,7 +104,9 @@ def test_count_stores_spectra_and_follows_the_activation_energy(eis, term, stage
         assert frequency.size == 57
         assert frequency.min() == pytest.approx(0.1) and frequency.max() == pytest.approx(1e6)
         # The sweep took experiment time like a real one: periods per point plus overhead.
-        assert 100.0 < event["data"]["eis_sweep_duration"] < 300.0
+        # (At most the experiment time the count took: the wire's latency is in both, and a
+        # loaded machine's at 1000x is minutes.)
+        assert 100.0 < event["data"]["eis_sweep_duration"] <= passed
         config = descriptor["configuration"]["eis"]["data"]
         assert config["eis_amplitude"] == 0.05 and config["eis_f_max"] == 1e6
         fitted[celsius] = fit_film_resistance(frequency, z)
