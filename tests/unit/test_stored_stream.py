@@ -119,3 +119,38 @@ def test_a_whole_stream_read_is_put_in_event_order_and_a_stream_without_table_is
     assert ordered["temperature"].tolist() == [30.0, 31.0, 32.0]
     assert ordered["spectrum"].tolist() == [0.0, 1.0, 2.0]
     assert in_event_order(_Stream(), read) is read
+
+
+class _DescribedStream(_Stream):
+    """A stream with its descriptor's ``data_keys`` in its metadata, as tiled keeps them."""
+
+    def __init__(self, data_keys, **columns):
+        super().__init__(**columns)
+        self.metadata = {"data_keys": {key: {"dtype": "number"} for key in data_keys}}
+
+
+def test_a_stream_cut_in_the_middle_of_its_first_event_reads_as_empty_columns():
+    """A SIGKILL while the first event of an impedance run was written left its array columns
+    stored and its table (the scalar columns) not yet: the campaign summary failed with
+    KeyError naming the missing scalars (the alone tier of 2026-12-07, 6.5 s into the run)."""
+    arrays = {key: _Column(np.ones((1, 57))) for key in ("eis_frequency", "eis_z_real")}
+    declared = ["eis_frequency", "eis_z_real", "stage_temperature", "cycle"]
+    stream = _DescribedStream(declared, **arrays)
+    assert complete_events(stream) == 0
+    columns = read_stream(stream, ["stage_temperature", "cycle", "eis_z_real"])
+    assert {key: len(column) for key, column in columns.items()} == {
+        "stage_temperature": 0,
+        "cycle": 0,
+        "eis_z_real": 0,
+    }
+    # A column the descriptor does not declare is still a caller's mistake, named.
+    with pytest.raises(KeyError, match=r"no column\(s\) \['nope'\].*declares"):
+        read_stream(stream, ["nope"])
+
+
+def test_a_whole_stream_with_every_declared_column_is_read_as_before():
+    stream = _DescribedStream(
+        ["temperature"], seq_num=_Column([1, 2]), temperature=_Column([30.0, 31.0])
+    )
+    assert complete_events(stream) == 2
+    assert read_stream(stream, ["temperature"])["temperature"].tolist() == [30.0, 31.0]

@@ -78,6 +78,25 @@ def in_event_order(stream, columns: dict) -> dict:
     return _in_event_order(columns, seq_num, table)
 
 
+def _declared_columns(stream) -> set[str]:
+    """The columns the stream's descriptor declares (its ``data_keys``); empty when the stream
+    has no such metadata. (Their ``ts_`` twins, ``seq_num`` and ``time`` are the writer's and
+    not counted on.)"""
+    try:
+        return set(stream.metadata["data_keys"])
+    except (AttributeError, KeyError, TypeError):
+        return set()
+
+
+def _cut_before_first_event(stream, available: list[str]) -> bool:
+    """True for a stream with no complete event: no columns at all, or a column its descriptor
+    declares not stored yet (a process killed in the middle of the first event's write: the
+    array columns stored, the table with the scalar ones not yet)."""
+    if not available:
+        return True
+    return any(key not in available for key in _declared_columns(stream))
+
+
 def complete_events(stream) -> int:
     """How many events of a stored stream are complete: the shortest of its columns.
 
@@ -88,10 +107,13 @@ def complete_events(stream) -> int:
     Returns
     -------
     int
-        The number of events every column holds (0 for a stream with no columns).
+        The number of events every column holds (0 for a stream with no columns, or with a
+        declared column not stored yet).
     """
-    lengths = [stream[key].shape[0] for key in stream]
-    return min(lengths) if lengths else 0
+    available = list(stream)
+    if _cut_before_first_event(stream, available):
+        return 0
+    return min(stream[key].shape[0] for key in available)
 
 
 def read_stream(stream, keys=None) -> dict[str, np.ndarray]:
@@ -102,9 +124,10 @@ def read_stream(stream, keys=None) -> dict[str, np.ndarray]:
     stream : tiled container of one event stream (``run["primary"]``)
     keys : iterable of str, optional
         The columns to read; all of them by default. A key the stream does not have raises
-        KeyError naming the stream's columns, except in a stream with no columns at all (its
-        descriptor was written, then the process died before the first event was stored):
-        every wanted key then reads as an empty column.
+        KeyError naming the stream's columns, except in a stream cut off before its first
+        event was stored (no columns at all, or one its descriptor declares missing: the
+        process died between the descriptor and the first event, or in the middle of that
+        event's write): every wanted key it has or declares then reads as an empty column.
 
     Returns
     -------
@@ -115,6 +138,12 @@ def read_stream(stream, keys=None) -> dict[str, np.ndarray]:
     wanted = available if keys is None else list(keys)
     if not available:  # cut off before its first event: zero complete events
         return {key: np.empty(0) for key in wanted}
+    if _cut_before_first_event(stream, available):
+        declared = _declared_columns(stream)
+        unknown = [key for key in wanted if key not in available and key not in declared]
+        if not unknown:
+            return {key: np.empty(0) for key in wanted}
+        raise KeyError(f"stream has no column(s) {unknown}; it declares {sorted(declared)}")
     unknown = [key for key in wanted if key not in available]
     if unknown:
         raise KeyError(f"stream has no column(s) {unknown}; it has {sorted(available)}")
