@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from insitu.analysis.stored_stream import in_event_order
+from insitu.analysis.stored_stream import complete_events, in_event_order, read_stream
 from insitu.beamline.private_dir import make_private_dir
 
 __all__ = ["export_run", "run_summary", "safe_file_name"]
@@ -43,12 +43,18 @@ def run_summary(run) -> dict:
 def _stream_length(stream) -> int:
     try:
         return int(stream.read().sizes.get("time", 0))
+    except ValueError:  # conflicting sizes: a crash-cut stream, whose complete events count
+        return complete_events(stream)
     except Exception:  # a stream with no events yet has no table to read
         return 0
 
 
 def _arrays(stream) -> dict[str, np.ndarray]:
-    dataset = stream.read()
+    try:
+        dataset = stream.read()
+    except ValueError:  # conflicting sizes: a crash-cut stream; its complete events, in order
+        data_keys = stream.metadata.get("data_keys", {})
+        return read_stream(stream, ["time", *(key for key in stream if key in data_keys)])
     columns = {"time": np.asarray(dataset["time"].values)}
     for key in dataset.data_vars:
         columns[key] = np.asarray(dataset[key].values)
