@@ -66,8 +66,10 @@ def anneal(
     way up, without stopping the ramp (as in ``heat_ramp``), and once at the start of the dwell
     (inside it: the dwell is timed from arrival).
     With ``dwell_every_s`` the detectors are also acquired through the dwell, every
-    ``dwell_every_s`` experiment seconds and once at its end (the last exposure runs past the
-    dwell's end by its own length): crystals that appear during the dwell are seen live.
+    ``dwell_every_s`` experiment seconds from its start and once at its end (the last exposure
+    runs past the dwell's end by its own length): crystals that appear during the dwell are seen
+    live. The times are fixed from the dwell's start, so acquisitions do not drift later; a slot
+    an acquisition overran is taken at once, never two back to back.
     With ``after_spectra`` the detectors are acquired that many times more once the stage is
     back at ``cool_to``: the film as it left the anneal. Crystals go on growing through the
     cool-down (a film 3 % crystalline at the end of a 5 min dwell at 590 C is 5 % once cold),

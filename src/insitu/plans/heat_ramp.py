@@ -205,7 +205,9 @@ def heat_ramp(
     rate : float
         C/min, within the stage's limits.
     every_C, every_s : float
-        Exactly one: the temperature step or the time step between acquisitions.
+        Exactly one: the temperature step or the time step between acquisitions. Steps an
+        acquisition took longer than are skipped, not caught up on back to back: the next
+        acquisition is at the next step still ahead.
     end_at : float, optional
         Move here (at the same rate) after the ramp, as part of the run.
     park_at : float or None
