@@ -69,7 +69,8 @@ def anneal(
     ``dwell_every_s`` experiment seconds from its start and once at its end (the last exposure
     runs past the dwell's end by its own length): crystals that appear during the dwell are seen
     live. The times are fixed from the dwell's start, so acquisitions do not drift later; a slot
-    an acquisition overran is taken at once, never two back to back.
+    that came while an acquisition was still running is taken as soon as it ends (of several
+    such slots, only the last).
     With ``after_spectra`` the detectors are acquired that many times more once the stage is
     back at ``cool_to``: the film as it left the anneal. Crystals go on growing through the
     cool-down (a film 3 % crystalline at the end of a 5 min dwell at 590 C is 5 % once cold),
@@ -160,7 +161,7 @@ def anneal(
             # On a fixed schedule from the dwell's start (every dwell_every_s, and its end), not
             # dwell_every_s after each acquisition: an acquisition's own time must not push the
             # spectra later and later until one slot (often the dwell's end) is lost.
-            # A slot an acquisition overran is taken at once, never two back to back.
+            # A slot that came during an acquisition is taken as it ends (of several, the last).
             schedule = _dwell_schedule(dwell_s, dwell_every_s)
             for i, due in enumerate(schedule):
                 elapsed = clock.now() - dwell_started
