@@ -4,9 +4,11 @@ bluesky-tiled-plugins' ``TiledWriter`` batches events by *count* only: with its 
 size a three-hour ramp sits in memory until the stop document, and with ``batch_size=1`` it
 manages ~25 events/s. ``DurableTiledWriter`` keeps TiledWriter for all the document handling and
 adds a *time* bound: a worker thread feeds it documents and writes the buffered events once the
-oldest has waited ``max_delay``, so batches grow with the event rate (one write per ``max_delay``
-at most: throughput) while no event waits longer than ``max_delay`` (durability). The RunEngine
-thread only enqueues.
+oldest has waited ``max_delay`` since the RunEngine handed it in (not since the worker got to it:
+behind a slow write it waited in the queue too), with whatever queued behind it in the same
+batch, so batches grow with the event rate (one write per ``max_delay`` at most: throughput)
+while no event waits much longer than ``max_delay`` (durability). The RunEngine thread only
+enqueues.
 
 With a spool directory, a run the catalog fails to take is not lost: from the first failed
 write on, the whole run goes to an fsync'd spool file (:mod:`insitu.beamline.run_spool`), the
@@ -230,7 +232,9 @@ class DurableTiledWriter:
         with self._idle:
             self._unfinished += 1
         # A shallow copy: downstream normalizers may pop keys from the documents they are given.
-        self._queue.put((name, dict(doc)))
+        # Stamped now: an event's max_delay runs from when it was handed in, not from when the
+        # worker got to it (behind a slow write it waited in the queue as long as the write).
+        self._queue.put((name, dict(doc), time.monotonic()))
         if not self._checked_elsewhere:
             self.check()
 
@@ -305,18 +309,22 @@ class DurableTiledWriter:
             )
 
     def _work(self) -> None:
-        pending_since: float | None = None
+        self._pending_since: float | None = None  # when the oldest unwritten event was handed in
+        carried = None  # a control item met while draining a backlog: handled next
         while True:
             timeout = None
-            if pending_since is not None:
-                timeout = max(0.0, pending_since + self.max_delay - time.monotonic())
+            if self._pending_since is not None:
+                timeout = max(0.0, self._pending_since + self.max_delay - time.monotonic())
             if self._writer.spooled:
                 wait = max(0.0, self._next_replay - time.monotonic())
                 timeout = wait if timeout is None else min(timeout, wait)
-            try:
-                item = self._queue.get(timeout=timeout) if timeout != 0.0 else None
-            except queue.Empty:
-                item = None
+            if carried is not None:
+                item, carried = carried, None
+            else:
+                try:
+                    item = self._queue.get(timeout=timeout) if timeout != 0.0 else None
+                except queue.Empty:
+                    item = None
             if item is _STOP:
                 self._flush()
                 self._replay(force=True)
@@ -324,31 +332,54 @@ class DurableTiledWriter:
             if item is _FLUSH:
                 self._flush()
                 self._replay(force=True)
-                pending_since = None
+                self._pending_since = None
             elif item is not None:
-                name, doc = item
-                try:
-                    self._writer(name, doc)
-                except Exception as error:
-                    logger.exception("could not write a %r document to the catalog", name)
-                    self._record(error)
-                if name in ("event", "event_page") and pending_since is None:
-                    pending_since = time.monotonic()
-                elif name == "stop":
-                    pending_since = None  # the run writer wrote its cache with the stop document
+                self._write(item)
             # Flushing only when the oldest event is due (not whenever the queue is empty) keeps
             # batches large at high rates: measured 300 vs 210 events/s for 1600-point spectra.
-            due = pending_since is not None and time.monotonic() - pending_since >= self.max_delay
-            if due:
-                self._flush()
-                pending_since = None
+            if self._due():
+                # What waits behind it goes into the same batch: a backlog flushed event by
+                # event would be written at the rate of one request per event.
+                for _ in range(self._queue.qsize()):
+                    try:
+                        queued = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if queued is _STOP or queued is _FLUSH:
+                        carried = queued
+                        break
+                    self._write(queued)
+                    self._done_one()
+                if self._pending_since is not None:
+                    self._flush()
+                    self._pending_since = None
             if item is None or (item is not _FLUSH and self._queue.empty()):
                 self._replay(force=False)
             if item is not None:
-                with self._idle:
-                    self._unfinished -= 1
-                    if not self._unfinished:
-                        self._idle.notify_all()
+                self._done_one()
+
+    def _write(self, item: tuple[str, dict, float]) -> None:
+        """Hand one queued document to the catalog writer (its events are batched)."""
+        name, doc, handed_in = item
+        try:
+            self._writer(name, doc)
+        except Exception as error:
+            logger.exception("could not write a %r document to the catalog", name)
+            self._record(error)
+        if name in ("event", "event_page") and self._pending_since is None:
+            self._pending_since = handed_in
+        elif name == "stop":
+            self._pending_since = None  # the run writer wrote its cache with the stop document
+
+    def _due(self) -> bool:
+        since = self._pending_since
+        return since is not None and time.monotonic() - since >= self.max_delay
+
+    def _done_one(self) -> None:
+        with self._idle:
+            self._unfinished -= 1
+            if not self._unfinished:
+                self._idle.notify_all()
 
     def _record(self, error: BaseException) -> None:
         self._error = error
