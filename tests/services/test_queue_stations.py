@@ -87,13 +87,18 @@ def test_a_queued_two_sample_campaign_survives_manager_restarts(
             first_uid, second_uid = first["item"]["item_uid"], second["item"]["item_uid"]
             api.queue_start()
             api.wait_for_condition(lambda s: s["running_item_uid"] == first_uid, timeout=120)
+            # Stop after the running item (a restart between the items), asked before the kill:
+            # the manager keeps the pending stop in Redis and its restart restores it, so it
+            # holds however long the restart takes (asked after it, an item that ended during
+            # a slow restart let the new manager start the second one).
+            api.queue_stop()
         with station.api(timeout=3) as api, pytest.raises(api.RequestTimeoutError):
             api.send_request(method="manager_kill")  # blocks the manager's loop for good
         status = _wait_until_answering(station)
         with station.api() as api:
             if status["manager_state"] == "executing_queue":
                 assert status["running_item_uid"] == first_uid  # picked up where it was
-            api.queue_stop()  # stop after the running item: restart between the items
+                assert status["queue_stop_pending"]  # restored from Redis by the restart
             api.wait_for_idle(timeout=900)
             assert [i["item_uid"] for i in api.queue_get()["items"]] == [second_uid]
             done = api.history_get()["items"][-1]
