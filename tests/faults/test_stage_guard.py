@@ -149,6 +149,7 @@ def test_a_process_killed_stopped_or_hung_up_while_heating_leaves_the_heater_off
         assert "no heartbeat" in log
 
 
+@pytest.mark.alone  # a wall-clock bound (heater off within 5 s): not beside the campaigns
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_a_hangup_the_main_thread_is_blind_to_still_stops_the_heater(linkam, tmp_path):
