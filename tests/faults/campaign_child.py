@@ -83,6 +83,7 @@ def main() -> None:
     parser.add_argument("--speedup", type=float, default=400.0)
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--stage-address", default=None)
+    parser.add_argument("--progress", action="store_true", help='print "doc" per document')
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -124,6 +125,8 @@ def main() -> None:
                 if progress.is_done(index, "anneal") and not progress.is_done(index, "eis"):
                     restore_annealed_film(bl.simulation, anneal_C)
                     print(f"restored the annealed film of sample {index}", flush=True)
+        if args.progress:  # the parent kills after a number of documents, whatever the load
+            bl.RE.subscribe(lambda name, doc: print("doc", flush=True))
         print("ready", flush=True)
         change = bl.simulation.change_sample if bl.simulation.labspec is not None else None
         bl.RE(

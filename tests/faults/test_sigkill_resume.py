@@ -58,7 +58,7 @@ ONSET_ABS = 50.0
 def _child(catalog, md, campaign_id, *, resume=False):
     command = [
         sys.executable, str(CHILD), "--catalog", str(catalog), "--md", str(md),
-        "--campaign-id", campaign_id, "--speedup", str(SPEEDUP),
+        "--campaign-id", campaign_id, "--speedup", str(SPEEDUP), "--progress",
     ]  # fmt: skip
     if resume:
         command.append("--resume")
@@ -124,30 +124,39 @@ def _same(a, b, *, rel=0.0, abs_=0.0):
 def test_sigkill_at_random_points_then_resume_gives_the_uninterrupted_results(tmp_path):
     catalog = tmp_path / "catalog"
     md = tmp_path / "md"
-    _, reference_wall = _run_to_end(catalog, md, "reference")
+    output, reference_wall = _run_to_end(catalog, md, "reference")
+    documents = output.split().count("doc")
     reference = _table(catalog, "reference")
-    print(f"reference campaign: {reference_wall:.0f} s wall after ready\n{reference}")
+    print(
+        f"reference campaign: {documents} documents, {reference_wall:.0f} s wall after ready\n"
+        f"{reference}"
+    )
 
     rng = random.Random(SEED)
     for kill in range(KILLS):
         campaign_id = f"killed-{kill}"
-        # One random point in each of KILLS equal parts of 3-73 % of the campaign, so several
-        # kills land in different phases (anneals, sample 0's impedance, ...); the 27 % left
-        # at the end are a margin for the load of the machine changing since the reference.
+        # One random point in each of KILLS equal parts of 3-73 % of the campaign's documents,
+        # so several kills land in different phases (anneals, sample 0's impedance, ...), then up
+        # to 1.5 wall s more, so the kill can land inside a write or a long impedance sweep
+        # (few documents, seconds apart). Counted in documents, not wall seconds: a run slower
+        # or faster than the reference (the machine's load changed) is still killed mid-way.
         width = 0.70 / KILLS
         low = 0.03 + width * kill
-        kill_after = rng.uniform(low, low + width) * reference_wall
+        kill_after_documents = max(1, round(rng.uniform(low, low + width) * documents))
+        kill_after_s = rng.uniform(0.0, 1.5)
         print(
-            f"kill {kill}: SIGKILL {kill_after:.1f} s after ready "
-            f"(replay with INSITU_KILL_SEED={SEED})",
+            f"kill {kill}: SIGKILL {kill_after_s:.2f} s after document {kill_after_documents} "
+            f"of {documents} (replay with INSITU_KILL_SEED={SEED})",
             flush=True,
         )
         child = _child(catalog, md, campaign_id)
         try:
+            seen = 0
             for line in child.stdout:
-                if line.strip() == "ready":
+                seen += line.strip() == "doc"
+                if seen >= kill_after_documents:
                     break
-            time.sleep(kill_after)  # wall time on purpose: a random moment of the child's life
+            time.sleep(kill_after_s)  # wall time on purpose: a random moment of the child's life
             if child.poll() is not None:
                 pytest.fail(f"kill {kill}: the campaign ended before the kill point")
             os.kill(child.pid, signal.SIGKILL)
@@ -190,7 +199,10 @@ def test_sigkill_at_random_points_then_resume_gives_the_uninterrupted_results(tm
         assert list(resumed.index) == list(reference.index)
         for anneal_C, row in reference.iterrows():
             got = resumed.loc[anneal_C]
-            where = f"kill {kill} (after {kill_after:.1f} s), {anneal_C} C film"
+            where = (
+                f"kill {kill} (after document {kill_after_documents} + {kill_after_s:.2f} s), "
+                f"{anneal_C} C film"
+            )
             assert _same(got["sigma_30C_S_cm"], row["sigma_30C_S_cm"], rel=SIGMA_REL), where
             assert _same(got["Ea_eV"], row["Ea_eV"], abs_=EA_ABS), where
             assert _same(got["onset_C"], row["onset_C"], abs_=ONSET_ABS), where

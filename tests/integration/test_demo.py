@@ -20,7 +20,12 @@ def _run(args, tmp_path):
     return subprocess.run(
         # Within the test's own 600 s: the demo is CPU-bound on held time, 184-222 s on the
         # loaded CI machine (a 300 s limit left a third of margin).
-        args, cwd=tmp_path, env=dict(os.environ), capture_output=True, text=True, timeout=540
+        args,
+        cwd=tmp_path,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=540,
     )
 
 
