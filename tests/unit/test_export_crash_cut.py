@@ -7,15 +7,7 @@ import csv
 import numpy as np
 
 from insitu.export import export_run, run_summary
-
-
-class _Column:
-    def __init__(self, values):
-        self.values = np.asarray(values)
-        self.shape = self.values.shape
-
-    def read(self):
-        return self.values
+from tests.unit.test_stored_stream import _Column
 
 
 class _CutStream(dict):
